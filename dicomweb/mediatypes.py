@@ -1,0 +1,239 @@
+"""Media types and transfer syntaxes: PS3.18 §8.7 tables and Accept negotiation (§8.7.8)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from dicomweb.errors import HTTPError
+
+EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
+NATIVE = {EXPLICIT_VR_LE, IMPLICIT_VR_LE, DEFLATED_LE, EXPLICIT_VR_BE}
+
+DICOM = "application/dicom"
+DICOM_JSON = "application/dicom+json"
+DICOM_XML = "application/dicom+xml"
+OCTET_STREAM = "application/octet-stream"
+JSON = "application/json"
+
+# Table 8.7.3-5: media type of a frame (or bulk pixel data) by transfer syntax.
+PIXEL_MEDIA_TYPE = {
+    EXPLICIT_VR_LE: OCTET_STREAM,
+    IMPLICIT_VR_LE: OCTET_STREAM,
+    DEFLATED_LE: OCTET_STREAM,
+    EXPLICIT_VR_BE: OCTET_STREAM,
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.51": "image/jpeg",
+    "1.2.840.10008.1.2.4.57": "image/jpeg",
+    "1.2.840.10008.1.2.4.70": "image/jpeg",
+    "1.2.840.10008.1.2.5": "image/dicom-rle",
+    "1.2.840.10008.1.2.4.80": "image/jls",
+    "1.2.840.10008.1.2.4.81": "image/jls",
+    "1.2.840.10008.1.2.4.90": "image/jp2",
+    "1.2.840.10008.1.2.4.91": "image/jp2",
+    "1.2.840.10008.1.2.4.92": "image/jpx",
+    "1.2.840.10008.1.2.4.93": "image/jpx",
+    "1.2.840.10008.1.2.4.201": "image/jphc",
+    "1.2.840.10008.1.2.4.202": "image/jphc",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+    "1.2.840.10008.1.2.4.110": "image/jxl",
+    "1.2.840.10008.1.2.4.111": "image/jxl",
+    "1.2.840.10008.1.2.4.112": "image/jxl",
+    "1.2.840.10008.1.2.4.100": "video/mpeg",
+    "1.2.840.10008.1.2.4.101": "video/mpeg",
+    "1.2.840.10008.1.2.4.102": "video/mp4",
+    "1.2.840.10008.1.2.4.103": "video/mp4",
+    "1.2.840.10008.1.2.4.104": "video/mp4",
+    "1.2.840.10008.1.2.4.105": "video/mp4",
+    "1.2.840.10008.1.2.4.106": "video/mp4",
+    "1.2.840.10008.1.2.4.107": "video/H265",
+    "1.2.840.10008.1.2.4.108": "video/H265",
+}
+# The transfer syntax a media type means when the request names none (Tables 8.7.3-2/-4/-5).
+DEFAULT_TRANSFER_SYNTAX = {
+    DICOM: EXPLICIT_VR_LE,
+    OCTET_STREAM: EXPLICIT_VR_LE,
+    "image/jpeg": "1.2.840.10008.1.2.4.70",
+    "image/dicom-rle": "1.2.840.10008.1.2.5",
+    "image/jls": "1.2.840.10008.1.2.4.80",
+    "image/jp2": "1.2.840.10008.1.2.4.90",
+    "image/jpx": "1.2.840.10008.1.2.4.92",
+    "image/jphc": "1.2.840.10008.1.2.4.201",
+    "image/jxl": "1.2.840.10008.1.2.4.110",
+    "video/mpeg": "1.2.840.10008.1.2.4.101",
+    "video/mp4": "1.2.840.10008.1.2.4.102",
+    "video/H265": "1.2.840.10008.1.2.4.107",
+}
+# Lossy (or possibly lossy) transfer syntaxes: when only this form exists, a request without a
+# transfer-syntax parameter gets it as stored (§8.7.3: "unless the origin server has only
+# access to the pixel data in lossy compressed form").
+LOSSY = {
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.93",
+    "1.2.840.10008.1.2.4.203",
+    "1.2.840.10008.1.2.4.111",
+    "1.2.840.10008.1.2.4.112",
+    *(f"1.2.840.10008.1.2.4.{n}" for n in range(100, 109)),
+}
+# Experimental names from earlier editions, still sent by some clients.
+ALIASES = {
+    "image/x-dicom-rle": "image/dicom-rle",
+    "image/x-jls": "image/jls",
+    "video/mpeg2": "video/mpeg",
+}
+
+
+@dataclass(frozen=True)
+class MediaRange:
+    """One entry of an Accept header: ``type/subtype`` with parameters and a weight."""
+
+    media_type: str
+    params: dict[str, str] = field(default_factory=dict)
+    q: float = 1.0
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.media_type == "multipart/related"
+
+    @property
+    def part_type(self) -> str:
+        """The media type of the parts (``type`` parameter) or the media type itself."""
+        if self.is_multipart:
+            return ALIASES.get(self.params.get("type", "*/*"), self.params.get("type", "*/*"))
+        return ALIASES.get(self.media_type, self.media_type)
+
+    @property
+    def transfer_syntax(self) -> str | None:
+        return self.params.get("transfer-syntax")
+
+
+def _split(text: str, separator: str) -> list[str]:
+    """Split on *separator* outside double quotes."""
+    parts, current, quoted = [], [], False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def parse_media_type(text: str) -> tuple[str, dict[str, str]]:
+    """``type/subtype; a=b; c="d"`` → (lower-case type, parameters)."""
+    pieces = _split(text, ";")
+    media_type = pieces[0].strip().lower()
+    params: dict[str, str] = {}
+    for piece in pieces[1:]:
+        if "=" not in piece:
+            continue
+        name, _, value = piece.partition("=")
+        params[name.strip().lower()] = value.strip().strip('"')
+    return media_type, params
+
+
+def parse_accept(header: str | None) -> list[MediaRange]:
+    """Media ranges of an Accept header, highest weight first (ties keep their order)."""
+    ranges: list[MediaRange] = []
+    for entry in _split(header or "", ","):
+        if not entry.strip():
+            continue
+        media_type, params = parse_media_type(entry)
+        if "/" not in media_type:
+            raise HTTPError(400, f"malformed media range {entry.strip()!r} in Accept")
+        try:
+            q = float(params.pop("q", "1"))
+        except ValueError as exc:
+            raise HTTPError(400, f"malformed weight in Accept entry {entry.strip()!r}") from exc
+        ranges.append(MediaRange(media_type, params, q))
+    return sorted((r for r in ranges if r.q > 0), key=lambda r: -r.q)
+
+
+def requested_ranges(accept_header: str | None, accept_param: Sequence[str]) -> list[MediaRange]:
+    """The `accept` query parameter takes precedence over the Accept header (§8.7.8.1)."""
+    if accept_param:
+        return parse_accept(",".join(accept_param))
+    if not accept_header:
+        return [MediaRange("*/*")]
+    return parse_accept(accept_header)
+
+
+def _type_matches(pattern: str, media_type: str) -> bool:
+    if pattern in ("*/*", "*"):
+        return True
+    major, _, minor = pattern.partition("/")
+    if minor == "*":
+        return media_type.split("/")[0] == major
+    return pattern == media_type
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What will be sent: the media type of each part, its transfer syntax, multipart or not."""
+
+    media_type: str
+    transfer_syntax: str
+    multipart: bool
+
+
+def negotiate(
+    ranges: Iterable[MediaRange],
+    offered: Sequence[tuple[str, str]],
+    multipart: str = "required",
+) -> Choice | None:
+    """Pick the first offered (media type, transfer syntax) the ranges accept, by weight.
+
+    *offered* lists what the server can produce, the stored form first. A range without a
+    transfer-syntax parameter asks for the media type's default transfer syntax, which the
+    stored lossy form satisfies when nothing else exists (§8.7.3). ``transfer-syntax=*``
+    accepts anything of the media type. *multipart* is "required" (the resource is a
+    collection), "optional" (a single item, §10.4.4 Note 3) or "forbidden".
+    """
+    for media_range in ranges:
+        if media_range.is_multipart and multipart == "forbidden":
+            continue
+        if (
+            not media_range.is_multipart
+            and multipart == "required"
+            and media_range.media_type not in ("*/*", "*", "multipart/*")
+        ):
+            continue
+        wanted_ts = media_range.transfer_syntax
+        for media_type, transfer_syntax in offered:
+            if not _type_matches(media_range.part_type, media_type):
+                continue
+            if wanted_ts == "*" or wanted_ts == transfer_syntax:
+                pass
+            elif wanted_ts is None:
+                wildcard = "*" in media_range.part_type
+                default = DEFAULT_TRANSFER_SYNTAX.get(media_type)
+                only_lossy = transfer_syntax in LOSSY and offered[0][1] == transfer_syntax
+                if not (wildcard or default is None or default == transfer_syntax or only_lossy):
+                    continue
+            else:
+                continue
+            # A single-part response only when the client named a single-part type itself.
+            is_multipart = (
+                media_range.is_multipart or multipart == "required" or "*" in media_range.media_type
+            )
+            return Choice(media_type, transfer_syntax, is_multipart)
+    return None
+
+
+def not_acceptable(what: str, offered: Sequence[tuple[str, str]]) -> HTTPError:
+    """406 listing what is available (§8.5: "should return a payload that lists the available
+    media types")."""
+    available = ", ".join(f"{m}; transfer-syntax={ts}" for m, ts in offered)
+    return HTTPError(
+        406,
+        f"none of the acceptable media types can be provided for {what}; available: {available}",
+    )

@@ -1,0 +1,101 @@
+"""The attribute values the study index keeps, taken from an instance's data set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from storage.errors import InvalidInstance
+from storage.uid import is_valid_uid
+
+
+def _text(dataset: Dataset, keyword: str, limit: int) -> str:
+    value = dataset.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list | tuple):
+        value = "\\".join(str(v) for v in value)
+    return str(value).replace("\x00", "").strip()[:limit]
+
+
+def _integer(dataset: Dataset, keyword: str) -> int | None:
+    value = dataset.get(keyword)
+    if isinstance(value, MultiValue | list | tuple):
+        value = value[0] if value else None
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _uid(dataset: Dataset, keyword: str, name: str) -> str:
+    value = _text(dataset, keyword, 200)
+    if not value:
+        raise InvalidInstance(f"{name} is missing")
+    if not is_valid_uid(value):
+        raise InvalidInstance(f"{name} {value!r} is not a valid UID (PS3.5 §9.1)")
+    return value
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The four UIDs that place an instance in the archive."""
+
+    study: str
+    series: str
+    instance: str
+    sop_class: str
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> Identity:
+        return cls(
+            study=_uid(dataset, "StudyInstanceUID", "Study Instance UID (0020,000D)"),
+            series=_uid(dataset, "SeriesInstanceUID", "Series Instance UID (0020,000E)"),
+            instance=_uid(dataset, "SOPInstanceUID", "SOP Instance UID (0008,0018)"),
+            sop_class=_uid(dataset, "SOPClassUID", "SOP Class UID (0008,0016)"),
+        )
+
+
+def patient_values(dataset: Dataset) -> dict[str, str]:
+    return {
+        "patient_id": _text(dataset, "PatientID", 64),
+        "issuer_of_patient_id": _text(dataset, "IssuerOfPatientID", 64),
+        "patient_name": _text(dataset, "PatientName", 400),
+        "patient_birth_date": _text(dataset, "PatientBirthDate", 8),
+        "patient_sex": _text(dataset, "PatientSex", 16),
+    }
+
+
+def study_values(dataset: Dataset) -> dict[str, str]:
+    return {
+        "study_date": _text(dataset, "StudyDate", 8),
+        "study_time": _text(dataset, "StudyTime", 16),
+        "accession_number": _text(dataset, "AccessionNumber", 16),
+        "study_id": _text(dataset, "StudyID", 16),
+        "study_description": _text(dataset, "StudyDescription", 64),
+        "referring_physician_name": _text(dataset, "ReferringPhysicianName", 400),
+        "timezone_offset_from_utc": _text(dataset, "TimezoneOffsetFromUTC", 16),
+        "specific_character_set": _text(dataset, "SpecificCharacterSet", 128),
+    }
+
+
+def series_values(dataset: Dataset) -> dict[str, object]:
+    return {
+        "modality": _text(dataset, "Modality", 16),
+        "series_number": _integer(dataset, "SeriesNumber"),
+        "series_description": _text(dataset, "SeriesDescription", 64),
+        "performed_procedure_step_start_date": _text(dataset, "PerformedProcedureStepStartDate", 8),
+        "performed_procedure_step_start_time": _text(
+            dataset, "PerformedProcedureStepStartTime", 16
+        ),
+    }
+
+
+def instance_values(dataset: Dataset) -> dict[str, object]:
+    return {
+        "instance_number": _integer(dataset, "InstanceNumber"),
+        "rows": _integer(dataset, "Rows"),
+        "columns": _integer(dataset, "Columns"),
+    }

@@ -1,0 +1,250 @@
+"""Blob store: where instance bytes live; the filesystem implementation writes atomically."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from storage.errors import NotFound, OutOfResources
+
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _raise_resources(exc: OSError) -> None:
+    if exc.errno in _NO_SPACE:
+        raise OutOfResources(f"the archive cannot write: {os.strerror(exc.errno)}") from exc
+    raise exc
+
+
+class StagedBlob:
+    """Bytes being received into a temporary file of the staging area, not yet a blob."""
+
+    def __init__(self, path: Path, fsync: bool) -> None:
+        self.path = path
+        self.size = 0
+        self._fsync = fsync
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append *data*; raises OutOfResources when the disk is full."""
+        assert self._fd is not None, "staged blob already finished"
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+                self.size += written
+        except OSError as exc:
+            _raise_resources(exc)
+
+    def finish(self) -> None:
+        """Make the received bytes durable (fsync) and close the file."""
+        if self._fd is None:
+            return
+        try:
+            if self._fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            _raise_resources(exc)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def discard(self) -> None:
+        """Forget the staged bytes (no-op once placed into the store)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> StagedBlob:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.discard()
+
+
+class BlobStore(Protocol):
+    """What the archive needs from a blob store."""
+
+    def stage(self) -> StagedBlob: ...
+
+    def stage_copy(self, source: Path) -> StagedBlob: ...
+
+    def place(self, staged: StagedBlob, key: str) -> None: ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def read_ranges(self, key: str, ranges: Iterable[tuple[int, int]]) -> Iterator[bytes]: ...
+
+    def size(self, key: str) -> int: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def purge_staging(self, older_than_seconds: float = 0.0) -> int: ...
+
+
+class FilesystemBlobStore:
+    """Blobs as files under one root; staged in ``.staging`` then renamed into place."""
+
+    STAGING = ".staging"
+
+    def __init__(self, root: Path, fsync: bool = True) -> None:
+        self.root = root.resolve()
+        self.fsync = fsync
+        self.staging = self.root / self.STAGING
+        self.staging.mkdir(parents=True, exist_ok=True)
+
+    # -- paths ---------------------------------------------------------------------------------
+    def path(self, key: str) -> Path:
+        """The file of *key*; keys are made by the archive from validated UIDs."""
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"bad blob key {key!r}")
+        if parts[0] == self.STAGING:
+            raise ValueError(f"bad blob key {key!r}")
+        return self.root.joinpath(*parts)
+
+    # -- writing -------------------------------------------------------------------------------
+    def stage(self) -> StagedBlob:
+        """A new empty staged blob."""
+        name = f"{time.time_ns():x}-{secrets.token_hex(8)}.part"
+        try:
+            return StagedBlob(self.staging / name, self.fsync)
+        except OSError as exc:
+            _raise_resources(exc)
+            raise
+
+    def stage_copy(self, source: Path) -> StagedBlob:
+        """A staged blob holding a copy of *source* (kernel copy, nothing held in memory)."""
+        staged = self.stage()
+        try:
+            with open(source, "rb") as src:
+                assert staged._fd is not None
+                while True:
+                    # copy_file_range: the kernel copies, no bytes pass through Python.
+                    copied = _copy_chunk(src.fileno(), staged._fd)
+                    if copied == 0:
+                        break
+                    staged.size += copied
+            staged.finish()
+        except BaseException:
+            staged.discard()
+            raise
+        return staged
+
+    def place(self, staged: StagedBlob, key: str) -> None:
+        """Atomically rename a finished staged blob to *key* and make the rename durable."""
+        staged.finish()
+        target = self.path(key)
+        created = _make_dirs(target.parent, self.root)
+        try:
+            os.rename(staged.path, target)
+            if self.fsync:
+                _fsync_dir(target.parent)
+                for directory in created:
+                    _fsync_dir(directory.parent)
+        except OSError as exc:
+            _raise_resources(exc)
+
+    def delete(self, key: str) -> None:
+        """Remove the blob of *key* if it exists, and its directories once empty."""
+        target = self.path(key)
+        target.unlink(missing_ok=True)
+        parent = target.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def purge_staging(self, older_than_seconds: float = 0.0) -> int:
+        """Delete staged files left by interrupted uploads; returns how many were removed."""
+        removed = 0
+        limit = time.time() - older_than_seconds
+        for entry in self.staging.iterdir():
+            try:
+                if entry.stat().st_mtime <= limit:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    # -- reading -------------------------------------------------------------------------------
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return open(self.path(key), "rb")
+        except FileNotFoundError as exc:
+            raise NotFound(f"blob {key} is missing from the store") from exc
+
+    def read_ranges(self, key: str, ranges: Iterable[tuple[int, int]]) -> Iterator[bytes]:
+        """Yield the bytes of each (offset, length) range, one pread each."""
+        try:
+            fd = os.open(self.path(key), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise NotFound(f"blob {key} is missing from the store") from exc
+        try:
+            for offset, length in ranges:
+                data = os.pread(fd, length, offset)
+                if len(data) != length:
+                    raise OSError(errno.EIO, f"blob {key} is shorter than its frame table")
+                yield data
+        finally:
+            os.close(fd)
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise NotFound(f"blob {key} is missing from the store") from exc
+
+
+def _copy_chunk(src: int, dst: int, chunk: int = 1 << 30) -> int:
+    try:
+        return os.copy_file_range(src, dst, chunk)
+    except OSError as exc:
+        if exc.errno in _NO_SPACE:
+            _raise_resources(exc)
+        # Cross-device or unsupported: fall back to a buffered copy of one chunk.
+        data = os.read(src, 1 << 20)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(dst, view) :]
+        return len(data)
+
+
+def _make_dirs(directory: Path, root: Path) -> list[Path]:
+    """mkdir -p, returning the directories that were created (outermost first)."""
+    missing: list[Path] = []
+    current = directory
+    while current != root and not current.exists():
+        missing.append(current)
+        current = current.parent
+    created: list[Path] = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+            created.append(path)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            _raise_resources(exc)
+    return created
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["BlobStore", "FilesystemBlobStore", "StagedBlob"]

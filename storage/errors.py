@@ -1,0 +1,60 @@
+"""Typed errors of the archive core; each front door maps them to its own wire status."""
+
+
+class ArchiveError(Exception):
+    """Something the archive refused or could not do; ``reason`` is readable by a person.
+
+    ``sop_class`` and ``sop_instance`` name the instance concerned when it is known.
+    """
+
+    def __init__(
+        self, reason: str, sop_class: str | None = None, sop_instance: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.sop_class = sop_class
+        self.sop_instance = sop_instance
+
+
+class InvalidUID(ArchiveError):
+    """A UID given by a client does not obey the UID grammar."""
+
+
+class InvalidRequest(ArchiveError):
+    """A request names something in a form the archive cannot read (a malformed path)."""
+
+
+class NotFound(ArchiveError):
+    """No stored study, series, instance, frame or bulk data item matches the request."""
+
+
+class InvalidInstance(ArchiveError):
+    """The data is not a readable DICOM Part-10 instance, or lacks what the archive needs."""
+
+
+class UnsupportedTransferSyntax(InvalidInstance):
+    """The instance is encoded in a transfer syntax the archive does not know."""
+
+
+class StudyMismatch(ArchiveError):
+    """The instance belongs to another study than the one the request targets."""
+
+
+class ConflictingInstance(ArchiveError):
+    """The instance contradicts what the archive holds (e.g. its series is in another study)."""
+
+
+class DuplicateInstance(ArchiveError):
+    """An instance with this SOP Instance UID is stored already and the policy is to reject."""
+
+
+class InstanceBusy(ArchiveError):
+    """Another request is storing an instance with the same SOP Instance UID right now."""
+
+
+class OutOfResources(ArchiveError):
+    """The archive could not write: disk full, quota or similar."""
+
+
+class RequestTooLarge(ArchiveError):
+    """The data offered is larger than the configured limit."""

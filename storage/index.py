@@ -1,0 +1,327 @@
+"""The study index: claiming, committing and releasing instances, and looking them up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from pydicom.dataset import Dataset
+from sqlalchemy import Engine, Select, delete, exists, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from storage.attributes import (
+    Identity,
+    instance_values,
+    patient_values,
+    series_values,
+    study_values,
+)
+from storage.database import WRITE
+from storage.errors import ConflictingInstance, DuplicateInstance, InstanceBusy, NotFound
+from storage.models import (
+    PENDING,
+    STORED,
+    FrameIndex,
+    Instance,
+    InstanceMetadata,
+    Patient,
+    Series,
+    Study,
+)
+
+# A claim this old belongs to a writer that died; a new writer may take it over.
+STALE_CLAIM = timedelta(minutes=30)
+T = TypeVar("T")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to write one SOP instance: its row and the blob key it will get."""
+
+    instance_pk: int
+    key: str
+    previous_key: str | None  # the blob this write replaces (overwrite policy)
+    abandoned_key: str | None  # a dead writer's blob to remove
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A stored instance as WADO-RS needs it."""
+
+    pk: int
+    study: str
+    series: str
+    instance: str
+    sop_class: str
+    transfer_syntax: str
+    number_of_frames: int
+    blob_key: str
+    size: int
+
+
+class StudyIndex:
+    """All reads and writes of the index tables, as SQLAlchemy expressions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(**WRITE)
+
+    # -- writing -------------------------------------------------------------------------------
+    def _write(self, work: Callable[[Session], T], attempts: int = 5) -> T:
+        """Run *work* in a write transaction, retrying when a concurrent writer collided."""
+        for attempt in range(attempts):
+            try:
+                with Session(self._writer, expire_on_commit=False) as session, session.begin():
+                    return work(session)
+            except (IntegrityError, OperationalError):
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def claim(self, sop_instance_uid: str, key: str, overwrite: bool) -> Claim:
+        """Reserve *sop_instance_uid* for a write whose blob will be *key*."""
+
+        def work(session: Session) -> Claim:
+            row = session.scalar(
+                select(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
+            )
+            now = _now()
+            if row is None:
+                row = Instance(
+                    sop_instance_uid=sop_instance_uid,
+                    status=PENDING,
+                    pending_key=key,
+                    claimed_at=now,
+                    number_of_frames=0,
+                    size=0,
+                )
+                session.add(row)
+                session.flush()
+                return Claim(row.pk, key, None, None)
+            abandoned = None
+            if row.pending_key is not None:
+                if row.claimed_at is not None and now - row.claimed_at < STALE_CLAIM:
+                    raise InstanceBusy(
+                        f"SOP Instance {sop_instance_uid} is being stored by another request"
+                    )
+                abandoned = row.pending_key
+            if row.status == STORED and not overwrite:
+                raise DuplicateInstance(
+                    f"SOP Instance {sop_instance_uid} is stored already "
+                    "(the archive's duplicate policy is to reject)"
+                )
+            row.pending_key, row.claimed_at = key, now
+            previous = row.blob_key if row.status == STORED else None
+            return Claim(row.pk, key, previous, abandoned)
+
+        try:
+            return self._write(work, attempts=1)
+        except IntegrityError as exc:
+            raise InstanceBusy(
+                f"SOP Instance {sop_instance_uid} is being stored by another request"
+            ) from exc
+
+    def commit(
+        self,
+        claim: Claim,
+        identity: Identity,
+        dataset: Dataset,
+        transfer_syntax: str,
+        number_of_frames: int,
+        size: int,
+        document: bytes,
+        frames: bytes | None,
+    ) -> None:
+        """Make a claimed instance visible: index values, metadata, frame table, ``stored``."""
+
+        def work(session: Session) -> None:
+            row = session.get(Instance, claim.instance_pk)
+            if row is None or row.pending_key != claim.key:
+                raise InstanceBusy(f"the claim on {identity.instance} was lost to another writer")
+            series = self._series(session, identity, dataset)
+            old_series_pk = row.series_pk
+            row.series_pk = series.pk
+            row.sop_class_uid = identity.sop_class
+            for name, value in instance_values(dataset).items():
+                setattr(row, name, value)
+            row.number_of_frames = number_of_frames
+            row.transfer_syntax_uid = transfer_syntax
+            row.size = size
+            row.blob_key, row.pending_key, row.claimed_at = claim.key, None, None
+            row.status = STORED
+            row.stored_at = _now()
+            session.merge(InstanceMetadata(instance_pk=row.pk, document=document))
+            session.execute(delete(FrameIndex).where(FrameIndex.instance_pk == row.pk))
+            if frames is not None:
+                session.add(FrameIndex(instance_pk=row.pk, ranges=frames))
+            session.flush()
+            if old_series_pk is not None and old_series_pk != series.pk:
+                self._drop_if_empty(session, old_series_pk)
+
+        self._write(work)
+
+    def release(self, claim: Claim) -> None:
+        """Give up a claim after a failed write; a new instance's row disappears."""
+
+        def work(session: Session) -> None:
+            row = session.get(Instance, claim.instance_pk)
+            if row is None or row.pending_key != claim.key:
+                return
+            if row.status == PENDING:
+                session.delete(row)
+            else:
+                row.pending_key, row.claimed_at = None, None
+
+        self._write(work)
+
+    def abandoned_claims(self) -> list[Claim]:
+        """Every open claim; only meaningful when no writer is running (start-up recovery)."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(Instance.pk, Instance.pending_key).where(Instance.pending_key.is_not(None))
+            ).all()
+        return [Claim(pk, key, None, None) for pk, key in rows]
+
+    # -- patient / study / series rows -----------------------------------------------------------
+    def _patient(self, session: Session, dataset: Dataset) -> Patient:
+        values = patient_values(dataset)
+        patient = None
+        if values["patient_id"]:
+            patient = session.scalar(
+                select(Patient).where(
+                    Patient.patient_id == values["patient_id"],
+                    Patient.issuer_of_patient_id == values["issuer_of_patient_id"],
+                )
+            )
+        if patient is None:
+            patient = Patient(**values)
+            session.add(patient)
+            session.flush()
+        else:
+            _fill_empty(patient, values)
+        return patient
+
+    def _series(self, session: Session, identity: Identity, dataset: Dataset) -> Series:
+        study = session.scalar(select(Study).where(Study.study_instance_uid == identity.study))
+        if study is None:
+            patient = self._patient(session, dataset)
+            study = Study(
+                patient_pk=patient.pk, study_instance_uid=identity.study, **study_values(dataset)
+            )
+            session.add(study)
+            session.flush()
+        else:
+            _fill_empty(study, study_values(dataset))
+        series = session.scalar(select(Series).where(Series.series_instance_uid == identity.series))
+        if series is None:
+            series = Series(
+                study_pk=study.pk, series_instance_uid=identity.series, **series_values(dataset)
+            )
+            session.add(series)
+            session.flush()
+        elif series.study_pk != study.pk:
+            raise ConflictingInstance(
+                f"Series {identity.series} is stored in another study than {identity.study}"
+            )
+        else:
+            _fill_empty(series, series_values(dataset))
+        return series
+
+    def _drop_if_empty(self, session: Session, series_pk: int) -> None:
+        """Remove a series left without instances, and its study and patient if left empty."""
+        if session.scalar(select(exists().where(Instance.series_pk == series_pk))):
+            return
+        series = session.get(Series, series_pk)
+        if series is None:
+            return
+        study = session.get(Study, series.study_pk)
+        session.delete(series)
+        session.flush()
+        if study is None or session.scalar(select(exists().where(Series.study_pk == study.pk))):
+            return
+        patient_pk = study.patient_pk
+        session.delete(study)
+        session.flush()
+        if not session.scalar(select(exists().where(Study.patient_pk == patient_pk))):
+            session.execute(delete(Patient).where(Patient.pk == patient_pk))
+
+    # -- reading -------------------------------------------------------------------------------
+    def _stored(self) -> Select:
+        return (
+            select(
+                Instance.pk,
+                Study.study_instance_uid,
+                Series.series_instance_uid,
+                Instance.sop_instance_uid,
+                Instance.sop_class_uid,
+                Instance.transfer_syntax_uid,
+                Instance.number_of_frames,
+                Instance.blob_key,
+                Instance.size,
+            )
+            .join(Series, Instance.series_pk == Series.pk)
+            .join(Study, Series.study_pk == Study.pk)
+            .where(Instance.status == STORED)
+        )
+
+    def records(
+        self, study: str, series: str | None = None, instance: str | None = None
+    ) -> list[StoredRecord]:
+        """Stored instances of a study, series or single instance, in a stable order."""
+        query = self._stored().where(Study.study_instance_uid == study)
+        if series is not None:
+            query = query.where(Series.series_instance_uid == series)
+        if instance is not None:
+            query = query.where(Instance.sop_instance_uid == instance)
+        query = query.order_by(
+            Series.series_number, Series.pk, Instance.instance_number, Instance.pk
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        if not rows:
+            raise NotFound(_not_found(study, series, instance))
+        return [StoredRecord(*row) for row in rows]
+
+    def documents(self, records: list[StoredRecord]) -> Iterator[bytes]:
+        """The stored metadata documents of *records*, in their order."""
+        pks = [record.pk for record in records]
+        for start in range(0, len(pks), 500):
+            chunk = pks[start : start + 500]
+            with self.engine.connect() as connection:
+                found = dict(
+                    connection.execute(
+                        select(InstanceMetadata.instance_pk, InstanceMetadata.document).where(
+                            InstanceMetadata.instance_pk.in_(chunk)
+                        )
+                    ).all()
+                )
+            for pk in chunk:
+                if pk in found:
+                    yield found[pk]
+
+    def frame_ranges(self, pk: int) -> bytes | None:
+        """The encoded frame table of instance *pk*."""
+        with self.engine.connect() as connection:
+            return connection.scalar(select(FrameIndex.ranges).where(FrameIndex.instance_pk == pk))
+
+
+def _fill_empty(row: object, values: dict[str, object]) -> None:
+    """Keep what the first instance said; fill in only what it left empty."""
+    for name, value in values.items():
+        if value not in (None, "") and getattr(row, name) in (None, ""):
+            setattr(row, name, value)
+
+
+def _not_found(study: str, series: str | None, instance: str | None) -> str:
+    if instance is not None:
+        return f"no stored instance {instance} in series {series} of study {study}"
+    if series is not None:
+        return f"no stored series {series} in study {study}"
+    return f"no stored study {study}"

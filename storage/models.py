@@ -1,0 +1,144 @@
+"""Study index tables: patient, study, series, instance, plus per-instance metadata and frames."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+STORED = "stored"
+PENDING = "pending"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64), default="")
+    issuer_of_patient_id: Mapped[str] = mapped_column(String(64), default="")
+    patient_name: Mapped[str] = mapped_column(String(400), default="")
+    patient_birth_date: Mapped[str] = mapped_column(String(8), default="")
+    patient_sex: Mapped[str] = mapped_column(String(16), default="")
+
+    # One row per (Patient ID, Issuer); patients without an ID are never merged.
+    __table_args__ = (
+        Index(
+            "ux_patient_id",
+            "patient_id",
+            "issuer_of_patient_id",
+            unique=True,
+            sqlite_where=text("patient_id <> ''"),
+            postgresql_where=text("patient_id <> ''"),
+        ),
+        Index("ix_patient_name", "patient_name"),
+    )
+
+
+class Study(Base):
+    __tablename__ = "study"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_pk: Mapped[int] = mapped_column(ForeignKey("patient.pk"), index=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
+    study_date: Mapped[str] = mapped_column(String(8), default="", index=True)
+    study_time: Mapped[str] = mapped_column(String(16), default="")
+    accession_number: Mapped[str] = mapped_column(String(16), default="", index=True)
+    study_id: Mapped[str] = mapped_column(String(16), default="")
+    study_description: Mapped[str] = mapped_column(String(64), default="")
+    referring_physician_name: Mapped[str] = mapped_column(String(400), default="")
+    timezone_offset_from_utc: Mapped[str] = mapped_column(String(16), default="")
+    specific_character_set: Mapped[str] = mapped_column(String(128), default="")
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("study.pk"), index=True)
+    series_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
+    modality: Mapped[str] = mapped_column(String(16), default="", index=True)
+    series_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    series_description: Mapped[str] = mapped_column(String(64), default="")
+    performed_procedure_step_start_date: Mapped[str] = mapped_column(String(8), default="")
+    performed_procedure_step_start_time: Mapped[str] = mapped_column(String(16), default="")
+
+
+class Instance(Base):
+    """One SOP instance. Visible to queries and retrieves only when ``status`` is stored.
+
+    An ingest claims the row first (``pending_key`` set, and ``status`` pending for a new
+    instance), writes the blob, then in one transaction stores metadata and frames, moves
+    ``pending_key`` to ``blob_key`` and sets ``status`` to stored.
+    """
+
+    __tablename__ = "instance"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
+    series_pk: Mapped[int | None] = mapped_column(ForeignKey("series.pk"), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    sop_class_uid: Mapped[str] = mapped_column(String(128), default="")
+    instance_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    columns: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    number_of_frames: Mapped[int] = mapped_column(Integer, default=0)
+    transfer_syntax_uid: Mapped[str] = mapped_column(String(128), default="")
+    blob_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    stored_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (
+        Index("ix_instance_series_status", "series_pk", "status"),
+        Index("ix_instance_sop_class", "sop_class_uid"),
+    )
+
+
+class InstanceMetadata(Base):
+    """The DICOM JSON document of an instance (zlib), bulk data as BulkDataURIs."""
+
+    __tablename__ = "instance_metadata"
+
+    instance_pk: Mapped[int] = mapped_column(
+        ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True
+    )
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FrameIndex(Base):
+    """The frame table of an instance: byte ranges of every frame in its blob."""
+
+    __tablename__ = "frame_index"
+
+    instance_pk: Mapped[int] = mapped_column(
+        ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True
+    )
+    ranges: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+__all__ = [
+    "PENDING",
+    "STORED",
+    "Base",
+    "FrameIndex",
+    "Instance",
+    "InstanceMetadata",
+    "Patient",
+    "Series",
+    "Study",
+]

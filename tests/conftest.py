@@ -1,0 +1,78 @@
+"""Shared fixtures: the real test data in place, real servers over real HTTP."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.servers import ArchiveServer, PostgresCluster
+
+PROJECT = Path(__file__).resolve().parent.parent
+# The real slides and DICOM objects beside the project; never copied into it.
+TESTDATA = Path(os.environ.get("WSIARCHIVE_TESTDATA", PROJECT.parent / "shared" / "testdata"))
+
+
+def is_dicom_file(path: Path) -> bool:
+    """A Part-10 file: 'DICM' after the 128-byte preamble."""
+    try:
+        with open(path, "rb") as fp:
+            fp.seek(128)
+            return fp.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def dicom_files() -> list[Path]:
+    """Every DICOM object in testdata/dicom and testdata/tiny-synthetic."""
+    files = [
+        path
+        for folder in ("dicom", "tiny-synthetic")
+        for path in sorted((TESTDATA / folder).rglob("*"))
+        if path.is_file() and is_dicom_file(path)
+    ]
+    return files
+
+
+def data_id(path: Path) -> str:
+    return str(path.relative_to(TESTDATA))
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    if not TESTDATA.is_dir():
+        pytest.fail(f"test data not found at {TESTDATA} (set WSIARCHIVE_TESTDATA)")
+    return TESTDATA
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """One archive server for the session (SQLite + filesystem defaults)."""
+    instance = ArchiveServer(tmp_path_factory.mktemp("archive") / "data").start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path):
+    """A server of its own for tests that need an empty archive or special settings."""
+    servers: list[ArchiveServer] = []
+
+    def start(**settings: str) -> ArchiveServer:
+        instance = ArchiveServer(tmp_path / f"data{len(servers)}", dict(settings)).start()
+        servers.append(instance)
+        return instance
+
+    yield start
+    for instance in servers:
+        instance.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory):
+    if not PostgresCluster.available():
+        pytest.fail("PostgreSQL server binaries are missing (apt-get install postgresql)")
+    cluster = PostgresCluster(tmp_path_factory.mktemp("postgres")).start()
+    yield cluster
+    cluster.stop()

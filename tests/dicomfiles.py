@@ -1,0 +1,60 @@
+"""Independent readings of test files with pydicom, to compare what the server returns with."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pydicom
+from pydicom.encaps import generate_frames
+
+
+def read(path: Path) -> pydicom.Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path)
+
+
+def frames(path: Path) -> list[bytes]:
+    """Every frame of *path* as pydicom extracts it."""
+    dataset = read(path)
+    if "PixelData" not in dataset:
+        return []
+    count = int(dataset.get("NumberOfFrames", 1) or 1)
+    if dataset.file_meta.TransferSyntaxUID.is_encapsulated:
+        return list(generate_frames(dataset.PixelData, number_of_frames=count))
+    size = dataset.Rows * dataset.Columns * dataset.SamplesPerPixel * dataset.BitsAllocated // 8
+    return [dataset.PixelData[i * size : (i + 1) * size] for i in range(count)]
+
+
+def multipart_body(
+    parts: list[bytes],
+    boundary: str = "wsiarchive-test-boundary",
+    content_type: str = "application/dicom",
+) -> tuple[bytes, str]:
+    """A STOW-RS request body of raw Part-10 bytes, and its Content-Type."""
+    chunks = []
+    for part in parts:
+        chunks.append(f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode())
+        chunks.append(part)
+        chunks.append(b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return b"".join(chunks), f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+def parse_multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]]:
+    """Split a multipart response with the standard library's MIME parser (independent of
+    both the server and dicomweb-client)."""
+    import email.parser
+    import email.policy
+
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    if not message.is_multipart():
+        raise ValueError(f"not a multipart message: {content_type}")
+    parts = []
+    for part in message.iter_parts():
+        headers = {name.lower(): str(value).replace('"', "") for name, value in part.items()}
+        parts.append((headers, part.get_payload(decode=True) or b""))
+    return parts

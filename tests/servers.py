@@ -1,0 +1,168 @@
+"""Real servers for the tests: wsiarchive itself and a throw-away PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ArchiveServer:
+    """A `wsiarchive serve` process on loopback with its own data directory."""
+
+    data_dir: Path
+    settings: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/dicomweb"
+
+    def start(self, timeout: float = 60) -> ArchiveServer:
+        env = dict(os.environ)
+        env.update({f"WSIARCHIVE_{k.upper()}": str(v) for k, v in self.settings.items()})
+        env.setdefault("WSIARCHIVE_BASE_URL", self.url)
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        log = open(self.log_path, "ab")  # noqa: SIM115 (the child process writes it)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "wsiarchive",
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.settings.get("workers", 2)),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(self.url + "/studies?limit=1", timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """Simulate a crash: SIGKILL the whole process group."""
+        self.stop(signal.SIGKILL)
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    return None
+
+
+@dataclass
+class PostgresCluster:
+    """A PostgreSQL server of its own, in a temporary directory, on loopback."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+
+    @staticmethod
+    def available() -> bool:
+        return _pg_bin("initdb") is not None and _pg_bin("pg_ctl") is not None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://wsiarchive@127.0.0.1:{self.port}/wsiarchive"
+
+    def _run(self, *args: str) -> None:
+        command = list(args)
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "nobody", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, cwd="/")
+
+    def start(self) -> PostgresCluster:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "nobody")
+        data = self.directory / "data"
+        self._run(
+            _pg_bin("initdb") or "initdb",
+            "-D",
+            str(data),
+            "-U",
+            "wsiarchive",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        )
+        self._run(
+            _pg_bin("pg_ctl") or "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(self.directory / "log"),
+            "-o",
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=on",
+            "-w",
+            "start",
+        )
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=wsiarchive dbname=postgres", autocommit=True
+        ) as connection:
+            connection.execute("CREATE DATABASE wsiarchive")
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run(
+                _pg_bin("pg_ctl") or "pg_ctl",
+                "-D",
+                str(self.directory / "data"),
+                "-m",
+                "fast",
+                "stop",
+            )

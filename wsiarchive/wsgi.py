@@ -1,0 +1,23 @@
+"""The WSGI application factory the HTTP server's workers load (settings from WSIARCHIVE_*)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from dicomweb import create_app
+from storage import open_archive
+from wsiarchive import settings as settings_module
+
+
+def create_application(settings: settings_module.Settings | None = None) -> Flask:
+    """Open the archive named by *settings* (default: from the environment) and serve it."""
+    settings = settings or settings_module.load()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    archive = open_archive(
+        settings.database, settings.blobs, settings.duplicate_policy, settings.fsync
+    )
+    return create_app(archive, settings.base_url, settings.max_request_bytes)
