@@ -208,6 +208,13 @@ def negotiate(
         ):
             continue
         wanted_ts = media_range.transfer_syntax
+        if wanted_ts == "*" and media_range.part_type == OCTET_STREAM and offered:
+            # "application/octet-stream; transfer-syntax=*" (OHIF's default for frames): any
+            # transfer syntax will do, so the stored bytes go out as an octet stream.
+            media_type, transfer_syntax = offered[0]
+            return Choice(
+                OCTET_STREAM, transfer_syntax, media_range.is_multipart or multipart == "required"
+            )
         for media_type, transfer_syntax in offered:
             if not _type_matches(media_range.part_type, media_type):
                 continue

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from storage.attributes import Identity
+from storage.attributes import Identity, named_uids
 from storage.blobstore import BlobStore, FilesystemBlobStore, StagedBlob
 from storage.database import create_index_engine, migrate
 from storage.errors import ArchiveError, NotFound, StudyMismatch
@@ -18,7 +18,7 @@ from storage.frames import FrameTable
 from storage.index import StoredRecord, StudyIndex
 from storage.metadata import build_document
 from storage.part10 import read_part10
-from storage.uid import is_valid_uid, validate_uid
+from storage.uid import validate_uid
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Archive:
         try:
             staged.finish()
             parsed = read_part10(staged.path)
-            named = _named(parsed.dataset)
+            named = named_uids(parsed.dataset)
             identity = Identity.of(parsed.dataset)
             if study is not None and identity.study != study:
                 raise StudyMismatch(
@@ -157,15 +157,6 @@ class Archive:
         if data is None:
             raise NotFound(f"instance {record.instance} has no pixel data frames")
         return FrameTable.from_bytes(data)
-
-
-def _named(dataset) -> tuple[str | None, str | None]:  # type: ignore[no-untyped-def]
-    """SOP Class and Instance UID of *dataset* when both are valid, for failure reports."""
-    sop_class = str(dataset.get("SOPClassUID", "")).strip("\0 ")
-    sop_instance = str(dataset.get("SOPInstanceUID", "")).strip("\0 ")
-    if is_valid_uid(sop_class) and is_valid_uid(sop_instance):
-        return sop_class, sop_instance
-    return None, None
 
 
 def open_archive(

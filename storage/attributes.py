@@ -39,6 +39,15 @@ def _uid(dataset: Dataset, keyword: str, name: str) -> str:
     return value
 
 
+def named_uids(dataset: Dataset) -> tuple[str | None, str | None]:
+    """SOP Class and Instance UID of *dataset* when both are valid, for failure reports."""
+    sop_class = _text(dataset, "SOPClassUID", 200)
+    sop_instance = _text(dataset, "SOPInstanceUID", 200)
+    if is_valid_uid(sop_class) and is_valid_uid(sop_instance):
+        return sop_class, sop_instance
+    return None, None
+
+
 @dataclass(frozen=True)
 class Identity:
     """The four UIDs that place an instance in the archive."""

@@ -14,6 +14,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
+from storage.attributes import named_uids
 from storage.errors import InvalidInstance, UnsupportedTransferSyntax
 from storage.frames import FrameTable, encapsulated_frames, native_frames, scan_fragments
 
@@ -80,8 +81,14 @@ def read_part10(path: Path) -> ParsedInstance:
             implicit = transfer_syntax.is_implicit_VR
             little = transfer_syntax.is_little_endian
             header_end = fp.tell()
-            pixel = _locate_pixel_data(fp, header_end, size, implicit, little)
-            frames, end = _frame_table(dataset, transfer_syntax, pixel, fp.fileno(), size, little)
+            try:
+                pixel = _locate_pixel_data(fp, header_end, size, implicit, little)
+                frames, end = _frame_table(
+                    dataset, transfer_syntax, pixel, fp.fileno(), size, little
+                )
+            except InvalidInstance as exc:
+                exc.sop_class, exc.sop_instance = named_uids(dataset)
+                raise
             if pixel is not None and end < size:
                 # Elements after the pixel data (e.g. Data Set Trailing Padding) belong to the
                 # metadata too.

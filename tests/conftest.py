@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -69,10 +71,30 @@ def fresh_server(tmp_path: Path):
         instance.stop()
 
 
+@pytest.fixture(scope="module")
+def fresh_server_module(tmp_path_factory: pytest.TempPathFactory):
+    """Like fresh_server, shared by the tests of one module."""
+    servers: list[ArchiveServer] = []
+    root = tmp_path_factory.mktemp("module-archive")
+
+    def start(**settings: str) -> ArchiveServer:
+        instance = ArchiveServer(root / f"data{len(servers)}", dict(settings)).start()
+        servers.append(instance)
+        return instance
+
+    yield start
+    for instance in servers:
+        instance.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory):
     if not PostgresCluster.available():
         pytest.fail("PostgreSQL server binaries are missing (apt-get install postgresql)")
-    cluster = PostgresCluster(tmp_path_factory.mktemp("postgres")).start()
+    # Not under pytest's temporary root: PostgreSQL refuses to run as root, and the user it
+    # runs as must be able to reach its directory.
+    directory = Path(tempfile.mkdtemp(prefix="wsiarchive-pg-"))
+    cluster = PostgresCluster(directory).start()
     yield cluster
     cluster.stop()
+    shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Set up a fresh Debian machine for wsiarchive: system packages, a virtual environment, the
+# project installed in it. `--test` adds what the test suite needs, `--bench` the benchmarks'.
+set -eu
+cd "$(dirname "$0")/.."
+
+apt_packages=""
+extras=""
+for arg in "$@"; do
+    case "$arg" in
+        --test) apt_packages="$apt_packages postgresql"; extras="test" ;;
+        --bench) apt_packages="$apt_packages orthanc orthanc-dicomweb"; extras="test" ;;
+        *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
+    esac
+done
+
+missing=""
+for package in $apt_packages; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing Debian packages:$missing"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # Debian's service scripts must not start servers here: the tests start their own.
+    $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q --no-install-recommends $missing
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+if [ -n "$extras" ]; then
+    .venv/bin/python -m pip install -q -e ".[$extras]"
+else
+    .venv/bin/python -m pip install -q -e .
+fi

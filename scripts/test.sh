@@ -1,0 +1,10 @@
+#!/bin/sh
+# Set up everything (Debian packages, virtual environment) and run the whole test suite:
+# lint, format check, then pytest against real servers. Extra arguments go to pytest.
+# The shared test data is expected at ../shared/testdata (or $WSIARCHIVE_TESTDATA).
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/setup.sh --test
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+exec .venv/bin/python -m pytest "$@"

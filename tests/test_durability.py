@@ -1,0 +1,182 @@
+"""A failure or crash at any step of a write leaves no half instance and damages nothing stored."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from storage import OutOfResources, open_archive
+from storage.attributes import Identity
+from storage.part10 import read_part10
+from tests.dicomfiles import multipart_body, read
+from tests.servers import ArchiveServer
+
+LABEL = "dicom/ezwsi_label_test.dcm"
+CAMELYON = "dicom/ezwsi_multiframe_camelyon_challenge_image.dcm"
+
+
+def make_archive(root: Path, policy: str = "reject"):
+    return open_archive(f"sqlite:///{root / 'index.sqlite3'}", root / "blobs", policy)
+
+
+def blob_files(root: Path) -> list[Path]:
+    return [p for p in (root / "blobs").rglob("*") if p.is_file()]
+
+
+def test_disk_full_while_placing_leaves_nothing(tmp_path, testdata, monkeypatch) -> None:
+    archive = make_archive(tmp_path)
+
+    def full(*_args, **_kwargs):
+        raise OutOfResources("the archive cannot write: No space left on device")
+
+    monkeypatch.setattr(archive.blobs, "place", full)
+    with pytest.raises(OutOfResources):
+        archive.ingest_file(testdata / LABEL)
+    assert blob_files(tmp_path) == []
+    study = read(testdata / LABEL).StudyInstanceUID
+    with pytest.raises(Exception, match="no stored study"):
+        archive.records(study)
+    assert archive.index.abandoned_claims() == []
+
+
+def test_staging_write_reports_disk_full(tmp_path, monkeypatch) -> None:
+    archive = make_archive(tmp_path)
+    staged = archive.blobs.stage()
+
+    def no_space(_fd, _data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("os.write", no_space)
+    with pytest.raises(OutOfResources, match="No space"):
+        staged.write(b"x" * 10)
+    monkeypatch.undo()
+    staged.discard()
+    assert blob_files(tmp_path) == []
+
+
+def test_failure_while_committing_leaves_nothing(tmp_path, testdata, monkeypatch) -> None:
+    archive = make_archive(tmp_path)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("index went away")
+
+    monkeypatch.setattr(archive.index, "commit", broken)
+    with pytest.raises(RuntimeError):
+        archive.ingest_file(testdata / LABEL)
+    assert blob_files(tmp_path) == []
+    assert archive.index.abandoned_claims() == []
+
+
+def _crash_after_placing(archive, path: Path) -> str:
+    """Do an ingest's first two phases (claim, blob in place) and 'crash' before the commit."""
+    staged = archive.blobs.stage_copy(path)
+    identity = Identity.of(read_part10(staged.path).dataset)
+    key = f"{identity.study}/{identity.series}/{identity.instance}.crashed.dcm"
+    archive.index.claim(identity.instance, key, archive.duplicate_policy == "overwrite")
+    archive.blobs.place(staged, key)
+    return key
+
+
+def test_crash_before_commit_is_undone_at_start(tmp_path, testdata) -> None:
+    archive = make_archive(tmp_path)
+    key = _crash_after_placing(archive, testdata / LABEL)
+    assert (tmp_path / "blobs" / key).exists()
+    # Not visible while the claim is open ...
+    with pytest.raises(Exception, match="no stored study"):
+        archive.records(read(testdata / LABEL).StudyInstanceUID)
+    # ... and gone after the recovery a restart runs.
+    restarted = make_archive(tmp_path)
+    assert restarted.recover() == 1
+    assert blob_files(tmp_path) == []
+    assert restarted.index.abandoned_claims() == []
+    # The instance can then be stored normally.
+    assert restarted.ingest_file(testdata / LABEL).instance == read(testdata / LABEL).SOPInstanceUID
+
+
+def test_crash_while_overwriting_keeps_the_stored_instance(tmp_path, testdata) -> None:
+    archive = make_archive(tmp_path, "overwrite")
+    archive.ingest_file(testdata / LABEL)
+    original = blob_files(tmp_path)
+    assert len(original) == 1
+    _crash_after_placing(archive, testdata / LABEL)
+    restarted = make_archive(tmp_path, "overwrite")
+    restarted.recover()
+    assert blob_files(tmp_path) == original
+    dataset = read(testdata / LABEL)
+    record = restarted.records(dataset.StudyInstanceUID)[0]
+    assert (tmp_path / "blobs" / record.blob_key).read_bytes() == (testdata / LABEL).read_bytes()
+
+
+def test_server_killed_mid_upload(tmp_path, testdata) -> None:
+    server = ArchiveServer(tmp_path / "data").start()
+    try:
+        body, content_type = multipart_body([(testdata / LABEL).read_bytes()])
+        assert (
+            requests.post(
+                server.url + "/studies", data=body, headers={"Content-Type": content_type}
+            ).status_code
+            == 200
+        )
+        big = (testdata / CAMELYON).read_bytes() * 200  # 23 MB announced, half sent
+        body, content_type = multipart_body([big])
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(
+            (
+                f"POST /dicomweb/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body[: len(body) // 2]
+        )
+        staging = server.data_dir / "blobs" / ".staging"
+        for _ in range(100):
+            if any(staging.iterdir()):
+                break
+            threading.Event().wait(0.05)
+        assert any(staging.iterdir()), "the upload should be half-way in staging"
+        server.kill()
+        sock.close()
+    finally:
+        server.stop()
+    restarted = ArchiveServer(server.data_dir).start()
+    try:
+        assert list((restarted.data_dir / "blobs" / ".staging").iterdir()) == []
+        instances = requests.get(restarted.url + "/instances").json()
+        assert [i["00080018"]["Value"][0] for i in instances] == [
+            read(testdata / LABEL).SOPInstanceUID
+        ]
+        dataset = read(testdata / LABEL)
+        url = (
+            f"{restarted.url}/studies/{dataset.StudyInstanceUID}/series/"
+            f"{dataset.SeriesInstanceUID}/instances/{dataset.SOPInstanceUID}"
+        )
+        got = requests.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"})
+        assert got.content == (testdata / LABEL).read_bytes()
+    finally:
+        restarted.stop()
+
+
+def test_concurrent_stores_of_one_instance(fresh_server, testdata) -> None:
+    server = fresh_server()
+    body, content_type = multipart_body([(testdata / CAMELYON).read_bytes()])
+    statuses: list[int] = []
+
+    def store() -> None:
+        response = requests.post(
+            server.url + "/studies", data=body, headers={"Content-Type": content_type}
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=store) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] + [409] * 7
+    files = [p for p in (server.data_dir / "blobs").rglob("*.dcm")]
+    assert len(files) == 1
+    assert files[0].read_bytes() == (testdata / CAMELYON).read_bytes()

@@ -1,0 +1,197 @@
+"""WADO-RS edge cases: 404 / 400 / 406 as PS3.18 prescribes, negotiation, XML metadata."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+import requests
+
+from tests.dicomfiles import frames, multipart_body, parse_multipart, read
+
+JPEG = "dicom/wsi2dcm_jpeg.dcm"
+J2K = "dicom/wsi2dcm_jpeg2000.dcm"
+NATIVE = "dicom/wsi2dcm_raw.dcm"
+NS = {"d": "http://dicom.nema.org/PS3.19/models/NativeDICOM"}
+
+
+@pytest.fixture(scope="module")
+def archive(fresh_server_module, testdata):
+    server = fresh_server_module()
+    body, content_type = multipart_body(
+        [(testdata / name).read_bytes() for name in (JPEG, J2K, NATIVE)]
+    )
+    response = requests.post(
+        server.url + "/studies", data=body, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 200, response.text
+    return server
+
+
+def url(server, testdata, name: str) -> str:
+    dataset = read(testdata / name)
+    return (
+        f"{server.url}/studies/{dataset.StudyInstanceUID}/series/{dataset.SeriesInstanceUID}"
+        f"/instances/{dataset.SOPInstanceUID}"
+    )
+
+
+def test_unknown_resources_are_404(archive, testdata) -> None:
+    study = read(testdata / JPEG).StudyInstanceUID
+    for path in (
+        "/studies/1.2.3.999",
+        "/studies/1.2.3.999/metadata",
+        f"/studies/{study}/series/1.2.3.999",
+        f"/studies/{study}/series/1.2.3.999/instances/1.2.3.4/frames/1",
+    ):
+        response = requests.get(archive.url + path)
+        assert response.status_code == 404, path
+        assert response.json()["status"] == 404
+        assert "1.2.3.999" in response.json()["error"]
+
+
+def test_malformed_uids_are_400(archive) -> None:
+    for path in ("/studies/abc", "/studies/1.2.3/series/1..2", "/studies/1.02.x/metadata"):
+        response = requests.get(archive.url + path)
+        assert response.status_code == 400, path
+        assert "not a valid UID" in response.json()["error"]
+
+
+def test_frame_numbers(archive, testdata) -> None:
+    base = url(archive, testdata, JPEG)
+    count = len(frames(testdata / JPEG))
+    for bad in ("0", "1,a", "-1", "1,,2", "1.5"):
+        response = requests.get(f"{base}/frames/{bad}")
+        assert response.status_code == 400, bad
+        assert "frame list" in response.json()["error"]
+    response = requests.get(f"{base}/frames/1,{count + 1}")
+    assert response.status_code == 404
+    assert f"no frame {count + 1}" in response.json()["error"]
+
+
+def test_frames_in_requested_order_with_content_location(archive, testdata) -> None:
+    base = url(archive, testdata, JPEG)
+    expected = frames(testdata / JPEG)
+    response = requests.get(
+        f"{base}/frames/3,1",
+        headers={"Accept": 'multipart/related; type="image/jpeg"; transfer-syntax=*'},
+    )
+    assert response.status_code == 200
+    parts = parse_multipart(response.headers["Content-Type"], response.content)
+    assert [body for _, body in parts] == [expected[2], expected[0]]
+    assert [h["content-location"] for h, _ in parts] == [f"{base}/frames/3", f"{base}/frames/1"]
+    assert parts[0][0]["content-type"].startswith("image/jpeg")
+
+
+def test_single_frame_single_part(archive, testdata) -> None:
+    base = url(archive, testdata, JPEG)
+    response = requests.get(f"{base}/frames/2", headers={"Accept": "image/jpeg"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("image/jpeg")
+    assert response.content == frames(testdata / JPEG)[1]
+
+
+def test_native_frames_as_octet_stream(archive, testdata) -> None:
+    base = url(archive, testdata, NATIVE)
+    response = requests.get(
+        f"{base}/frames/1,12",
+        headers={"Accept": 'multipart/related; type="application/octet-stream"'},
+    )
+    assert response.status_code == 200
+    parts = parse_multipart(response.headers["Content-Type"], response.content)
+    expected = frames(testdata / NATIVE)
+    assert [body for _, body in parts] == [expected[0], expected[11]]
+
+
+def test_unsatisfiable_accept_is_406(archive, testdata) -> None:
+    jpeg = url(archive, testdata, JPEG)
+    cases = [
+        # JPEG frames cannot be served uncompressed before transcoding exists.
+        (f"{jpeg}/frames/1", 'multipart/related; type="application/octet-stream"'),
+        (f"{jpeg}/frames/1", 'multipart/related; type="image/jp2"'),
+        (jpeg, 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1'),
+        (jpeg, "text/html"),
+        (jpeg + "/metadata", "image/png"),
+        # Lossless J2K without transfer-syntax asks for Explicit VR Little Endian.
+        (url(archive, testdata, J2K), 'multipart/related; type="application/dicom"'),
+    ]
+    for target, accept in cases:
+        response = requests.get(target, headers={"Accept": accept})
+        assert response.status_code == 406, (target, accept)
+        assert "available" in response.json()["error"]
+
+
+def test_default_accept_serves_stored_lossy_form(archive, testdata) -> None:
+    # PS3.18 §8.7.3: the default transfer syntax applies "unless the origin server has only
+    # access to the pixel data in lossy compressed form".
+    jpeg = url(archive, testdata, JPEG)
+    response = requests.get(jpeg, headers={"Accept": 'multipart/related; type="application/dicom"'})
+    assert response.status_code == 200
+    body = parse_multipart(response.headers["Content-Type"], response.content)[0][1]
+    assert body == (testdata / JPEG).read_bytes()
+    # Several media ranges with weights: the best satisfiable one wins.
+    response = requests.get(
+        f"{jpeg}/frames/1",
+        headers={
+            "Accept": 'multipart/related; type="application/octet-stream"; q=0.9, '
+            'multipart/related; type="image/jpeg"; q=0.5'
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith('multipart/related; type="image/jpeg"')
+
+
+def test_accept_query_parameter_wins_over_header(archive, testdata) -> None:
+    jpeg = url(archive, testdata, JPEG)
+    response = requests.get(
+        f"{jpeg}/frames/1",
+        params={"accept": "image/jpeg"},
+        headers={"Accept": 'multipart/related; type="application/octet-stream"'},
+    )
+    assert response.status_code == 200
+    assert response.content == frames(testdata / JPEG)[0]
+
+
+def test_metadata_as_multipart_xml(archive, testdata) -> None:
+    study = read(testdata / JPEG).StudyInstanceUID
+    response = requests.get(
+        f"{archive.url}/studies/{study}/metadata",
+        headers={"Accept": 'multipart/related; type="application/dicom+xml"'},
+    )
+    assert response.status_code == 200
+    parts = parse_multipart(response.headers["Content-Type"], response.content)
+    assert len(parts) == 1
+    root = ET.fromstring(parts[0][1])
+    uid = root.find("d:DicomAttribute[@keyword='SOPInstanceUID']/d:Value", NS)
+    assert uid is not None and uid.text == read(testdata / JPEG).SOPInstanceUID
+    bulk = root.find("d:DicomAttribute[@tag='7FE00010']/d:BulkData", NS)
+    assert bulk is not None and bulk.get("uri", "").startswith(archive.url)
+
+
+def test_bulkdata_paths(archive, testdata) -> None:
+    base = url(archive, testdata, JPEG)
+    assert requests.get(f"{base}/bulkdata/zz").status_code == 400
+    assert requests.get(f"{base}/bulkdata/00091010").status_code == 404
+    # Pixel data as bulk data: every frame, in order.
+    response = requests.get(f"{base}/bulkdata/7FE00010")
+    assert response.status_code == 200
+    parts = parse_multipart(response.headers["Content-Type"], response.content)
+    assert [body for _, body in parts] == frames(testdata / JPEG)
+
+
+def test_urls_follow_the_host_header(fresh_server, testdata) -> None:
+    server = fresh_server(base_url="")
+    body, content_type = multipart_body([(testdata / JPEG).read_bytes()])
+    response = requests.post(
+        server.url + "/studies",
+        data=body,
+        headers={"Content-Type": content_type, "Host": "pacs.example.org:8443"},
+    )
+    assert response.status_code == 200
+    retrieve = response.json()["00081199"]["Value"][0]["00081190"]["Value"][0]
+    assert retrieve.startswith("http://pacs.example.org:8443/dicomweb/studies/")
+    # A Host that is not a host name never reaches a URL (or the JSON around it).
+    response = requests.get(server.url + "/instances", headers={"Host": 'evil"},{"x'})
+    assert response.status_code == 200
+    assert "evil" not in response.text
+    assert response.json()[0]["00081190"]["Value"][0].startswith("http://127.0.0.1")
