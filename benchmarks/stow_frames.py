@@ -127,7 +127,7 @@ def measure(peer: Peer, root: str, path: Path, uids: dict, args: argparse.Namesp
         )
         print(f"  {peer.name} STOW: {result['stow_mb_per_s']:.0f} MB/s", flush=True)
         # The same small sequential sample on every peer, then the concurrent random load.
-        result["sequential"] = read_frames(root, uids, numbers[:20], 1, monitor, args.rss_limit_mb)
+        result["sequential"] = read_frames(root, uids, numbers[:10], 1, monitor, args.rss_limit_mb)
         sequential = result["sequential"]
         if sequential.get("p50_ms", 0) > 1000:
             # Each client would hold a whole instance in memory: the machine cannot take it.
