@@ -13,9 +13,14 @@ SE = S + "/series/<series>"
 I = SE + "/instances/<instance>"  # noqa: E741
 
 
-def create_app(archive: Archive, base_url: str = "", max_request_bytes: int = 64 << 30) -> Flask:
+def create_app(
+    archive: Archive,
+    base_url: str = "",
+    max_request_bytes: int = 64 << 30,
+    max_results: int = 1000,
+) -> Flask:
     """A WSGI app serving *archive* over DICOMweb."""
-    service = Service(archive, base_url, max_request_bytes)
+    service = Service(archive, base_url, max_request_bytes, max_results)
     app = Flask("wsiarchive")
     app.config["MAX_CONTENT_LENGTH"] = None
     app.extensions["wsiarchive"] = service

@@ -19,6 +19,7 @@ class Service:
     archive: Archive
     base_url: str = ""
     max_request_bytes: int = 64 << 30
+    max_results: int = 1000
     frame_tables: FrameTableCache = field(init=False)
 
     def __post_init__(self) -> None:

@@ -25,7 +25,7 @@ from dicomweb.responses import wants_xml, xml_parts_response
 from dicomweb.service import Service
 from storage.errors import NotFound
 from storage.index import StoredRecord
-from storage.metadata import instance_path, load, render
+from storage.metadata import absolutize, instance_path, load, render
 from storage.retrieve import FrameReader, blob_chunks, header_element, parse_tag_path
 
 PIXEL_DATA = 0x7FE00010
@@ -90,19 +90,8 @@ def retrieve_metadata(
     root = service.root()
     documents = service.archive.documents(records)
     if wants_xml(multipart_xml=True):
-        return xml_parts_response(_absolute(load(d), root) for d in documents)
+        return xml_parts_response(absolutize(load(d), root) for d in documents)
     return Response(render(documents, root), content_type=DICOM_JSON)
-
-
-def _absolute(dataset: dict, root: str) -> dict:
-    """Prefix every BulkDataURI of a loaded document with the service root."""
-    for element in dataset.values():
-        if "BulkDataURI" in element:
-            element["BulkDataURI"] = root + element["BulkDataURI"]
-        elif element.get("vr") == "SQ":
-            for item in element.get("Value", []):
-                _absolute(item or {}, root)
-    return dataset
 
 
 # -- frames ------------------------------------------------------------------------------------

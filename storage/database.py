@@ -34,6 +34,9 @@ def create_index_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
+        # LIKE is case-sensitive, as in PostgreSQL and as PS3.4 C.2.2.2.4 wildcard matching
+        # requires (person names are matched on a case-folded column instead).
+        cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

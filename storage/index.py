@@ -16,7 +16,9 @@ from storage.attributes import (
     Identity,
     instance_values,
     patient_values,
+    request_attributes,
     series_values,
+    specimens,
     study_values,
 )
 from storage.database import WRITE
@@ -28,7 +30,9 @@ from storage.models import (
     Instance,
     InstanceMetadata,
     Patient,
+    RequestAttributes,
     Series,
+    Specimen,
     Study,
 )
 
@@ -157,6 +161,9 @@ class StudyIndex:
             row.blob_key, row.pending_key, row.claimed_at = claim.key, None, None
             row.status = STORED
             row.stored_at = _now()
+            session.execute(delete(Specimen).where(Specimen.instance_pk == row.pk))
+            for item in specimens(dataset):
+                session.add(Specimen(instance_pk=row.pk, **item))
             session.merge(InstanceMetadata(instance_pk=row.pk, document=document))
             session.execute(delete(FrameIndex).where(FrameIndex.instance_pk == row.pk))
             if frames is not None:
@@ -232,6 +239,7 @@ class StudyIndex:
             )
         else:
             _fill_empty(series, series_values(dataset))
+        add_request_attributes(session, series.pk, dataset)
         return series
 
     def _drop_if_empty(self, session: Session, series_pk: int) -> None:
@@ -310,6 +318,32 @@ class StudyIndex:
         """The encoded frame table of instance *pk*."""
         with self.engine.connect() as connection:
             return connection.scalar(select(FrameIndex.ranges).where(FrameIndex.instance_pk == pk))
+
+
+def add_request_attributes(session: Session, series_pk: int, dataset: Dataset) -> None:
+    """Record the instance's Request Attributes Sequence items the series does not have yet."""
+    items = request_attributes(dataset)
+    if not items:
+        return
+    known = {
+        tuple(row)
+        for row in session.execute(
+            select(
+                RequestAttributes.requested_procedure_id,
+                RequestAttributes.scheduled_procedure_step_id,
+                RequestAttributes.accession_number,
+            ).where(RequestAttributes.series_pk == series_pk)
+        )
+    }
+    for item in items:
+        key = (
+            item["requested_procedure_id"],
+            item["scheduled_procedure_step_id"],
+            item["accession_number"],
+        )
+        if key not in known:
+            known.add(key)
+            session.add(RequestAttributes(series_pk=series_pk, **item))
 
 
 def _fill_empty(row: object, values: dict[str, object]) -> None:

@@ -76,6 +76,17 @@ def render(documents: Iterable[bytes], base_url: str) -> Iterable[bytes]:
     yield b"]"
 
 
+def absolutize(dataset: dict, root: str) -> dict:
+    """Prefix every BulkDataURI of a loaded document (at any depth) with the service root."""
+    for element in dataset.values():
+        if "BulkDataURI" in element and element["BulkDataURI"].startswith("/"):
+            element["BulkDataURI"] = root + element["BulkDataURI"]
+        elif element.get("vr") == "SQ":
+            for item in element.get("Value", []):
+                absolutize(item or {}, root)
+    return dataset
+
+
 def load(document: bytes) -> dict:
     """The stored document as a DICOM JSON object (BulkDataURIs relative to the service root)."""
     return json.loads(zlib.decompress(document))

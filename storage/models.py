@@ -31,6 +31,9 @@ class Patient(Base):
     patient_id: Mapped[str] = mapped_column(String(64), default="")
     issuer_of_patient_id: Mapped[str] = mapped_column(String(64), default="")
     patient_name: Mapped[str] = mapped_column(String(400), default="")
+    # Case-folded name for literal PN matching, and its normalised words for fuzzy matching.
+    patient_name_folded: Mapped[str] = mapped_column(String(400), default="", index=True)
+    patient_name_words: Mapped[str] = mapped_column(String(500), default="")
     patient_birth_date: Mapped[str] = mapped_column(String(8), default="")
     patient_sex: Mapped[str] = mapped_column(String(16), default="")
 
@@ -44,7 +47,7 @@ class Patient(Base):
             sqlite_where=text("patient_id <> ''"),
             postgresql_where=text("patient_id <> ''"),
         ),
-        Index("ix_patient_name", "patient_name"),
+        Index("ix_patient_birth_date", "patient_birth_date"),
     )
 
 
@@ -56,10 +59,14 @@ class Study(Base):
     study_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
     study_date: Mapped[str] = mapped_column(String(8), default="", index=True)
     study_time: Mapped[str] = mapped_column(String(16), default="")
+    # StudyDate + StudyTime as YYYYMMDDHHMMSS.FFFFFF, for combined date-time range matching.
+    study_datetime: Mapped[str] = mapped_column(String(21), default="", index=True)
     accession_number: Mapped[str] = mapped_column(String(16), default="", index=True)
     study_id: Mapped[str] = mapped_column(String(16), default="")
     study_description: Mapped[str] = mapped_column(String(64), default="")
     referring_physician_name: Mapped[str] = mapped_column(String(400), default="")
+    referring_physician_name_folded: Mapped[str] = mapped_column(String(400), default="")
+    referring_physician_name_words: Mapped[str] = mapped_column(String(500), default="")
     timezone_offset_from_utc: Mapped[str] = mapped_column(String(16), default="")
     specific_character_set: Mapped[str] = mapped_column(String(128), default="")
 
@@ -75,6 +82,19 @@ class Series(Base):
     series_description: Mapped[str] = mapped_column(String(64), default="")
     performed_procedure_step_start_date: Mapped[str] = mapped_column(String(8), default="")
     performed_procedure_step_start_time: Mapped[str] = mapped_column(String(16), default="")
+    performed_procedure_step_start_datetime: Mapped[str] = mapped_column(String(21), default="")
+
+
+class RequestAttributes(Base):
+    """One item of a series' Request Attributes Sequence (0040,0275), for sequence matching."""
+
+    __tablename__ = "request_attributes"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_pk: Mapped[int] = mapped_column(ForeignKey("series.pk", ondelete="CASCADE"), index=True)
+    requested_procedure_id: Mapped[str] = mapped_column(String(16), default="", index=True)
+    scheduled_procedure_step_id: Mapped[str] = mapped_column(String(16), default="", index=True)
+    accession_number: Mapped[str] = mapped_column(String(16), default="")
 
 
 class Instance(Base):
@@ -97,6 +117,10 @@ class Instance(Base):
     columns: Mapped[int | None] = mapped_column(Integer, nullable=True)
     number_of_frames: Mapped[int] = mapped_column(Integer, default=0)
     transfer_syntax_uid: Mapped[str] = mapped_column(String(128), default="")
+    bits_allocated: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    container_identifier: Mapped[str] = mapped_column(String(64), default="", index=True)
+    acquisition_datetime: Mapped[str] = mapped_column(String(32), default="")
+    acquisition_datetime_norm: Mapped[str] = mapped_column(String(21), default="", index=True)
     blob_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     pending_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
@@ -107,6 +131,19 @@ class Instance(Base):
         Index("ix_instance_series_status", "series_pk", "status"),
         Index("ix_instance_sop_class", "sop_class_uid"),
     )
+
+
+class Specimen(Base):
+    """A specimen an instance shows: one item of its Specimen Description Sequence."""
+
+    __tablename__ = "specimen"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_pk: Mapped[int] = mapped_column(
+        ForeignKey("instance.pk", ondelete="CASCADE"), index=True
+    )
+    specimen_identifier: Mapped[str] = mapped_column(String(64), default="", index=True)
+    specimen_uid: Mapped[str] = mapped_column(String(128), default="")
 
 
 class InstanceMetadata(Base):
@@ -139,6 +176,8 @@ __all__ = [
     "Instance",
     "InstanceMetadata",
     "Patient",
+    "RequestAttributes",
     "Series",
+    "Specimen",
     "Study",
 ]

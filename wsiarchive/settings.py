@@ -50,6 +50,11 @@ class Settings:
     max_request_bytes: int = setting(
         64 << 30, "Largest STOW-RS request body accepted, in bytes; a larger one gets 413."
     )
+    max_search_results: int = setting(
+        1000,
+        "Most results one QIDO-RS response returns; a larger or absent limit is cut to this, "
+        "with a Warning header telling how many more can be requested.",
+    )
     fsync: bool = setting(
         True,
         "fsync every blob, its directory and every index commit before reporting success. "

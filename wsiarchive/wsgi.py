@@ -20,4 +20,6 @@ def create_application(settings: settings_module.Settings | None = None) -> Flas
     archive = open_archive(
         settings.database, settings.blobs, settings.duplicate_policy, settings.fsync
     )
-    return create_app(archive, settings.base_url, settings.max_request_bytes)
+    return create_app(
+        archive, settings.base_url, settings.max_request_bytes, settings.max_search_results
+    )

@@ -1,0 +1,75 @@
+"""Normalised forms of attribute values that searching needs: folded and fuzzy person names,
+padded dates and times, combined date-times."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_MIN_TIME, _MAX_TIME = "000000.000000", "235959.999999"
+
+
+def fold(text: str) -> str:
+    """Case-insensitive form for literal PN matching (PS3.4 C.2.2.2.1 allows it for PN)."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+def strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def name_words(name: str) -> list[str]:
+    """The words of a person name, case- and accent-free ('Müller^Jean-Luc' → müller → ...)."""
+    return _WORD.findall(strip_accents(name).casefold())
+
+
+def words_column(name: str) -> str:
+    """The stored fuzzy form: every word between spaces, so ' word' prefixes are searchable."""
+    found = name_words(name)
+    return f" {' '.join(found)} " if found else ""
+
+
+def normalize_date(value: str) -> str:
+    """DA as YYYYMMDD (the ACR-NEMA form YYYY.MM.DD is accepted)."""
+    return value.replace(".", "").replace("-", "").strip()[:8]
+
+
+def normalize_time(value: str, upper: bool = False) -> str:
+    """TM as HHMMSS.FFFFFF; missing parts are the lowest (or with *upper* the highest) value,
+    so a partial time stands for the whole span it names (10 → 10:00:00 to 10:59:59.999999)."""
+    text = value.replace(":", "").strip()
+    if not text:
+        return ""
+    whole, _, fraction = text.partition(".")
+    digits = re.sub(r"\D", "", whole)[:6]
+    fraction = re.sub(r"\D", "", fraction)[:6]
+    template = _MAX_TIME if upper else _MIN_TIME
+    if len(digits) < 6:
+        return digits + template[len(digits) :]
+    filler = "9" if upper else "0"
+    return f"{digits}.{fraction.ljust(6, filler)}"
+
+
+def normalize_datetime(value: str, upper: bool = False) -> str:
+    """DT as YYYYMMDDHHMMSS.FFFFFF, the UTC offset dropped (local time is compared)."""
+    text = re.split(r"[+\-&]", value.strip(), maxsplit=1)[0] if value else ""
+    if not text:
+        return ""
+    whole, _, fraction = text.partition(".")
+    date_part, time_part = whole[:8], whole[8:]
+    if len(date_part) < 8:
+        lowest, highest = "00010101", "99991231"
+        date_part = date_part + (highest if upper else lowest)[len(date_part) :]
+        time_part = ""
+    time = normalize_time(time_part + (f".{fraction}" if fraction else ""), upper)
+    return date_part + (time or (_MAX_TIME if upper else _MIN_TIME))
+
+
+def combine(date: str, time: str) -> str:
+    """StudyDate + StudyTime as one DT-like value for combined range matching."""
+    date = normalize_date(date)
+    if len(date) != 8:
+        return ""
+    return date + (normalize_time(time) or _MIN_TIME)
