@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, request
 
-from dicomweb import errors, qido, stow, wado
+from dicomweb import capabilities, errors, qido, stow, wado
 from dicomweb.service import PREFIX, Service
 from storage import Archive
 
@@ -58,5 +58,15 @@ def create_app(
     route(I + "/bulkdata/<path:path>", "bulkdata", wado.retrieve_bulkdata)
 
     app.register_blueprint(bp)
+
+    @app.before_request
+    def _capabilities():  # type: ignore[no-untyped-def]
+        # PS3.18 §8.9: OPTIONS on the service root (or a resource below it) describes it.
+        if request.method == "OPTIONS" and (
+            request.path == PREFIX or request.path.startswith(PREFIX + "/")
+        ):
+            return capabilities.describe(service.root(), request.path[len(PREFIX) :])
+        return None
+
     errors.install(app)
     return app

@@ -16,8 +16,9 @@ from storage.query import INSTANCE, SERIES, STUDY, Search, attribute_for, parse_
 from storage.uid import validate_uid
 
 # Query parameters that are not matching keys (PS3.18 Table 8.3.4-1 and §8.3.3).
-CONTROL = {"limit", "offset", "includefield", "fuzzymatching", "accept", "charset"}
-SCOPE_KEYS = {STUDY: "StudyInstanceUID", SERIES: "SeriesInstanceUID"}
+FLAGS = ("fuzzymatching", "emptyvaluematching", "multiplevaluematching")
+CONTROL = {"limit", "offset", "includefield", "accept", "charset", *FLAGS}
+UTF8 = {"utf-8", "utf8", "iso_ir 192", '"iso_ir 192"', "*"}
 
 
 def _non_negative(name: str) -> int | None:
@@ -40,30 +41,46 @@ def build_search(
             validate_uid(uid, name)
             attribute = attribute_for(parse_key(name))  # type: ignore[arg-type]
             search.filters.append((attribute, uid))  # type: ignore[arg-type]
-    fuzzy = request.args.get("fuzzymatching", "false").lower()
-    if fuzzy not in ("true", "false"):
-        raise HTTPError(400, f"fuzzymatching={fuzzy!r} must be true or false")
-    search.fuzzy = fuzzy == "true"
-    ignored: list[str] = []
+    flags = {}
+    for name in FLAGS:
+        value = request.args.get(name, "false").lower()
+        if value not in ("true", "false"):
+            raise HTTPError(400, f"{name}={value!r} must be true or false")
+        flags[name] = value == "true"
+    search.fuzzy = flags["fuzzymatching"]
+    search.empty_value_matching = flags["emptyvaluematching"]
+    search.multiple_value_matching = flags["multiplevaluematching"]
+    _check_charset()
+    search.levels = _result_levels(level, study, series)
+    unknown: list[str] = []
+    not_matched: list[str] = []
     for key in request.args:
         if key in CONTROL:
             continue
         path = parse_key(key)
         if path is None:
-            raise HTTPError(
-                400, f"{key!r} is neither a DICOM keyword nor a tag (as 8 hex digits) nor a "
-                "dotted sequence path of them"
-            )
+            # §8.3: "The origin server shall ignore any unsupported Query Parameters".
+            unknown.append(key)
+            continue
+        values = request.args.getlist(key)
+        if len(values) > 1:
+            raise HTTPError(400, f"{key} is repeated; §8.3.4.1 allows each attribute once")
         attribute = attribute_for(path)
         if attribute is None:
-            ignored.append(key)
+            # Not kept by the index: its value is ignored for matching but the attribute is
+            # returned (PS3.4 C.2.2.1.3, optional keys).
+            not_matched.append(key)
+            search.include_other.append(path)
             continue
-        for value in request.args.getlist(key):
-            search.filters.append((attribute, value))
-    if ignored:
+        search.filters.append((attribute, values[0]))
+    if unknown:
         warnings.append(
-            "The following attributes are not supported as matching keys and were ignored: "
-            + ", ".join(ignored)
+            "These query parameters are not supported and were ignored: " + ", ".join(unknown)
+        )
+    if not_matched:
+        warnings.append(
+            "These attributes are not supported as matching keys; their values were ignored: "
+            + ", ".join(not_matched)
         )
     for value in request.args.getlist("includefield"):
         for key in value.split(","):
@@ -90,6 +107,30 @@ def build_search(
         limit = maximum
     search.limit = limit
     return search, warnings
+
+
+def _result_levels(level: str, study: str | None, series: str | None) -> set[str]:
+    """PS3.18 §10.6.3: /series carries study attributes, /studies/{s}/instances series
+    attributes, /instances both; scoped resources carry only their own level."""
+    if level == SERIES:
+        return {SERIES} if study else {STUDY, SERIES}
+    if level == INSTANCE:
+        if series:
+            return {INSTANCE}
+        return {SERIES, INSTANCE} if study else {STUDY, SERIES, INSTANCE}
+    return {STUDY}
+
+
+def _check_charset() -> None:
+    """Responses are UTF-8 (Annex F); a client that accepts no UTF-8 cannot be served."""
+    requested = request.args.get("charset")
+    if requested and not {c.strip().split(";")[0].lower() for c in requested.split(",")} & UTF8:
+        raise HTTPError(400, f"charset={requested!r} is not supported; responses are UTF-8")
+    accepted = request.headers.get("Accept-Charset")
+    if accepted:
+        names = {c.strip().split(";")[0].lower() for c in accepted.split(",")}
+        if not names & UTF8:
+            raise HTTPError(406, f"Accept-Charset {accepted!r} excludes UTF-8, the only charset")
 
 
 def _url(root: str, uids: tuple[str, ...]) -> str:

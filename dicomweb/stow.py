@@ -24,6 +24,7 @@ from storage import (
 from storage.blobstore import StagedBlob
 from storage.errors import UnsupportedTransferSyntax
 from storage.metadata import instance_path
+from storage.part10 import Part10Writer
 from storage.uid import validate_uid
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,10 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
             # A single Part-10 body: not in Table 10.5.1-1, accepted as a convenience.
             blob = service.archive.blobs.stage()
             staged.append(blob)
+            writer = Part10Writer(blob.write)
             while data := body.read():
-                blob.write(data)
+                writer(data)
+            writer.close()
             return staged, problems
         if media_type != "multipart/related":
             raise HTTPError(
@@ -156,7 +159,9 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
                 continue
             blob = service.archive.blobs.stage()
             staged.append(blob)
-            reader.copy_body(blob.write)
+            writer = Part10Writer(blob.write)
+            reader.copy_body(writer)
+            writer.close()
             blob.finish()
         if not staged and not problems:
             raise HTTPError(400, "the request holds no instances")

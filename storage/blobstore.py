@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from storage.errors import NotFound, OutOfResources
+from storage.part10 import PREAMBLE, lacks_preamble
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -167,6 +168,8 @@ class FilesystemBlobStore:
         try:
             with open(source, "rb") as src:
                 assert staged._fd is not None
+                if lacks_preamble(os.pread(src.fileno(), 132, 0)):
+                    staged.write(PREAMBLE)
                 while True:
                     # copy_file_range: the kernel copies, no bytes pass through Python.
                     copied = _copy_chunk(src.fileno(), staged._fd)

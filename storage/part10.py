@@ -41,6 +41,46 @@ _LONG_LENGTH_VRS = {
 _UNDEFINED = 0xFFFFFFFF
 
 
+PREAMBLE = b"\0" * 128 + b"DICM"
+
+
+def lacks_preamble(head: bytes) -> bool:
+    """True when *head* (the first bytes of an object) starts with File Meta Information
+    (group 0002, explicit VR little endian) instead of the 128-byte preamble and 'DICM'.
+    pydicom, and so dicomweb-client, write such objects; the archive adds the preamble."""
+    return head[128:132] != b"DICM" and head[:2] == b"\x02\x00" and head[4:6].isalpha()
+
+
+class Part10Writer:
+    """Passes bytes to *write*, first adding the preamble if the object lacks one."""
+
+    def __init__(self, write) -> None:  # type: ignore[no-untyped-def]
+        self._write = write
+        self._head = bytearray()
+        self._decided = False
+
+    def __call__(self, data) -> None:  # type: ignore[no-untyped-def]
+        if self._decided:
+            self._write(data)
+            return
+        self._head += data
+        if len(self._head) >= 132:
+            self._flush()
+
+    def close(self) -> None:
+        """Call when the object ends (short objects are decided here)."""
+        if not self._decided:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._decided = True
+        if lacks_preamble(bytes(self._head[:132])):
+            self._write(PREAMBLE)
+        if self._head:
+            self._write(self._head)
+        self._head = bytearray()
+
+
 @dataclass(frozen=True)
 class PixelLocation:
     """Where the pixel data element sits in the file."""

@@ -7,6 +7,7 @@ qrscp): single value, UID list, wildcard, range, universal, sequence, fuzzy pers
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -326,8 +327,8 @@ def match_fuzzy_person_name(query: Select, attribute: Attribute, value: str) -> 
     of some word of the name ('mul jea' finds 'Müller^Jean-Luc'); '*' and '?' still work."""
     plain = strip_accents(value).casefold()
     if "*" in plain or "?" in plain:
-        pattern = like_pattern(" ".join(name_words(plain.replace("*", " * ").replace("?", " ? "))))
-        pattern = pattern.replace(" % ", "%").replace(" _ ", "_")
+        # Words and wildcards kept, separators made single spaces, as in the stored form.
+        pattern = like_pattern(re.sub(r"[^\w*?]+", " ", plain).strip())
         if not pattern.startswith(("%", "_")):
             pattern = "% " + pattern
         if not pattern.endswith("%"):
@@ -412,10 +413,32 @@ def match_modalities_in_study(query: Select, attribute: Attribute, value: str) -
     )
 
 
+def match_empty(query: Select, attribute: Attribute, value: str) -> Select:
+    """C.2.2.2.7 (emptyvaluematching=true): '""' matches entities whose value is empty."""
+    if attribute.kind == ITEM:
+        table, foreign, owner = ITEM_TABLES[attribute.path[0]]
+        return query.where(
+            ~exists().where(foreign == owner, attribute.column != "")  # type: ignore[operator]
+        )
+    if attribute.column is None:
+        raise InvalidRequest(f"{attribute.keyword} cannot be matched against an empty value")
+    column = attribute.column
+    return query.where(or_(column.is_(None), column == ""))  # type: ignore[union-attr]
+
+
+def _check_wildcards(attribute: Attribute, value: str) -> None:
+    """C.2.2.2.4: wildcards are for string VRs only."""
+    if ("*" in value or "?" in value) and attribute.kind in (UID, DATE, TIME, DATETIME, NUMBER):
+        raise InvalidRequest(
+            f"{attribute.keyword}={value!r}: wildcards are not allowed for VR {attribute.vr}"
+        )
+
+
 def matcher(attribute: Attribute, value: str, fuzzy: bool) -> Matcher:
     """Choose the matching function for *value* of *attribute*."""
     if value == "" or value == "*":
         return match_universal
+    _check_wildcards(attribute, value)
     if attribute.kind == COMPUTED:
         if attribute.keyword == "ModalitiesInStudy":
             return match_modalities_in_study
@@ -443,7 +466,12 @@ class Search:
     include: list[Attribute] = field(default_factory=list)
     include_other: list[tuple[int, ...]] = field(default_factory=list)  # from documents
     include_all: bool = False
+    # Levels whose attributes each result carries (PS3.18 §10.6.3: /series also carries the
+    # study's, /studies/{s}/instances the series', /instances both).
+    levels: set[str] = field(default_factory=set)
     fuzzy: bool = False
+    empty_value_matching: bool = False
+    multiple_value_matching: bool = False
     limit: int | None = None
     offset: int = 0
 
@@ -493,6 +521,18 @@ class Search:
             query = match_combined_datetime(query, keywords["StudyDate"], keywords["StudyTime"])
             filters = [(a, v) for a, v in filters if a.keyword not in ("StudyDate", "StudyTime")]
         for attribute, value in filters:
+            if self.empty_value_matching and value == '""':
+                query = match_empty(query, attribute, value)
+                continue
+            if (
+                self.multiple_value_matching
+                and len(_values(value)) > 1
+                and attribute.kind in (TEXT, COMPUTED)
+            ):
+                # C.2.2.2.8: every value must match (for a single-valued attribute: never).
+                for one in _values(value):
+                    query = matcher(attribute, one, self.fuzzy)(query, attribute, one)
+                continue
             query = matcher(attribute, value, self.fuzzy)(query, attribute, value)
         if (
             self.level != INSTANCE
@@ -542,15 +582,21 @@ def run(engine: Engine, search: Search) -> Page:
         return Page(_results(connection, search, pks), remaining)
 
 
+PARENT_UIDS = {SERIES: ["StudyInstanceUID"], INSTANCE: ["StudyInstanceUID", "SeriesInstanceUID"]}
+
+
 def _returned(search: Search) -> list[Attribute]:
-    keywords = list(DEFAULT_RETURN[search.level])
-    if search.level in (SERIES, INSTANCE):
-        keywords = DEFAULT_RETURN[STUDY] + keywords
-    if search.level == INSTANCE:
-        keywords = DEFAULT_RETURN[SERIES] + keywords
+    keywords = list(DEFAULT_RETURN[search.level]) + PARENT_UIDS.get(search.level, [])
+    for level in (STUDY, SERIES):
+        if level in search.levels and level != search.level:
+            keywords = DEFAULT_RETURN[level] + keywords
     wanted = [BY_PATH[(_t(k),)] for k in keywords]
     if search.include_all:
-        wanted += REGISTRY
+        wanted += [
+            a
+            for a in REGISTRY
+            if a.level == search.level or (search.level == STUDY and a.level == "patient")
+        ]
     wanted += [a for a, _ in search.filters] + search.include
     unique: dict[tuple[int, ...], Attribute] = {}
     for attribute in wanted:

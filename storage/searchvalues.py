@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime, timedelta
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _MIN_TIME, _MAX_TIME = "000000.000000", "235959.999999"
@@ -53,10 +54,18 @@ def normalize_time(value: str, upper: bool = False) -> str:
 
 
 def normalize_datetime(value: str, upper: bool = False) -> str:
-    """DT as YYYYMMDDHHMMSS.FFFFFF, the UTC offset dropped (local time is compared)."""
-    text = re.split(r"[+\-&]", value.strip(), maxsplit=1)[0] if value else ""
+    """DT as YYYYMMDDHHMMSS.FFFFFF; a UTC offset (&ZZXX) in the value is applied, giving UTC
+    (PS3.4 C.2.2.2.5: "The offset ... shall be taken into account"); a value without one is
+    compared as it is."""
+    text = value.strip()
     if not text:
         return ""
+    offset = None
+    match = re.search(r"([+\-])(\d{2})(\d{2})$", text)
+    if match and len(text) - 5 >= 10:  # an offset needs at least YYYYMMDDHH before it
+        sign = 1 if match.group(1) == "+" else -1
+        offset = sign * (int(match.group(2)) * 60 + int(match.group(3)))
+        text = text[: match.start()]
     whole, _, fraction = text.partition(".")
     date_part, time_part = whole[:8], whole[8:]
     if len(date_part) < 8:
@@ -64,7 +73,14 @@ def normalize_datetime(value: str, upper: bool = False) -> str:
         date_part = date_part + (highest if upper else lowest)[len(date_part) :]
         time_part = ""
     time = normalize_time(time_part + (f".{fraction}" if fraction else ""), upper)
-    return date_part + (time or (_MAX_TIME if upper else _MIN_TIME))
+    result = date_part + (time or (_MAX_TIME if upper else _MIN_TIME))
+    if offset:
+        try:
+            moment = datetime.strptime(result, "%Y%m%d%H%M%S.%f") - timedelta(minutes=offset)
+        except ValueError:
+            return result
+        result = moment.strftime("%Y%m%d%H%M%S.%f")
+    return result
 
 
 def combine(date: str, time: str) -> str:
