@@ -113,26 +113,25 @@ class Peer:
 class Ours(Peer):
     name = "wsiarchive"
 
-    def __init__(self, directory: Path, port: int, workers: int = 2) -> None:
-        shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(parents=True)
+    def __init__(
+        self,
+        directory: Path,
+        port: int,
+        workers: int = 2,
+        keep: bool = False,
+        database_url: str = "",
+    ) -> None:
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True, exist_ok=True)
         self.root = f"http://127.0.0.1:{port}/dicomweb"
         self.data = directory
+        command = [sys.executable, "-m", "wsiarchive", "serve", "--data-dir", str(directory)]
+        command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+        if database_url:
+            command += ["--database-url", database_url]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "wsiarchive",
-                "serve",
-                "--data-dir",
-                str(directory),
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--log-level",
-                "warning",
-            ],
+            command,
             stdout=open(directory.parent / "wsiarchive.log", "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -15,7 +15,7 @@ from storage.blobstore import BlobStore, FilesystemBlobStore, StagedBlob
 from storage.database import create_index_engine, migrate
 from storage.errors import ArchiveError, NotFound, StudyMismatch
 from storage.frames import FrameTable
-from storage.index import StoredRecord, StudyIndex
+from storage.index import Entry, StoredRecord, StudyIndex
 from storage.metadata import build_document
 from storage.part10 import read_part10
 from storage.uid import validate_uid
@@ -90,13 +90,16 @@ class Archive:
                 self.blobs.place(staged, key)
                 self.index.commit(
                     claim,
-                    identity,
-                    parsed.dataset,
-                    parsed.transfer_syntax,
-                    parsed.number_of_frames,
-                    parsed.size,
-                    document,
-                    frames,
+                    Entry(
+                        identity,
+                        parsed.dataset,
+                        parsed.transfer_syntax,
+                        parsed.number_of_frames,
+                        parsed.size,
+                        document,
+                        frames,
+                        key,
+                    ),
                 )
             except BaseException:
                 self.index.release(claim)

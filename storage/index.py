@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from pydicom.dataset import Dataset
-from sqlalchemy import Engine, Select, delete, exists, select
+from sqlalchemy import Engine, Select, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,20 @@ class Claim:
     key: str
     previous_key: str | None  # the blob this write replaces (overwrite policy)
     abandoned_key: str | None  # a dead writer's blob to remove
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Everything the index records about one instance being stored."""
+
+    identity: Identity
+    dataset: Dataset
+    transfer_syntax: str
+    number_of_frames: int
+    size: int
+    document: bytes
+    frames: bytes | None
+    key: str
 
 
 @dataclass(frozen=True)
@@ -132,47 +146,100 @@ class StudyIndex:
                 f"SOP Instance {sop_instance_uid} is being stored by another request"
             ) from exc
 
-    def commit(
-        self,
-        claim: Claim,
-        identity: Identity,
-        dataset: Dataset,
-        transfer_syntax: str,
-        number_of_frames: int,
-        size: int,
-        document: bytes,
-        frames: bytes | None,
-    ) -> None:
+    def commit(self, claim: Claim, entry: Entry) -> None:
         """Make a claimed instance visible: index values, metadata, frame table, ``stored``."""
 
         def work(session: Session) -> None:
             row = session.get(Instance, claim.instance_pk)
             if row is None or row.pending_key != claim.key:
-                raise InstanceBusy(f"the claim on {identity.instance} was lost to another writer")
-            series = self._series(session, identity, dataset)
+                raise InstanceBusy(
+                    f"the claim on {entry.identity.instance} was lost to another writer"
+                )
             old_series_pk = row.series_pk
-            row.series_pk = series.pk
-            row.sop_class_uid = identity.sop_class
-            for name, value in instance_values(dataset).items():
-                setattr(row, name, value)
-            row.number_of_frames = number_of_frames
-            row.transfer_syntax_uid = transfer_syntax
-            row.size = size
-            row.blob_key, row.pending_key, row.claimed_at = claim.key, None, None
-            row.status = STORED
-            row.stored_at = _now()
-            session.execute(delete(Specimen).where(Specimen.instance_pk == row.pk))
-            for item in specimens(dataset):
-                session.add(Specimen(instance_pk=row.pk, **item))
-            session.merge(InstanceMetadata(instance_pk=row.pk, document=document))
-            session.execute(delete(FrameIndex).where(FrameIndex.instance_pk == row.pk))
-            if frames is not None:
-                session.add(FrameIndex(instance_pk=row.pk, ranges=frames))
-            session.flush()
-            if old_series_pk is not None and old_series_pk != series.pk:
+            fresh = row.status != STORED
+            self._apply(session, row, entry, claim.key, fresh)
+            if old_series_pk is not None and old_series_pk != row.series_pk:
                 self._drop_if_empty(session, old_series_pk)
 
         self._write(work)
+
+    def load(self, entries: list[Entry]) -> None:
+        """Bulk loading: store new instances whose blobs are in place, in one transaction.
+
+        The index values come from the same functions as ``commit`` uses (``_series`` for the
+        patient, study and series rows, ``instance_values`` and ``specimens`` for the rest);
+        only the instance rows are inserted in bulk. No claims are taken: nothing else may be
+        writing these SOP Instance UIDs.
+        """
+
+        def work(session: Session) -> None:
+            series_pk: dict[str, int] = {}
+            rows = []
+            now = _now()
+            for entry in entries:
+                if entry.identity.series not in series_pk:
+                    series_pk[entry.identity.series] = self._series(
+                        session, entry.identity, entry.dataset
+                    ).pk
+                rows.append(
+                    {
+                        "sop_instance_uid": entry.identity.instance,
+                        "series_pk": series_pk[entry.identity.series],
+                        "status": STORED,
+                        "sop_class_uid": entry.identity.sop_class,
+                        **instance_values(entry.dataset),
+                        "number_of_frames": entry.number_of_frames,
+                        "transfer_syntax_uid": entry.transfer_syntax,
+                        "size": entry.size,
+                        "blob_key": entry.key,
+                        "stored_at": now,
+                    }
+                )
+            pks = dict(
+                session.execute(
+                    insert(Instance).returning(Instance.sop_instance_uid, Instance.pk), rows
+                ).all()
+            )
+            specimen_rows, documents, frame_rows = [], [], []
+            for entry in entries:
+                pk = pks[entry.identity.instance]
+                specimen_rows += [{"instance_pk": pk, **item} for item in specimens(entry.dataset)]
+                documents.append({"instance_pk": pk, "document": entry.document})
+                if entry.frames is not None:
+                    frame_rows.append({"instance_pk": pk, "ranges": entry.frames})
+            for table, values in (
+                (Specimen, specimen_rows),
+                (InstanceMetadata, documents),
+                (FrameIndex, frame_rows),
+            ):
+                if values:
+                    session.execute(insert(table), values)
+
+        self._write(work, attempts=1)
+
+    def _apply(self, session: Session, row: Instance, entry: Entry, key: str, fresh: bool) -> None:
+        series = self._series(session, entry.identity, entry.dataset)
+        row.series_pk = series.pk
+        row.sop_class_uid = entry.identity.sop_class
+        for name, value in instance_values(entry.dataset).items():
+            setattr(row, name, value)
+        row.number_of_frames = entry.number_of_frames
+        row.transfer_syntax_uid = entry.transfer_syntax
+        row.size = entry.size
+        row.blob_key, row.pending_key, row.claimed_at = key, None, None
+        row.status = STORED
+        row.stored_at = _now()
+        session.flush()
+        if not fresh:
+            session.execute(delete(Specimen).where(Specimen.instance_pk == row.pk))
+            session.execute(delete(FrameIndex).where(FrameIndex.instance_pk == row.pk))
+            session.execute(delete(InstanceMetadata).where(InstanceMetadata.instance_pk == row.pk))
+        for item in specimens(entry.dataset):
+            session.add(Specimen(instance_pk=row.pk, **item))
+        session.add(InstanceMetadata(instance_pk=row.pk, document=entry.document))
+        if entry.frames is not None:
+            session.add(FrameIndex(instance_pk=row.pk, ranges=entry.frames))
+        session.flush()
 
     def release(self, claim: Claim) -> None:
         """Give up a claim after a failed write; a new instance's row disappears."""

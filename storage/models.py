@@ -48,6 +48,8 @@ class Patient(Base):
             postgresql_where=text("patient_id <> ''"),
         ),
         Index("ix_patient_birth_date", "patient_birth_date"),
+        # The partial unique index above is not usable for plain equality in SQLite.
+        Index("ix_patient_patient_id", "patient_id"),
     )
 
 

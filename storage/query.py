@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from sqlalchemy import (
@@ -84,15 +85,16 @@ class Attribute:
     def tag(self) -> int:
         return self.path[-1]
 
-    @property
+    # Cached: results are built from these for every value of every match.
+    @cached_property
     def key(self) -> str:
         return ".".join(f"{t:08X}" for t in self.path)
 
-    @property
+    @cached_property
     def keyword(self) -> str:
         return ".".join(keyword_for_tag(t) or f"{t:08X}" for t in self.path)
 
-    @property
+    @cached_property
     def vr(self) -> str:
         return dictionary_VR(self.tag)
 
@@ -650,8 +652,8 @@ def _results(connection, search: Search, pks: Sequence[int]) -> list[dict]:  # t
         for position, attribute in enumerate(plain, start=1):
             dataset[attribute.key] = json_value(attribute.vr, row[position])
         for keyword, values in computed.items():
-            tag = _t(keyword)
-            dataset[f"{tag:08X}"] = json_value(dictionary_VR(tag), values.get(pk))
+            attribute = BY_PATH[(_t(keyword),)]
+            dataset[attribute.key] = json_value(attribute.vr, values.get(pk))
         for sequence_key, by_pk in items.items():
             dataset[sequence_key] = (
                 {"vr": "SQ", "Value": by_pk.get(pk, [])} if by_pk.get(pk) else {"vr": "SQ"}

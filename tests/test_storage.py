@@ -75,3 +75,87 @@ def test_migrations_create_exactly_the_models(tmp_path: Path) -> None:
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+def test_migration_0002_backfills_search_values_from_documents(tmp_path: Path) -> None:
+    """An index made before the search columns existed gets them filled from its documents."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from storage.database import _config
+    from storage.metadata import build_document
+    from tests import corpus
+
+    dataset = next(d for d in corpus.instances() if d.PatientID == "P1" and d.Modality == "SM")
+    dataset.RequestAttributesSequence = corpus.instances()[-3].get("RequestAttributesSequence")
+    engine = create_engine(f"sqlite:///{tmp_path / 'index.sqlite3'}")
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), "0001")
+        document = build_document(dataset, dataset.StudyInstanceUID, dataset.SeriesInstanceUID,
+                                  dataset.SOPInstanceUID, None)
+        connection.execute(text(
+            "INSERT INTO patient VALUES (1, 'P1', '', :name, '19700101', 'M')"),
+            {"name": str(dataset.PatientName)})
+        connection.execute(text(
+            "INSERT INTO study VALUES (1, 1, :uid, '20201231', '233000', 'ACC1', 'S-A', '', "
+            "'', '', 'ISO_IR 100')"), {"uid": dataset.StudyInstanceUID})
+        connection.execute(text(
+            "INSERT INTO series VALUES (1, 1, :uid, 'SM', 1, '', '20201231', '233000')"),
+            {"uid": dataset.SeriesInstanceUID})
+        connection.execute(text(
+            "INSERT INTO instance (pk, sop_instance_uid, series_pk, status, sop_class_uid, "
+            "number_of_frames, transfer_syntax_uid, size, blob_key) VALUES "
+            "(1, :uid, 1, 'stored', :cls, 1, '1.2.840.10008.1.2.1', 10, 'k')"),
+            {"uid": dataset.SOPInstanceUID, "cls": dataset.SOPClassUID})
+        connection.execute(text("INSERT INTO instance_metadata VALUES (1, :doc)"),
+                           {"doc": document})
+    migrate(engine)
+    with engine.connect() as connection:
+        folded, words = connection.execute(
+            text("SELECT patient_name_folded, patient_name_words FROM patient")).one()
+        assert (folded, words) == ("müller^jürgen", " muller jurgen ")
+        assert connection.scalar(text("SELECT study_datetime FROM study")) == (
+            "20201231233000.000000")
+        assert connection.scalar(text("SELECT container_identifier FROM instance")) == "SLIDE-A1"
+        assert connection.scalar(text("SELECT specimen_identifier FROM specimen")) == "SPEC-A"
+        assert connection.scalar(
+            text("SELECT scheduled_procedure_step_id FROM request_attributes")) == "SPS1"
+
+
+def test_bulk_load_indexes_like_the_ingest_path(tmp_path: Path) -> None:
+    """StudyIndex.load (the bulk loader) and the two-phase commit give the same search rows."""
+    from storage import query
+    from storage.attributes import Identity
+    from storage.index import Entry, StudyIndex
+    from storage.metadata import build_document
+    from tests import corpus
+
+    datasets = corpus.instances()
+    results = []
+    for name, bulk in (("bulk", True), ("one-by-one", False)):
+        engine = create_engine(f"sqlite:///{tmp_path / name}.sqlite3")
+        migrate(engine)
+        index = StudyIndex(engine)
+        entries = []
+        for ds in datasets:
+            identity = Identity.of(ds)
+            document = build_document(ds, identity.study, identity.series, identity.instance, None)
+            entries.append(Entry(identity, ds, "1.2.840.10008.1.2.1", 1, 10, document, None, "k"))
+        if bulk:
+            index.load(entries)
+        else:
+            for entry in entries:
+                claim = index.claim(entry.identity.instance, entry.key, False)
+                index.commit(claim, entry)
+        found = {}
+        for key, value in (("PatientName", "müller*"), ("SpecimenIdentifier", "SPEC-A"),
+                           ("RequestAttributesSequence.ScheduledProcedureStepID", "SPS1")):
+            search = query.Search(query.INSTANCE, levels={"study", "series", "instance"})
+            attribute = query.attribute_for(query.parse_key(key))  # type: ignore[arg-type]
+            search.filters.append((attribute, value))  # type: ignore[arg-type]
+            page = query.run(engine, search)
+            found[key] = sorted(r["00080018"]["Value"][0] for r in page.results)
+        results.append(found)
+    assert results[0] == results[1]
+    assert len(results[0]["PatientName"]) == 8
+    assert len(results[0]["SpecimenIdentifier"]) == 4

@@ -94,6 +94,7 @@ def upgrade() -> None:
         )
         batch_op.drop_index(batch_op.f("ix_patient_name"))
         batch_op.create_index("ix_patient_birth_date", ["patient_birth_date"], unique=False)
+        batch_op.create_index("ix_patient_patient_id", ["patient_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_patient_patient_name_folded"), ["patient_name_folded"], unique=False
         )
@@ -151,6 +152,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("patient", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_patient_patient_name_folded"))
+        batch_op.drop_index("ix_patient_patient_id")
         batch_op.drop_index("ix_patient_birth_date")
         batch_op.create_index(batch_op.f("ix_patient_name"), ["patient_name"], unique=False)
         batch_op.drop_column("patient_name_words")
