@@ -91,35 +91,54 @@ def test_migration_0002_backfills_search_values_from_documents(tmp_path: Path) -
     engine = create_engine(f"sqlite:///{tmp_path / 'index.sqlite3'}")
     with engine.begin() as connection:
         command.upgrade(_config(connection), "0001")
-        document = build_document(dataset, dataset.StudyInstanceUID, dataset.SeriesInstanceUID,
-                                  dataset.SOPInstanceUID, None)
-        connection.execute(text(
-            "INSERT INTO patient VALUES (1, 'P1', '', :name, '19700101', 'M')"),
-            {"name": str(dataset.PatientName)})
-        connection.execute(text(
-            "INSERT INTO study VALUES (1, 1, :uid, '20201231', '233000', 'ACC1', 'S-A', '', "
-            "'', '', 'ISO_IR 100')"), {"uid": dataset.StudyInstanceUID})
-        connection.execute(text(
-            "INSERT INTO series VALUES (1, 1, :uid, 'SM', 1, '', '20201231', '233000')"),
-            {"uid": dataset.SeriesInstanceUID})
-        connection.execute(text(
-            "INSERT INTO instance (pk, sop_instance_uid, series_pk, status, sop_class_uid, "
-            "number_of_frames, transfer_syntax_uid, size, blob_key) VALUES "
-            "(1, :uid, 1, 'stored', :cls, 1, '1.2.840.10008.1.2.1', 10, 'k')"),
-            {"uid": dataset.SOPInstanceUID, "cls": dataset.SOPClassUID})
-        connection.execute(text("INSERT INTO instance_metadata VALUES (1, :doc)"),
-                           {"doc": document})
+        document = build_document(
+            dataset,
+            dataset.StudyInstanceUID,
+            dataset.SeriesInstanceUID,
+            dataset.SOPInstanceUID,
+            None,
+        )
+        connection.execute(
+            text("INSERT INTO patient VALUES (1, 'P1', '', :name, '19700101', 'M')"),
+            {"name": str(dataset.PatientName)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO study VALUES (1, 1, :uid, '20201231', '233000', 'ACC1', 'S-A', '', "
+                "'', '', 'ISO_IR 100')"
+            ),
+            {"uid": dataset.StudyInstanceUID},
+        )
+        connection.execute(
+            text("INSERT INTO series VALUES (1, 1, :uid, 'SM', 1, '', '20201231', '233000')"),
+            {"uid": dataset.SeriesInstanceUID},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO instance (pk, sop_instance_uid, series_pk, status, sop_class_uid, "
+                "number_of_frames, transfer_syntax_uid, size, blob_key) VALUES "
+                "(1, :uid, 1, 'stored', :cls, 1, '1.2.840.10008.1.2.1', 10, 'k')"
+            ),
+            {"uid": dataset.SOPInstanceUID, "cls": dataset.SOPClassUID},
+        )
+        connection.execute(
+            text("INSERT INTO instance_metadata VALUES (1, :doc)"), {"doc": document}
+        )
     migrate(engine)
     with engine.connect() as connection:
         folded, words = connection.execute(
-            text("SELECT patient_name_folded, patient_name_words FROM patient")).one()
+            text("SELECT patient_name_folded, patient_name_words FROM patient")
+        ).one()
         assert (folded, words) == ("müller^jürgen", " muller jurgen ")
         assert connection.scalar(text("SELECT study_datetime FROM study")) == (
-            "20201231233000.000000")
+            "20201231233000.000000"
+        )
         assert connection.scalar(text("SELECT container_identifier FROM instance")) == "SLIDE-A1"
         assert connection.scalar(text("SELECT specimen_identifier FROM specimen")) == "SPEC-A"
-        assert connection.scalar(
-            text("SELECT scheduled_procedure_step_id FROM request_attributes")) == "SPS1"
+        assert (
+            connection.scalar(text("SELECT scheduled_procedure_step_id FROM request_attributes"))
+            == "SPS1"
+        )
 
 
 def test_bulk_load_indexes_like_the_ingest_path(tmp_path: Path) -> None:
@@ -148,8 +167,11 @@ def test_bulk_load_indexes_like_the_ingest_path(tmp_path: Path) -> None:
                 claim = index.claim(entry.identity.instance, entry.key, False)
                 index.commit(claim, entry)
         found = {}
-        for key, value in (("PatientName", "müller*"), ("SpecimenIdentifier", "SPEC-A"),
-                           ("RequestAttributesSequence.ScheduledProcedureStepID", "SPS1")):
+        for key, value in (
+            ("PatientName", "müller*"),
+            ("SpecimenIdentifier", "SPEC-A"),
+            ("RequestAttributesSequence.ScheduledProcedureStepID", "SPS1"),
+        ):
             search = query.Search(query.INSTANCE, levels={"study", "series", "instance"})
             attribute = query.attribute_for(query.parse_key(key))  # type: ignore[arg-type]
             search.filters.append((attribute, value))  # type: ignore[arg-type]
