@@ -128,6 +128,17 @@ class Archive:
         """Store a Part-10 file from the local filesystem (copied; the source is left alone)."""
         return self.ingest(self.blobs.stage_copy(path), study)
 
+    def ingest_staged_file(self, path: Path, study: str | None = None) -> StoredInstance:
+        """Store a complete Part-10 file made inside the staging area (e.g. by the converter):
+        it is renamed into place, never copied."""
+        return self.ingest(self.blobs.adopt(path), study)
+
+    def delete(self, sop_instance_uid: str) -> None:
+        """Remove a stored instance (index rows, then its blob)."""
+        key = self.index.delete(validate_uid(sop_instance_uid, "SOP Instance UID"))
+        if key:
+            self.blobs.delete(key)
+
     def recover(self) -> int:
         """Undo writes interrupted by a crash; call before any writer starts. Returns a count."""
         claims = self.index.abandoned_claims()

@@ -7,6 +7,7 @@ import ctypes.util
 import errno
 import os
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -55,6 +56,16 @@ class StagedBlob:
         self._fsync = fsync
         self._scheduled = 0  # bytes handed to the kernel for writing
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+
+    @classmethod
+    def adopt(cls, path: Path, fsync: bool) -> StagedBlob:
+        """A staged blob for a complete file already in the staging area (a converter's
+        output), so it is placed by a rename and never copied."""
+        blob = cls.__new__(cls)
+        blob.path, blob._fsync, blob._scheduled = path, fsync, 0
+        blob._fd = os.open(path, os.O_WRONLY)
+        blob.size = os.fstat(blob._fd).st_size
+        return blob
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append *data*; raises OutOfResources when the disk is full."""
@@ -118,6 +129,10 @@ class BlobStore(Protocol):
 
     def stage_copy(self, source: Path) -> StagedBlob: ...
 
+    def workspace(self) -> Path: ...
+
+    def adopt(self, path: Path) -> StagedBlob: ...
+
     def place(self, staged: StagedBlob, key: str) -> None: ...
 
     def open(self, key: str) -> BinaryIO: ...
@@ -161,6 +176,19 @@ class FilesystemBlobStore:
         except OSError as exc:
             _raise_resources(exc)
             raise
+
+    def workspace(self) -> Path:
+        """A new empty directory in the staging area, for files made to be stored (converted
+        slides): on the blobs' filesystem, so storing them is a rename."""
+        path = self.staging / f"{time.time_ns():x}-{secrets.token_hex(8)}.work"
+        path.mkdir()
+        return path
+
+    def adopt(self, path: Path) -> StagedBlob:
+        """Stage a complete file that lies inside the staging area."""
+        if self.staging not in path.resolve().parents:
+            raise ValueError(f"{path} is not in the staging area")
+        return StagedBlob.adopt(path, self.fsync)
 
     def stage_copy(self, source: Path) -> StagedBlob:
         """A staged blob holding a copy of *source* (kernel copy, nothing held in memory)."""
@@ -215,7 +243,10 @@ class FilesystemBlobStore:
         for entry in self.staging.iterdir():
             try:
                 if entry.stat().st_mtime <= limit:
-                    entry.unlink()
+                    if entry.is_dir():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
                     removed += 1
             except FileNotFoundError:
                 continue

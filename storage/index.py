@@ -255,6 +255,24 @@ class StudyIndex:
 
         self._write(work)
 
+    def delete(self, sop_instance_uid: str) -> str | None:
+        """Remove a stored instance from the index; returns its blob key (None if absent)."""
+
+        def work(session: Session) -> str | None:
+            row = session.scalar(
+                select(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
+            )
+            if row is None:
+                return None
+            key, series_pk = row.blob_key, row.series_pk
+            session.delete(row)
+            session.flush()
+            if series_pk is not None:
+                self._drop_if_empty(session, series_pk)
+            return key
+
+        return self._write(work)
+
     def abandoned_claims(self) -> list[Claim]:
         """Every open claim; only meaningful when no writer is running (start-up recovery)."""
         with Session(self.engine) as session:

@@ -212,9 +212,9 @@ def _frame_table(
         eot = dataset.get("ExtendedOffsetTable")
         eot_lengths = dataset.get("ExtendedOffsetTableLengths")
         offsets = lengths = None
-        if eot is not None and eot_lengths is not None and eot.value and eot_lengths.value:
-            offsets = struct.unpack(f"<{len(eot.value) // 8}Q", eot.value)
-            lengths = struct.unpack(f"<{len(eot_lengths.value) // 8}Q", eot_lengths.value)
+        if eot and eot_lengths:
+            offsets = struct.unpack(f"<{len(eot) // 8}Q", eot)
+            lengths = struct.unpack(f"<{len(eot_lengths) // 8}Q", eot_lengths)
         return encapsulated_frames(fragments, frames, offsets, lengths), fragments.end
     if transfer_syntax.is_compressed:
         raise InvalidInstance(

@@ -78,7 +78,7 @@ def test_import_files_and_folders(tmp_path: Path, testdata: Path) -> None:
     )
     # The folder's readme.txt and the broken file are reported; the DICOM files are stored.
     assert result.returncode == 1
-    assert "histolab_broken.svs: not a DICOM Part-10 file" in result.stderr
+    assert "histolab_broken.svs: not a slide format any reader here recognises" in result.stderr
     assert "readme.txt" in result.stderr
     assert "11 stored, 2 failed" in result.stdout
     server = ArchiveServer(data).start()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from wsiarchive import settings as settings_module
@@ -47,38 +48,137 @@ def _resolve(args: argparse.Namespace) -> settings_module.Settings:
     return settings_module.load(args.config, overrides=overrides)
 
 
-def _files(paths: Sequence[Path]) -> Iterator[Path]:
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
+def _slide_parser() -> argparse.ArgumentParser:
+    """Slide metadata flags (docs/converter.md); they override --metadata and slide_metadata."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("slide metadata (see docs/converter.md)")
+    group.add_argument("--metadata", type=Path, help="JSON file of slide metadata")
+    for flag, name, help_text in SLIDE_FLAGS:
+        if name == "stains":
+            group.add_argument(flag, dest=name, action="append", help=help_text)
+        elif name == "mpp":
+            group.add_argument(flag, dest=name, type=float, help=help_text)
         else:
-            yield path
+            group.add_argument(flag, dest=name, help=help_text)
+    return parser
+
+
+SLIDE_FLAGS = [
+    ("--patient-id", "patient_id", "Patient ID"),
+    ("--patient-name", "patient_name", "Patient's Name, e.g. Doe^Jane"),
+    ("--accession", "accession_number", "Accession Number (slides of one case share a study)"),
+    ("--study-uid", "study_uid", "Study Instance UID to put the slide into"),
+    ("--container-id", "container_identifier", "the slide identifier (Container Identifier)"),
+    ("--specimen-id", "specimen_identifier", "Specimen Identifier (default: the slide id)"),
+    ("--anatomy", "anatomy", "anatomy as SCHEME:CODE:MEANING, e.g. SCT:39607008:Lung structure"),
+    ("--stain", "stains", "a stain, e.g. 'hematoxylin stain' (repeat for several)"),
+    ("--fixative", "fixative", "fixative, e.g. Formalin"),
+    ("--embedding", "embedding", "embedding medium, e.g. 'Paraffin wax'"),
+    ("--collection", "collection", "collection procedure, e.g. Biopsy"),
+    ("--mpp", "mpp", "base level micrometres per pixel, when the file does not say"),
+]
+
+
+def _slide_info(args: argparse.Namespace, settings: settings_module.Settings | None):  # type: ignore[no-untyped-def]
+    from converter import SlideInfo
+
+    info = SlideInfo()
+    if settings is not None and settings.slide_metadata:
+        info = SlideInfo.from_json(Path(settings.slide_metadata))
+    if args.metadata:
+        info = info.updated(**vars(SlideInfo.from_json(args.metadata)))
+    return info.updated(**{name: getattr(args, name, None) for _, name, _ in SLIDE_FLAGS})
+
+
+def _conversion_options(settings: settings_module.Settings):  # type: ignore[no-untyped-def]
+    import os
+
+    from converter import ConversionOptions
+
+    return ConversionOptions(
+        workers=settings.convert_workers or os.cpu_count() or 1,
+        max_instance_bytes=settings.max_instance_bytes,
+        progress=lambda text: print(text, file=sys.stderr),
+    )
+
+
+def _open_archive(settings: settings_module.Settings):  # type: ignore[no-untyped-def]
+    from storage import open_archive
+
+    return open_archive(
+        settings.database, settings.blobs, settings.duplicate_policy, settings.fsync
+    )
+
+
+def _report(text: str) -> None:
+    print(text, file=sys.stderr if text.startswith("error:") else sys.stdout)
 
 
 def command_import(args: argparse.Namespace) -> int:
-    """Ingest DICOM files or folders straight into the archive."""
-    from storage import ArchiveError, open_archive
+    """Ingest DICOM files or folders, and convert vendor slides, straight into the archive."""
+    from converter import ConversionError
+    from wsiarchive.importer import import_paths
 
     settings = _resolve(args)
-    archive = open_archive(
-        settings.database, settings.blobs, settings.duplicate_policy, settings.fsync
+    try:
+        info = _slide_info(args, settings)
+    except ConversionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    outcome = import_paths(
+        _open_archive(settings), list(args.paths), info, _conversion_options(settings), _report
     )
-    stored = failed = 0
-    for path in _files(args.paths):
-        if not path.exists():
-            print(f"error: {path}: no such file or directory", file=sys.stderr)
-            failed += 1
-            continue
+    print(f"{len(outcome.stored)} stored, {len(outcome.failed)} failed")
+    return 0 if not outcome.failed else 1
+
+
+def command_convert(args: argparse.Namespace) -> int:
+    """Convert vendor slides into DICOM Part-10 files in OUTDIR (one folder per slide)."""
+    from converter import ConversionError, convert
+
+    settings = _resolve(args)
+    try:
+        info = _slide_info(args, settings)
+    except ConversionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    options = _conversion_options(settings)
+    failed = 0
+    for path in args.inputs:
         try:
-            result = archive.ingest_file(path)
-        except ArchiveError as exc:
-            print(f"error: {path}: {exc.reason}", file=sys.stderr)
+            files = convert(path, args.output / path.stem, info, options)
+        except ConversionError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        stored += 1
-        print(f"stored {path} as {result.instance} ({result.number_of_frames} frames)")
-    print(f"{stored} stored, {failed} failed")
-    return 0 if failed == 0 else 1
+        print(f"converted {path} into {len(files)} instances in {args.output / path.stem}")
+    return 0 if not failed else 1
+
+
+def command_watch(args: argparse.Namespace) -> int:
+    """Import every slide dropped into DIR, moving it to done/ or failed/."""
+    from converter import ConversionError
+    from wsiarchive.watch import DropFolder
+
+    settings = _resolve(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        info = _slide_info(args, settings)
+    except ConversionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    folder = DropFolder(
+        args.directory,
+        _open_archive(settings),
+        info,
+        _conversion_options(settings),
+        settings.watch_settle_seconds,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        folder.run(args.interval, once=args.once)
+    return 0
 
 
 def command_serve(args: argparse.Namespace) -> int:
@@ -108,11 +208,27 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", parents=[common], help="run the DICOMweb server")
     serve.set_defaults(run=command_serve)
+    slide = _slide_parser()
     importer = commands.add_parser(
-        "import", parents=[common], help="ingest DICOM files or folders into the archive"
+        "import",
+        parents=[common, slide],
+        help="ingest DICOM files or folders, and convert vendor slides, into the archive",
     )
     importer.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     importer.set_defaults(run=command_import)
+    converter = commands.add_parser(
+        "convert", parents=[common, slide], help="convert vendor slides to DICOM files"
+    )
+    converter.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    converter.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
+    converter.set_defaults(run=command_convert)
+    watcher = commands.add_parser(
+        "watch", parents=[common, slide], help="import slides dropped into a folder"
+    )
+    watcher.add_argument("directory", type=Path, metavar="DIR")
+    watcher.add_argument("--interval", type=float, default=2.0, help="seconds between scans")
+    watcher.add_argument("--once", action="store_true", help="stop when the folder is empty")
+    watcher.set_defaults(run=command_watch)
     show = commands.add_parser(
         "settings", parents=[common], help="show resolved settings, or document them"
     )

@@ -60,6 +60,20 @@ class Settings:
         "fsync every blob, its directory and every index commit before reporting success. "
         "Turning it off risks losing acknowledged instances on power failure.",
     )
+    slide_metadata: str = setting(
+        "",
+        "JSON file of default slide metadata (docs/converter.md) for import and watch; "
+        "flags and a slide's own .json sidecar override it.",
+    )
+    convert_workers: int = setting(0, "Threads converting a slide; 0 means one per CPU core.")
+    max_instance_bytes: int = setting(
+        2 << 30,
+        "A converted pyramid level with more pixel data than this many bytes is split into a "
+        "concatenation of instances.",
+    )
+    watch_settle_seconds: float = setting(
+        10.0, "A dropped file counts as completely written once unchanged this long."
+    )
     workers: int = setting(0, "HTTP worker processes; 0 means one per CPU core.")
     threads: int = setting(8, "Threads per HTTP worker process.")
     log_level: str = setting("info", "Logging level.", ("debug", "info", "warning", "error"))
@@ -82,7 +96,7 @@ def declarations() -> list:  # type: ignore[type-arg]
 
 def _type(declaration) -> type:  # type: ignore[no-untyped-def]
     return (
-        {"str": str, "int": int, "bool": bool}[declaration.type]
+        {"str": str, "int": int, "bool": bool, "float": float}[declaration.type]
         if isinstance(declaration.type, str)
         else declaration.type
     )
@@ -105,6 +119,10 @@ def convert(declaration, value: Any, source: str) -> Any:  # type: ignore[no-unt
             if isinstance(value, bool):
                 raise ValueError(value)
             result = int(value)
+        elif kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            result = float(value)
         else:
             result = str(value)
     except (TypeError, ValueError) as exc:
@@ -159,7 +177,7 @@ def to_environ(settings: Settings) -> dict[str, str]:
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
+    if isinstance(value, int | float):
         return str(value)
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 

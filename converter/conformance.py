@@ -1,0 +1,66 @@
+"""Fixes to wsidicom's writing: instance datasets that meet the WSI IOD as dciodvfy's
+WG26SP2025 profile checks it, and pyramid levels built from 16-bit tiles."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from pydicom.dataset import Dataset
+from wsidicom.instance.dataset import WsiDataset
+
+_installed = False
+
+
+def fix(dataset: Dataset) -> Dataset:
+    """PS3.3 C.8.12.4 (Whole Slide Microscopy Image Module): MONOCHROME2 needs Presentation
+    LUT Shape and the Rescale attributes; JPEG 2000 colour is RGB (YBR_ICT/YBR_RCT are no
+    longer enumerated values for the IOD; the codestream's own transform stays as it is)."""
+    photometric = dataset.get("PhotometricInterpretation")
+    if photometric == "MONOCHROME2":
+        dataset.PresentationLUTShape = "IDENTITY"
+        dataset.RescaleSlope = 1
+        dataset.RescaleIntercept = 0
+    elif photometric in ("YBR_ICT", "YBR_RCT"):
+        dataset.PhotometricInterpretation = "RGB"
+    return dataset
+
+
+def _reduce(tile: Image.Image) -> Image.Image:
+    """2x2 mean of a tile; Pillow's reduce() has no 16-bit grey mode, so numpy does those."""
+    if not tile.mode.startswith("I"):
+        return tile.reduce(2)
+    data = np.asarray(tile, dtype=np.uint32)
+    height, width = data.shape[0] // 2 * 2, data.shape[1] // 2 * 2
+    data = data[:height, :width]
+    mean = (data[0::2, 0::2] + data[1::2, 0::2] + data[0::2, 1::2] + data[1::2, 1::2] + 2) // 4
+    return Image.fromarray(mean.astype(np.uint16))
+
+
+def install() -> None:
+    """Wrap wsidicom's dataset builders with :func:`fix`, and let its pyramid builder halve
+    16-bit tiles (once per process)."""
+    global _installed
+    if _installed:
+        return
+    from wsidicom.writing.encoder_pool import EncoderPool
+
+    def _downsample_block(self, tiles):  # type: ignore[no-untyped-def]
+        if self._downsampler.commutes_with_stitch:
+            return self._stitcher.stitch_grid([[_reduce(t) for t in row] for row in tiles])
+        composite = self._stitcher.stitch_grid(tiles)
+        return self._downsampler.downsample(composite, self._tile_size)
+
+    EncoderPool._downsample_block = _downsample_block  # type: ignore[method-assign]
+    create = WsiDataset.create_instance_dataset.__func__  # type: ignore[attr-defined]
+    update = WsiDataset.update_for_transcoding
+
+    def create_instance_dataset(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return fix(create(cls, *args, **kwargs))
+
+    def update_for_transcoding(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        update(self, *args, **kwargs)
+        fix(self)
+
+    WsiDataset.create_instance_dataset = classmethod(create_instance_dataset)  # type: ignore[method-assign,assignment]
+    WsiDataset.update_for_transcoding = update_for_transcoding  # type: ignore[method-assign]
+    _installed = True

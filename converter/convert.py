@@ -1,0 +1,175 @@
+"""Converting one slide file: pick a reader, write the DICOM instances, leave nothing partial."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.uid import generate_uid
+
+from converter import conformance
+from converter.concatenation import split_large_instances
+from converter.errors import ConversionError
+from converter.metadata import SlideInfo
+from converter.sources import candidates
+from converter.sources.planes import PlanesSource
+
+log = logging.getLogger(__name__)
+
+# Documented re-encoding (docs/converter.md): tiles whose compression DICOM cannot carry are
+# re-encoded as JPEG baseline at this quality with 4:2:2 chroma subsampling; non-RGB and 16-bit
+# data as lossless JPEG 2000.
+JPEG_QUALITY = 90
+
+
+@dataclass
+class ConversionOptions:
+    """How to convert (the what comes from SlideInfo)."""
+
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    tile_size: int = 512  # for readers that re-tile; native tiles are kept
+    jpeg_quality: int = JPEG_QUALITY
+    add_missing_levels: bool = True
+    include_label: bool = True
+    include_overview: bool = True
+    include_thumbnail: bool = True
+    # Levels whose pixel data exceeds this many bytes are split into a concatenation.
+    max_instance_bytes: int = 2 << 30
+    progress: Callable[[str], None] | None = None
+
+
+def _encoding_for(wsi, options: ConversionOptions):  # type: ignore[no-untyped-def]
+    """The documented re-encoding for the slide's pixels: JPEG for 8-bit RGB, lossless
+    JPEG 2000 for grey-level (fluorescence) and 16-bit data."""
+    from wsidicom.codec import Channels, Jpeg2kSettings, JpegSettings, Subsampling
+
+    mode = wsi.read_tile(0, (0, 0)).mode if wsi is not None else "RGB"
+    if mode == "RGB":
+        return JpegSettings(quality=options.jpeg_quality, subsampling=Subsampling.R422)
+    bits = 16 if mode.startswith("I") else 8
+    return Jpeg2kSettings(levels=[0], bits=bits, channels=Channels.GRAYSCALE)
+
+
+def _open(path: Path, info: SlideInfo, options: ConversionOptions):  # type: ignore[no-untyped-def]
+    """Open *path* with the first reader that can; raise ConversionError naming each reason."""
+
+    if not candidates(path):
+        raise ConversionError(f"{path}: not a slide format any reader here recognises")
+    metadata = info.to_wsidicom()
+    reasons: list[str] = []
+    # Readers log their own complaints while probing; the reasons are collected below.
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        return _first_reader(path, metadata, options, info, reasons)
+    finally:
+        logging.disable(previous)
+
+
+def _first_reader(
+    path: Path,
+    metadata,
+    options: ConversionOptions,
+    info: SlideInfo,  # type: ignore[no-untyped-def]
+    reasons: list[str],
+):
+    from wsidicomizer import WsiDicomizer
+
+    for source in candidates(path):
+        if hasattr(source, "fallback_mpp"):
+            source.fallback_mpp = info.mpp
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wsi = None
+                for _ in range(2):
+                    encoding = _encoding_for(wsi, options)
+                    if wsi is not None:
+                        wsi.close()
+                    wsi = WsiDicomizer.open(
+                        path,
+                        metadata=metadata,
+                        tile_size=options.tile_size,
+                        encoding=encoding,
+                        preferred_source=source,
+                    )
+                    if not wsi.levels:
+                        wsi.close()
+                        raise ValueError("no image levels")
+                    if _encoding_for(wsi, options).__class__ is encoding.__class__:
+                        break
+            return wsi
+        except Exception as exc:  # every reader raises its own kinds
+            reasons.append(f"{source.__name__}: {exc}")
+    raise ConversionError(f"{path}: cannot be read ({'; '.join(reasons)})")
+
+
+def _save(wsi, work: Path, path: Path, options: ConversionOptions) -> list[Path]:  # type: ignore[no-untyped-def]
+    try:
+        if options.progress:
+            options.progress(f"{path.name}: writing {len(wsi.levels)} levels")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            written = wsi.save(
+                work,
+                workers=options.workers,
+                offset_table="eot",
+                add_missing_levels=options.add_missing_levels,
+                include_labels=options.include_label,
+                include_overviews=options.include_overview,
+                include_thumbnails=options.include_thumbnail,
+            )
+    except Exception as exc:
+        raise ConversionError(f"{path}: conversion failed while writing: {exc}") from exc
+    finally:
+        wsi.close()
+    return [Path(str(p)) for p in written]
+
+
+def convert(
+    path: Path, output: Path, info: SlideInfo, options: ConversionOptions | None = None
+) -> list[Path]:
+    """Convert the slide at *path* into DICOM files in *output*; returns their paths.
+
+    The instances are written to a hidden folder inside *output* and moved into place only
+    when all of them are complete, so a failure leaves nothing behind.
+    """
+    options = options or ConversionOptions()
+    conformance.install()
+    if not path.is_file():
+        raise ConversionError(f"{path}: no such file")
+    output.mkdir(parents=True, exist_ok=True)
+    # UIDs fixed up front: every pyramid written for this slide shares them.
+    info = info.updated(
+        study_uid=info.study_uid or generate_uid(),
+        series_uid=info.series_uid or generate_uid(),
+        frame_of_reference_uid=info.frame_of_reference_uid or generate_uid(),
+    )
+    work = output / f".converting-{secrets.token_hex(6)}"
+    work.mkdir()
+    PlanesSource.plane = None
+    try:
+        written = []
+        wsi = _open(path, info, options)
+        planes = getattr(getattr(wsi, "_source", None), "focal_plane_count", 1)
+        for plane in range(planes):
+            if plane:
+                PlanesSource.plane = plane
+                wsi = _open(path, info, options)
+            written += _save(wsi, work, path, options)
+        files = split_large_instances(written, options.max_instance_bytes)
+        final = []
+        for file in files:
+            target = output / file.name
+            os.replace(file, target)
+            final.append(target)
+        return final
+    finally:
+        PlanesSource.plane = None
+        shutil.rmtree(work, ignore_errors=True)

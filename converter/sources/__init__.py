@@ -1,0 +1,31 @@
+"""Readers of vendor slide formats, tried in order: wsidicomizer's own and the ones here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def candidates(path: Path) -> list[type]:
+    """Source classes that claim *path*, most faithful first (tile copying before decoding)."""
+    from wsidicomizer.sources import CziSource, OpenTileSource, TiffSlideSource
+
+    from converter.sources.aperio import AperioSource
+    from converter.sources.planes import PlanesSource
+    from converter.sources.zeiss import ZeissSource
+
+    ordered: list[type] = [AperioSource, OpenTileSource, ZeissSource, CziSource, TiffSlideSource]
+    try:
+        from wsidicomizer.extras.openslide import OpenSlideSource
+
+        ordered.append(OpenSlideSource)
+    except ImportError:  # OpenSlide missing: MRXS, SCN, BIF and others are not readable
+        pass
+    ordered.append(PlanesSource)
+    found = []
+    for source in ordered:
+        try:
+            if source.is_supported(path):
+                found.append(source)
+        except Exception:  # a reader that cannot even probe the file does not claim it
+            continue
+    return found

@@ -1,0 +1,282 @@
+"""Any TIFF tifffile reads (OME-TIFF, QPTIFF, odd pyramids) as image planes held in memory.
+
+The reader of last resort: it takes the base resolution of the file's first image series,
+channels as optical paths and Z as focal planes (the first time point only), converts signed
+8-bit data to unsigned by adding 128, and lets wsidicom build the pyramid. The planes are held
+in memory, so files whose base planes exceed ``MAX_BYTES`` are refused.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+import tifffile
+from PIL import Image as Pillow
+from PIL.Image import Image
+from pydicom import Dataset
+from wsidicom.codec import Channels, Encoder, Jpeg2kSettings
+from wsidicom.geometry import Point, Size, SizeMm
+from wsidicom.metadata import Image as ImageMetadata
+from wsidicom.metadata import OpticalPath, Pyramid, UidGenerator, WsiMetadata
+from wsidicomizer.dicomizer_source import DicomizerSource
+from wsidicomizer.image_data import BaseDicomizerImageData
+from wsidicomizer.metadata import MetadataPostProcessor, WsiDicomizerMetadata
+
+MAX_BYTES = 4 << 30
+
+
+class Planes:
+    """The base planes of a TIFF as an array shaped (channel, z, y, x, samples)."""
+
+    def __init__(self, path: Path, fallback_mpp: float | None) -> None:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise ValueError("the TIFF holds no image series")
+            series = tif.series[0]
+            base = series.levels[0] if series.levels else series
+            axes, shape = base.axes, base.shape
+            if np.prod(shape) * np.dtype(base.dtype).itemsize > MAX_BYTES:
+                raise ValueError(
+                    f"the base image ({'x'.join(map(str, shape))}) is too large to convert "
+                    "from memory"
+                )
+            data = base.asarray()
+            self.spacing_um, self.z_spacing_um, self.channel_names = _ome_physical(tif)
+            if self.spacing_um is None:
+                self.spacing_um = _tiff_resolution_um(base.keyframe)
+        if self.spacing_um is None:
+            self.spacing_um = fallback_mpp
+        if self.spacing_um is None:
+            raise ValueError(
+                "the file gives no pixel size; give it with --mpp or the metadata key mpp"
+            )
+        self.array = _normalise(data, axes)
+        if self.array.dtype == np.int8:
+            self.array = (self.array.astype(np.int16) + 128).astype(np.uint8)
+        elif self.array.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"pixel data of type {self.array.dtype} cannot be stored in DICOM WSI")
+        channels = self.array.shape[0]
+        if len(self.channel_names) != channels:
+            self.channel_names = [str(c) for c in range(channels)]
+
+    @property
+    def rgb(self) -> bool:
+        return self.array.shape[-1] == 3
+
+    def focal_plane(self, index: int) -> float:
+        """The position (µm) of focal plane *index*."""
+        return round(index * (self.z_spacing_um or 1.0), 6)
+
+
+def _normalise(data: np.ndarray, axes: str) -> np.ndarray:
+    """Reorder to (C, Z, Y, X, S): the first index of T and other axes, missing axes added."""
+    axes = axes.upper()
+    for axis in list(axes):
+        if axis not in "CZYXS":
+            index = axes.index(axis)
+            data = np.take(data, 0, axis=index)
+            axes = axes.replace(axis, "", 1)
+    for axis in "CZS":
+        if axis not in axes:
+            data = data[..., np.newaxis]
+            axes += axis
+    order = [axes.index(a) for a in "CZYXS"]
+    data = np.transpose(data, order)
+    if data.shape[-1] not in (1, 3):
+        raise ValueError(f"{data.shape[-1]} samples per pixel cannot be stored in DICOM WSI")
+    return np.ascontiguousarray(data)
+
+
+def _ome_physical(tif: tifffile.TiffFile) -> tuple[float | None, float | None, list[str]]:
+    """Pixel size (µm), Z step (µm) and channel names from OME-XML, where present."""
+    if not tif.ome_metadata:
+        return None, None, []
+    try:
+        root = ElementTree.fromstring(tif.ome_metadata)  # noqa: S314 (a local file)
+    except ElementTree.ParseError:
+        return None, None, []
+    pixels = next((e for e in root.iter() if e.tag.endswith("Pixels")), None)
+    if pixels is None:
+        return None, None, []
+    names = [
+        c.get("Name") or c.get("ID") or str(i)
+        for i, c in enumerate(e for e in pixels if e.tag.endswith("Channel"))
+    ]
+    size = pixels.get("PhysicalSizeX")
+    unit = pixels.get("PhysicalSizeXUnit", "µm")
+    z = pixels.get("PhysicalSizeZ")
+    factor = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3}.get(unit, 1.0)
+    return (float(size) * factor if size else None, float(z) if z else None, names)
+
+
+def _tiff_resolution_um(page: tifffile.TiffPage) -> float | None:
+    """Pixel size from XResolution when its unit is a real length (centimetre)."""
+    try:
+        if page.resolutionunit == tifffile.RESUNIT.CENTIMETER:
+            x = page.resolution[0]
+            return 1e4 / x if x else None
+    except (AttributeError, TypeError, ZeroDivisionError):
+        return None
+    return None
+
+
+class PlanesImageData(BaseDicomizerImageData):
+    """Tiles cut from the in-memory planes and encoded with the source's encoder."""
+
+    def __init__(
+        self, planes: Planes, tile_size: int, encoder: Encoder, metadata: ImageMetadata, plane: int
+    ) -> None:
+        super().__init__(encoder)
+        self._planes = planes
+        self._plane = plane
+        _, _, height, width, _ = planes.array.shape
+        self._tile_size = Size(tile_size, tile_size)
+        self._image_size = Size(width, height)
+        self._spacing = metadata.pixel_spacing or SizeMm(
+            planes.spacing_um / 1000,
+            planes.spacing_um / 1000,  # type: ignore[operator]
+        )
+        self._focal_planes = [planes.focal_plane(plane)]
+
+    transfer_syntax = property(lambda self: self.encoder.transfer_syntax)
+    photometric_interpretation = property(lambda self: self.encoder.photometric_interpretation)
+    pixel_spacing = property(lambda self: self._spacing)
+    image_size = property(lambda self: self._image_size)
+    tile_size = property(lambda self: self._tile_size)
+    thread_safe = property(lambda self: True)
+    focal_planes = property(lambda self: self._focal_planes)
+    optical_paths = property(lambda self: self._planes.channel_names)
+    samples_per_pixel = property(lambda self: self._planes.array.shape[-1])
+
+    @property
+    def imaged_size(self) -> SizeMm:
+        return self._spacing * self.image_size
+
+    @property
+    def tiled_size(self) -> Size:
+        return self.image_size.ceil_div(self.tile_size)
+
+    @property
+    def pixel_origin(self) -> Point:
+        return Point(0, 0)
+
+    @cached_property
+    def blank_decoded_tile(self) -> Image:
+        return Pillow.fromarray(self._blank())
+
+    @cached_property
+    def blank_encoded_tile(self) -> bytes:
+        return self.encoder.encode(self._blank())
+
+    def _blank(self) -> np.ndarray:
+        shape = (self._tile_size.height, self._tile_size.width)
+        if self.samples_per_pixel == 3:
+            shape += (3,)
+        return np.zeros(shape, self._planes.array.dtype)
+
+    def _tile(self, tile: Point, z: float, path: str) -> np.ndarray:
+        channel = self._planes.channel_names.index(path)
+        plane = self._plane
+        size = self._tile_size
+        x, y = tile.x * size.width, tile.y * size.height
+        data = self._planes.array[channel, plane, y : y + size.height, x : x + size.width]
+        if self.samples_per_pixel == 1:
+            data = data[..., 0]
+        if data.shape[:2] != (size.height, size.width):
+            padded = self._blank()
+            padded[: data.shape[0], : data.shape[1]] = data
+            data = padded
+        return data
+
+    def get_decoded_tile(self, tile_point: Point, z: float, path: str) -> Image:
+        return Pillow.fromarray(self._tile(tile_point, z, path))
+
+    def get_encoded_tile(self, tile: Point, z: float, path: str) -> bytes:
+        return self.encoder.encode(self._tile(tile, z, path))
+
+
+class PlanesSource(DicomizerSource):
+    """DicomizerSource over :class:`Planes`."""
+
+    fallback_mpp: float | None = None
+    plane: int | None = None
+
+    def __init__(
+        self,
+        filepath: Path,
+        encoder: Encoder,
+        tile_size: int | None = None,
+        metadata: WsiMetadata | None = None,
+        default_metadata: WsiMetadata | None = None,
+        include_confidential: bool = True,
+        metadata_post_processor: Dataset | MetadataPostProcessor | None = None,
+        uid_generator: UidGenerator | None = None,
+        **_: object,
+    ) -> None:
+        self._planes = Planes(filepath, type(self).fallback_mpp)
+        bits = 16 if self._planes.array.dtype == np.uint16 else 8
+        if not self._planes.rgb or bits == 16:
+            # Fluorescence and other non-RGB data: lossless JPEG 2000 keeps every value.
+            encoder = Encoder.create_for_settings(
+                Jpeg2kSettings(levels=[0], bits=bits, channels=Channels.GRAYSCALE)
+            )
+        super().__init__(
+            filepath,
+            encoder,
+            tile_size or 512,
+            metadata,
+            default_metadata,
+            include_confidential,
+            metadata_post_processor,
+            uid_generator,
+        )
+        spacing_mm = self._planes.spacing_um / 1000  # type: ignore[operator]
+        self._base_metadata = WsiDicomizerMetadata(
+            pyramid=Pyramid(
+                image=ImageMetadata(pixel_spacing=SizeMm(spacing_mm, spacing_mm)),
+                optical_paths=[OpticalPath(name) for name in self._planes.channel_names],
+            )
+        )
+
+    @staticmethod
+    def is_supported(path: Path) -> bool:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                return bool(tif.series) and len(tif.series[0].shape) >= 2
+        except Exception:
+            return False
+
+    @property
+    def base_metadata(self) -> WsiDicomizerMetadata:
+        return self._base_metadata
+
+    @property
+    def focal_plane_count(self) -> int:
+        return self._planes.array.shape[1]
+
+    @property
+    def pyramid_levels(self) -> dict[tuple[int, float, str], int]:
+        # One focal plane per conversion (``plane``): the WG-26 profile allows a single focal
+        # plane in a TILED_FULL instance, so a Z stack becomes one pyramid per plane.
+        plane = type(self).plane or 0
+        return {(0, self._planes.focal_plane(plane), "0"): plane}
+
+    def close(self) -> None:
+        pass
+
+    def _create_level_image_data(self, level_index: int) -> BaseDicomizerImageData:
+        return PlanesImageData(
+            self._planes, self._tile_size, self._encoder, self.metadata.pyramid.image, level_index
+        )
+
+    def _create_label_image_data(self) -> BaseDicomizerImageData | None:
+        return None
+
+    def _create_overview_image_data(self) -> BaseDicomizerImageData | None:
+        return None
+
+    def _create_thumbnail_image_data(self) -> BaseDicomizerImageData | None:
+        return None

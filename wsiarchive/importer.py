@@ -1,0 +1,137 @@
+"""Importing files into the archive: DICOM as it is, vendor slides through the converter.
+
+A slide is converted into a workspace inside the blob store's staging area, so each instance
+reaches its place by a rename (no second copy on disk); if any of its instances cannot be
+stored, those already stored are removed again, so a slide is stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from converter import ConversionError, ConversionOptions, SlideInfo, convert
+from storage import Archive, ArchiveError
+from storage.models import Patient, Study
+from storage.part10 import lacks_preamble
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What one import did: instances stored per source file, and failures with reasons."""
+
+    stored: dict[Path, list[str]] = field(default_factory=dict)
+    failed: dict[Path, str] = field(default_factory=dict)
+
+
+def is_dicom(path: Path) -> bool:
+    """A Part-10 file ('DICM' after the preamble), or File Meta without a preamble."""
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM" or lacks_preamble(head)
+
+
+def study_for(archive: Archive, info: SlideInfo) -> SlideInfo:
+    """Reuse the Study Instance UID the archive holds for this accession number (and patient),
+    so several slides of one case share one study."""
+    if info.study_uid or not info.accession_number:
+        return info
+    query = (
+        select(Study.study_instance_uid)
+        .join(Patient, Study.patient_pk == Patient.pk)
+        .where(Study.accession_number == info.accession_number)
+    )
+    if info.patient_id:
+        query = query.where(Patient.patient_id == info.patient_id)
+    with archive.index.engine.connect() as connection:
+        uid = connection.scalar(query.order_by(Study.pk).limit(1))
+    return info.updated(study_uid=uid) if uid else info
+
+
+def import_slide(
+    archive: Archive, path: Path, info: SlideInfo, options: ConversionOptions
+) -> list[str]:
+    """Convert *path* and store every instance; returns their SOP Instance UIDs."""
+    info = study_for(archive, info)
+    workspace = archive.blobs.workspace()
+    stored: list[str] = []
+    try:
+        files = convert(path, workspace, info, options)
+        for file in files:
+            stored.append(archive.ingest_staged_file(file).instance)
+        return stored
+    except BaseException:
+        for uid in stored:
+            try:
+                archive.delete(uid)
+            except Exception:  # keep the original error; report the rollback failure
+                log.exception("could not remove %s after a failed import of %s", uid, path)
+        raise
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+def import_paths(
+    archive: Archive,
+    paths: list[Path],
+    info: SlideInfo,
+    options: ConversionOptions,
+    report: Callable[[str], None] = print,
+) -> Outcome:
+    """Import files and folders (recursively); DICOM files are stored, other files converted."""
+    outcome = Outcome()
+    for path in _expand(paths):
+        try:
+            if not path.exists():
+                raise ArchiveError("no such file or directory")
+            if is_dicom(path):
+                result = archive.ingest_file(path)
+                outcome.stored[path] = [result.instance]
+                report(f"stored {path} as {result.instance} ({result.number_of_frames} frames)")
+            else:
+                uids = import_slide(archive, path, info, options)
+                outcome.stored[path] = uids
+                report(f"converted {path} into {len(uids)} instances")
+        except (ArchiveError, ConversionError) as exc:
+            reason = exc.reason if isinstance(exc, ArchiveError) else str(exc)
+            outcome.failed[path] = reason
+            report(
+                f"error: {reason}" if reason.startswith(str(path)) else f"error: {path}: {reason}"
+            )
+    return outcome
+
+
+def companion_of(path: Path) -> bool:
+    """True for the data files of a multi-file slide (the folder of an Olympus .vsi or of a
+    3DHISTECH .mrxs): they are read through the slide file, not imported on their own."""
+    for parent in path.parents:
+        name = parent.name
+        if (
+            name.startswith("_")
+            and name.endswith("_")
+            and (parent.parent / f"{name[1:-1]}.vsi").exists()
+        ):
+            return True
+        if (parent.parent / f"{name}.mrxs").exists():
+            return True
+    return False
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and not companion_of(p))
+        else:
+            found.append(path)
+    return found

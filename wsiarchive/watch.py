@@ -1,0 +1,107 @@
+"""A scanner's drop folder: each new slide, once completely written, is imported, then moved
+to ``done/`` or to ``failed/`` with a ``.reason.txt`` beside it."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from converter import ConversionOptions, SlideInfo
+from storage import Archive
+from wsiarchive.importer import companion_of, import_paths
+
+log = logging.getLogger(__name__)
+DONE, FAILED = "done", "failed"
+
+
+@dataclass
+class DropFolder:
+    """Polls *root*; a file is complete when its size and mtime stay the same for *settle*
+    seconds (scanners write slides in place, often slowly)."""
+
+    root: Path
+    archive: Archive
+    info: SlideInfo
+    options: ConversionOptions
+    settle: float = 10.0
+    _seen: dict[Path, tuple[int, float, float]] = field(default_factory=dict)
+
+    def candidates(self) -> list[Path]:
+        found = []
+        for path in sorted(self.root.rglob("*")):
+            relative = path.relative_to(self.root)
+            if relative.parts[0] in (DONE, FAILED) or not path.is_file():
+                continue
+            if path.name.startswith(".") or path.name.endswith(".reason.txt"):
+                continue
+            if path.suffix == ".json" and any(
+                p.stem == path.stem and p.suffix != ".json" for p in path.parent.iterdir()
+            ):
+                continue  # a slide's metadata sidecar
+            if companion_of(path):
+                continue
+            found.append(path)
+        return found
+
+    def ready(self, now: float) -> list[Path]:
+        """Files whose size and modification time have not changed for *settle* seconds."""
+        ready = []
+        for path in self.candidates():
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            signature = (stat.st_size, stat.st_mtime)
+            previous = self._seen.get(path)
+            if previous is None or previous[:2] != signature:
+                self._seen[path] = (*signature, now)
+            elif now - previous[2] >= self.settle:
+                ready.append(path)
+        return ready
+
+    def process(self, path: Path) -> bool:
+        """Import one settled file and move it (with companions and sidecar) away."""
+        self._seen.pop(path, None)
+        info = self.info
+        sidecar = path.with_suffix(".json")
+        try:
+            if sidecar.exists():
+                info = info.updated(**vars(SlideInfo.from_json(sidecar)))
+        except Exception as exc:
+            self._move(path, FAILED, f"{sidecar}: {exc}")
+            return False
+        outcome = import_paths(self.archive, [path], info, self.options, report=log.info)
+        if path in outcome.failed:
+            self._move(path, FAILED, outcome.failed[path])
+            return False
+        self._move(path, DONE, None)
+        return True
+
+    def _move(self, path: Path, where: str, reason: str | None) -> None:
+        relative = path.relative_to(self.root)
+        target = self.root / where / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        companions = [path.with_suffix(".json")]
+        companions += [path.parent / f"_{path.stem}_", path.parent / path.stem]
+        for item in companions:
+            if item.exists() and item != path and (item.suffix == ".json" or item.is_dir()):
+                shutil.move(str(item), str(target.parent / item.name))
+        shutil.move(str(path), str(target))
+        if reason is not None:
+            (target.parent / f"{target.name}.reason.txt").write_text(reason + "\n")
+            log.warning("%s failed: %s", relative, reason)
+        else:
+            log.info("%s imported", relative)
+
+    def run(self, interval: float = 2.0, once: bool = False) -> None:
+        """Watch until interrupted (or, with *once*, until nothing is left to do)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        while True:
+            for path in self.ready(time.monotonic()):
+                self.process(path)
+            if once and not self.candidates():
+                return
+            time.sleep(interval)
