@@ -4,6 +4,7 @@ UID, In-concatenation Number, Concatenation Frame Offset Number), copying frame 
 
 from __future__ import annotations
 
+import copy
 import os
 import struct
 from pathlib import Path
@@ -18,7 +19,10 @@ _ITEM = struct.Struct("<HHI")
 
 
 def split_large_instances(files: list[Path], max_bytes: int) -> list[Path]:
-    """Replace every encapsulated instance larger than *max_bytes* by concatenation parts."""
+    """Replace every encapsulated instance larger than *max_bytes* by concatenation parts
+    (no splitting when *max_bytes* is 0)."""
+    if max_bytes <= 0:
+        return files
     out: list[Path] = []
     for file in files:
         if file.stat().st_size <= max_bytes:
@@ -53,22 +57,21 @@ def split(file: Path, max_bytes: int) -> list[Path]:
     if len(groups) < 2:
         return []
     source = parsed.dataset
+    source_uid = source.SOPInstanceUID
     concatenation_uid = generate_uid()
     parts = []
     fd = os.open(file, os.O_RDONLY)
     try:
         offset = 0
         for number, group in enumerate(groups, start=1):
-            dataset = Dataset()
-            dataset.update(source)
-            dataset.file_meta = source.file_meta
+            dataset = copy.deepcopy(source)
             for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
                 if keyword in dataset:
                     del dataset[keyword]
             uid = generate_uid()
             dataset.SOPInstanceUID = uid
             dataset.file_meta.MediaStorageSOPInstanceUID = uid
-            dataset.SOPInstanceUIDOfConcatenationSource = source.SOPInstanceUID
+            dataset.SOPInstanceUIDOfConcatenationSource = source_uid
             dataset.ConcatenationUID = concatenation_uid
             dataset.InConcatenationNumber = number
             dataset.InConcatenationTotalNumber = len(groups)

@@ -13,15 +13,11 @@ _installed = False
 
 def fix(dataset: Dataset) -> Dataset:
     """PS3.3 C.8.12.4 (Whole Slide Microscopy Image Module): MONOCHROME2 needs Presentation
-    LUT Shape and the Rescale attributes; JPEG 2000 colour is RGB (YBR_ICT/YBR_RCT are no
-    longer enumerated values for the IOD; the codestream's own transform stays as it is)."""
-    photometric = dataset.get("PhotometricInterpretation")
-    if photometric == "MONOCHROME2":
+    LUT Shape and the Rescale attributes."""
+    if dataset.get("PhotometricInterpretation") == "MONOCHROME2":
         dataset.PresentationLUTShape = "IDENTITY"
         dataset.RescaleSlope = 1
         dataset.RescaleIntercept = 0
-    elif photometric in ("YBR_ICT", "YBR_RCT"):
-        dataset.PhotometricInterpretation = "RGB"
     return dataset
 
 
@@ -36,6 +32,18 @@ def _reduce(tile: Image.Image) -> Image.Image:
     return Image.fromarray(mean.astype(np.uint16))
 
 
+def _pad(tile: Image.Image, size) -> Image.Image:  # type: ignore[no-untyped-def]
+    """A generated tile made from a single row or column of tiles comes out half size;
+    every frame must be Rows x Columns, so it is padded (white for colour, black for grey)."""
+    width, height = size.width, size.height
+    if tile.size == (width, height):
+        return tile
+    fill = (255, 255, 255) if tile.mode == "RGB" else 0
+    padded = Image.new(tile.mode, (width, height), fill)
+    padded.paste(tile, (0, 0))
+    return padded
+
+
 def install() -> None:
     """Wrap wsidicom's dataset builders with :func:`fix`, and let its pyramid builder halve
     16-bit tiles (once per process)."""
@@ -46,9 +54,11 @@ def install() -> None:
 
     def _downsample_block(self, tiles):  # type: ignore[no-untyped-def]
         if self._downsampler.commutes_with_stitch:
-            return self._stitcher.stitch_grid([[_reduce(t) for t in row] for row in tiles])
-        composite = self._stitcher.stitch_grid(tiles)
-        return self._downsampler.downsample(composite, self._tile_size)
+            tile = self._stitcher.stitch_grid([[_reduce(t) for t in row] for row in tiles])
+        else:
+            composite = self._stitcher.stitch_grid(tiles)
+            tile = self._downsampler.downsample(composite, self._tile_size)
+        return _pad(tile, self._tile_size)
 
     EncoderPool._downsample_block = _downsample_block  # type: ignore[method-assign]
     create = WsiDataset.create_instance_dataset.__func__  # type: ignore[attr-defined]
@@ -61,6 +71,19 @@ def install() -> None:
         update(self, *args, **kwargs)
         fix(self)
 
+    as_tiled_full = WsiDataset.as_tiled_full
+
+    def as_tiled_full_resampled(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # A level made by downsampling is DERIVED\PRIMARY\VOLUME\RESAMPLED (PS3.3
+        # C.8.12.4.1.1); wsidicom keeps the base level's ORIGINAL...NONE.
+        dataset = as_tiled_full(self, *args, **kwargs)
+        scale = kwargs.get("scale", args[3] if len(args) > 3 else 1)
+        image_type = list(dataset.get("ImageType", []))
+        if scale > 1 and len(image_type) == 4 and image_type[2] == "VOLUME":
+            dataset.ImageType = ["DERIVED", "PRIMARY", "VOLUME", "RESAMPLED"]
+        return dataset
+
+    WsiDataset.as_tiled_full = as_tiled_full_resampled  # type: ignore[method-assign]
     WsiDataset.create_instance_dataset = classmethod(create_instance_dataset)  # type: ignore[method-assign,assignment]
     WsiDataset.update_for_transcoding = update_for_transcoding  # type: ignore[method-assign]
     _installed = True

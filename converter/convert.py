@@ -39,16 +39,27 @@ class ConversionOptions:
     include_label: bool = True
     include_overview: bool = True
     include_thumbnail: bool = True
-    # Levels whose pixel data exceeds this many bytes are split into a concatenation.
-    max_instance_bytes: int = 2 << 30
+    # Levels whose pixel data exceeds this many bytes are split into a concatenation; 0 never
+    # splits (Extended Offset Tables address any size, and dciodvfy's WG26SP2025 profile
+    # rejects concatenated TILED_FULL instances).
+    max_instance_bytes: int = 0
     progress: Callable[[str], None] | None = None
 
 
 def _encoding_for(wsi, options: ConversionOptions):  # type: ignore[no-untyped-def]
     """The documented re-encoding for the slide's pixels: JPEG for 8-bit RGB, lossless
-    JPEG 2000 for grey-level (fluorescence) and 16-bit data."""
+    JPEG 2000 for grey-level (fluorescence) and 16-bit data. A source whose tiles are copied
+    as JPEG 2000 gets JPEG 2000 for its generated levels too: wsidicom labels every level of
+    a slide with one transfer syntax, the encoder's."""
+    from pydicom.uid import JPEG2000, JPEG2000Lossless
     from wsidicom.codec import Channels, Jpeg2kSettings, JpegSettings, Subsampling
 
+    if wsi is not None:
+        copied = wsi.levels[0].default_instance.image_data.transfer_syntax
+        if copied == JPEG2000:
+            return Jpeg2kSettings(levels=[80], channels=Channels.YBR)
+        if copied == JPEG2000Lossless:
+            return Jpeg2kSettings(levels=[0], channels=Channels.YBR)
     mode = wsi.read_tile(0, (0, 0)).mode if wsi is not None else "RGB"
     if mode == "RGB":
         return JpegSettings(quality=options.jpeg_quality, subsampling=Subsampling.R422)
@@ -102,7 +113,7 @@ def _first_reader(
                     if not wsi.levels:
                         wsi.close()
                         raise ValueError("no image levels")
-                    if _encoding_for(wsi, options).__class__ is encoding.__class__:
+                    if repr(_encoding_for(wsi, options)) == repr(encoding):
                         break
             return wsi
         except Exception as exc:  # every reader raises its own kinds
@@ -114,10 +125,14 @@ def _save(wsi, work: Path, path: Path, options: ConversionOptions) -> list[Path]
     try:
         if options.progress:
             options.progress(f"{path.name}: writing {len(wsi.levels)} levels")
+        # An image whose tiles are in another transfer syntax than the slide's encoder (an SVS
+        # thumbnail in JPEG beside JPEG 2000 levels) is transcoded rather than mislabelled.
+        transcoding = _encoding_for(wsi, options)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             written = wsi.save(
                 work,
+                transcoding=transcoding,
                 workers=options.workers,
                 offset_table="eot",
                 add_missing_levels=options.add_missing_levels,

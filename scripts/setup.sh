@@ -4,7 +4,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-apt_packages=""
+# libturbojpeg0: opentile crops and re-tiles JPEG (NDPI) losslessly with it.
+apt_packages="libturbojpeg0"
 extras=""
 for arg in "$@"; do
     case "$arg" in
@@ -34,7 +35,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 if [ -n "$extras" ]; then
-    .venv/bin/python -m pip install -q -e ".[$extras]"
+    .venv/bin/python -m pip install -q -c constraints.txt -e ".[$extras]"
 else
-    .venv/bin/python -m pip install -q -e .
+    .venv/bin/python -m pip install -q -c constraints.txt -e .
 fi

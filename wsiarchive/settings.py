@@ -67,9 +67,10 @@ class Settings:
     )
     convert_workers: int = setting(0, "Threads converting a slide; 0 means one per CPU core.")
     max_instance_bytes: int = setting(
-        2 << 30,
+        0,
         "A converted pyramid level with more pixel data than this many bytes is split into a "
-        "concatenation of instances.",
+        "concatenation of instances; 0 never splits (Extended Offset Tables address any size; "
+        "dciodvfy's WG26SP2025 profile rejects concatenated TILED_FULL instances).",
     )
     watch_settle_seconds: float = setting(
         10.0, "A dropped file counts as completely written once unchanged this long."

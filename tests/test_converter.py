@@ -1,0 +1,362 @@
+"""The converter on every real slide in the test data, checked with dciodvfy (WG-26 profile),
+opentile, tifffile, OpenSlide and wsidicom as independent readers."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import requests
+
+from converter import ConversionError, ConversionOptions, SlideInfo, convert
+from tests.dicomfiles import frames
+
+INFO = SlideInfo(
+    patient_id="P-CONV",
+    patient_name="Doe^Jane",
+    accession_number="ACC-CONV",
+    container_identifier="SLIDE-1",
+    anatomy="SCT:39607008:Lung structure",
+    stains=["hematoxylin stain", "water soluble eosin stain"],
+    fixative="Formalin",
+    embedding="Paraffin wax",
+    collection="Biopsy",
+    mpp=0.5,
+)
+SLIDES = [
+    "svs/CMU-1-Small-Region.svs",
+    "svs/tcga-cr-7395-01a-01-ts1.svs",
+    "ndpi/test3-DAPI-2-(387).ndpi",
+    "ndpi/test3-TRITC 2 (560).ndpi",
+    "czi/aicspylibczi_RGB-8bit.czi",
+    "czi/aicspylibczi_mosaic_test.czi",
+    "czi/aicspylibczi_tiles.czi",
+    "ome-tiff/4D-series.ome.tiff",
+    "ome-tiff/libvips_multi-channel-z-series.ome.tif",
+    "generic-tiff/large_image_yb10kx5k.zstd.tiff",
+    "qptiff/pathml_small_vectra.qptiff",
+    "vsi/vsi-ets-test-jpg2k/vsi-ets-test-jpg2k.vsi",
+    "tiny-synthetic/openslide-python/boxes.tiff",
+    "tiny-synthetic/openslide-python/small.svs",
+]
+BROKEN = [
+    ("svs/histolab_broken.svs", "not a slide format"),
+    ("tiny-synthetic/openslide-python/unopenable.tiff", "52479"),
+    ("tiny-synthetic/openslide-python/unreadable.svs", "cannot be read"),
+]
+
+
+def dciodvfy_errors(path: Path) -> list[str]:
+    tool = Path(sys.executable).with_name("dciodvfy")
+    result = subprocess.run(
+        [str(tool), "-profile", "WG26SP2025", str(path)], capture_output=True, text=True
+    )
+    return [
+        line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")
+    ]
+
+
+@pytest.fixture(scope="module")
+def converted(testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    root = tmp_path_factory.mktemp("converted")
+    for name in SLIDES:
+        out[name] = convert(
+            testdata / name, root / Path(name).stem, INFO, ConversionOptions(workers=2)
+        )
+    return out
+
+
+def read(path: Path) -> pydicom.Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path, stop_before_pixels=True)
+
+
+@pytest.mark.parametrize("name", SLIDES)
+def test_every_slide_converts_and_passes_dciodvfy(converted, name: str) -> None:
+    files = converted[name]
+    assert files, name
+    for file in files:
+        assert dciodvfy_errors(file) == [], file.name
+        # The first frame decodes with the transfer syntax the file declares.
+        first = pydicom.pixels.pixel_array(file, index=0)
+        assert first.size > 0
+        dataset = read(file)
+        assert dataset.SOPClassUID == "1.2.840.10008.5.1.4.1.1.77.1.6"
+        assert dataset.DimensionOrganizationType == "TILED_FULL"
+        assert dataset.ContainerIdentifier == "SLIDE-1"
+        assert dataset.PatientID == "P-CONV"
+    # One study, series and frame of reference for the slide.
+    datasets = [read(f) for f in files]
+    assert len({d.StudyInstanceUID for d in datasets}) == 1
+    assert len({d.SeriesInstanceUID for d in datasets}) == 1
+    assert len({d.FrameOfReferenceUID for d in datasets}) == 1
+
+
+@pytest.mark.parametrize(("name", "reason"), BROKEN)
+def test_broken_files_fail_cleanly(testdata: Path, tmp_path: Path, name: str, reason: str) -> None:
+    with pytest.raises(ConversionError) as error:
+        convert(testdata / name, tmp_path / "out", INFO)
+    assert str(testdata / name) in str(error.value)
+    assert reason in str(error.value)
+    assert list((tmp_path / "out").iterdir()) == []  # nothing partial left
+
+
+def test_missing_mandatory_metadata_is_named(testdata: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConversionError) as error:
+        convert(testdata / SLIDES[0], tmp_path, SlideInfo(patient_id="P"))
+    message = str(error.value)
+    for missing in ("slide identifier", "anatomy", "preparation step"):
+        assert missing in message
+    with pytest.raises(ConversionError, match="unknown stain 'glitter'"):
+        convert(testdata / SLIDES[0], tmp_path, INFO.updated(stains=["glitter"]))
+
+
+def _by_type(files: list[Path]) -> dict[str, list[tuple[pydicom.Dataset, Path]]]:
+    found: dict[str, list[tuple[pydicom.Dataset, Path]]] = {}
+    for file in files:
+        dataset = read(file)
+        found.setdefault(dataset.ImageType[2], []).append((dataset, file))
+    for items in found.values():
+        items.sort(key=lambda item: -int(item[0].TotalPixelMatrixColumns))
+    return found
+
+
+def test_image_types_pyramid_and_icc(converted) -> None:
+    kinds = _by_type(converted["svs/CMU-1-Small-Region.svs"])
+    assert {"VOLUME", "LABEL", "OVERVIEW", "THUMBNAIL"} <= set(kinds)
+    volumes = [d for d, _ in kinds["VOLUME"]]
+    widths = [int(d.TotalPixelMatrixColumns) for d in volumes]
+    # Missing levels generated in 2x steps down to a single tile.
+    assert widths[0] == 2220
+    assert all(a // 2 - 1 <= b <= a // 2 + 1 for a, b in zip(widths, widths[1:], strict=False))
+    last = volumes[-1]
+    assert int(last.NumberOfFrames) == 1
+    for dataset in volumes:
+        profile = dataset.OpticalPathSequence[0].ICCProfile
+        assert len(profile) > 100  # the source's ICC or sRGB
+    assert volumes[0].ImageType[:2] == ["ORIGINAL", "PRIMARY"]
+    assert volumes[1].ImageType[3] == "RESAMPLED"
+
+
+def same_bytes(frames_: list[bytes], tiles: list[bytes]) -> bool:
+    """Frames equal tiles byte for byte; an odd-length tile gains the one trailing zero byte
+    that even-length fragments need (PS3.5 A.4)."""
+    return len(frames_) == len(tiles) and all(
+        frame == tile or (len(tile) % 2 == 1 and frame == tile + b"\x00")
+        for frame, tile in zip(frames_, tiles, strict=True)
+    )
+
+
+def _opentile_tiles(path: Path) -> list[bytes]:
+    from opentile import OpenTile
+
+    with OpenTile.open(path) as tiler:
+        level = tiler.get_level(0)
+        width, height = level.tiled_size.width, level.tiled_size.height
+        return [level.get_tile((x, y)) for y in range(height) for x in range(width)]
+
+
+@pytest.mark.parametrize("name", ["svs/CMU-1-Small-Region.svs", "ndpi/test3-DAPI-2-(387).ndpi"])
+def test_base_level_tiles_are_copied_byte_for_byte(converted, testdata: Path, name: str) -> None:
+    base = _by_type(converted[name])["VOLUME"][0][1]
+    assert same_bytes(frames(base), _opentile_tiles(testdata / name))
+
+
+def test_jpeg2000_tiles_are_copied_byte_for_byte(converted, testdata: Path) -> None:
+    import tifffile
+
+    base = _by_type(converted["svs/tcga-cr-7395-01a-01-ts1.svs"])["VOLUME"][0][1]
+    with tifffile.TiffFile(testdata / "svs/tcga-cr-7395-01a-01-ts1.svs") as tif:
+        page = tif.pages[0]
+        fh = tif.filehandle
+        source = []
+        for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
+            fh.seek(offset)
+            source.append(fh.read(count))
+    assert same_bytes(frames(base), source)
+    assert read(base).file_meta.TransferSyntaxUID in (
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+    )
+
+
+def test_generated_level_matches_a_downsample_of_the_source(converted) -> None:
+    from wsidicom import WsiDicom
+
+    files = [f for f in converted["svs/CMU-1-Small-Region.svs"]]
+    with WsiDicom.open(files) as slide:
+        base = np.asarray(slide.read_region((0, 0), 0, (1024, 1024)), dtype=np.float64)
+        level1 = np.asarray(slide.read_region((0, 0), 1, (512, 512)), dtype=np.float64)
+    expected = base.reshape(512, 2, 512, 2, 3).mean(axis=(1, 3))
+    # Stated tolerance: mean absolute difference under 3 grey levels (JPEG quality 90).
+    assert np.abs(level1 - expected).mean() < 3.0
+
+
+def test_openslide_reads_the_same_region(converted, testdata: Path) -> None:
+    import openslide
+
+    files = _by_type(converted["svs/CMU-1-Small-Region.svs"])
+    base = files["VOLUME"][0][1]
+    original = openslide.OpenSlide(str(testdata / "svs/CMU-1-Small-Region.svs"))
+    dicom = openslide.OpenSlide(str(base))
+    try:
+        assert dicom.dimensions == original.dimensions
+        a = np.asarray(original.read_region((500, 700), 0, (700, 600)).convert("RGB"))
+        b = np.asarray(dicom.read_region((500, 700), 0, (700, 600)).convert("RGB"))
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 2  # same JPEG tiles decoded
+    finally:
+        original.close()
+        dicom.close()
+
+
+def test_large_levels_become_concatenations(testdata: Path, tmp_path: Path) -> None:
+    files = convert(
+        testdata / SLIDES[0],
+        tmp_path,
+        INFO,
+        ConversionOptions(
+            max_instance_bytes=300_000,
+            include_label=False,
+            include_overview=False,
+            include_thumbnail=False,
+        ),
+    )
+    parts = [
+        (read(f), f)
+        for f in files
+        if "ConcatenationUID" in read(f) and read(f).TotalPixelMatrixColumns == 2220
+    ]
+    parts.sort(key=lambda item: int(item[0].InConcatenationNumber))
+    assert len(parts) >= 3
+    assert len({d.ConcatenationUID for d, _ in parts}) == 1
+    assert len({d.SOPInstanceUIDOfConcatenationSource for d, _ in parts}) == 1
+    assert parts[0][0].ConcatenationFrameOffsetNumber == 0
+    total = int(parts[0][0].InConcatenationTotalNumber)
+    assert total == len(parts)
+    joined = [frame for _, f in parts for frame in frames(f)]
+    assert same_bytes(joined, _opentile_tiles(testdata / SLIDES[0]))
+    offsets = [int(d.ConcatenationFrameOffsetNumber) for d, _ in parts]
+    counts = [int(d.NumberOfFrames) for d, _ in parts]
+    assert offsets == [sum(counts[:i]) for i in range(len(counts))]
+    # dciodvfy's only complaints are the two rules that make concatenation off by default:
+    # the WG-26 profile forbids ConcatenationUID, and it counts every tile in NumberOfFrames.
+    for _, file in parts:
+        for error in dciodvfy_errors(file):
+            assert "ConcatenationUID" in error or "TILED_FULL with Concatenation" in error
+
+
+def test_import_stores_slides_whole_into_one_study(
+    fresh_server, testdata: Path, tmp_path: Path
+) -> None:
+    from dicomweb_client import DICOMwebClient
+    from wsidicom import WsiDicom, WsiDicomWebClient
+
+    from tests.servers import ArchiveServer
+
+    data = tmp_path / "data"
+    command = [
+        sys.executable,
+        "-m",
+        "wsiarchive",
+        "import",
+        "--data-dir",
+        str(data),
+        "--patient-id",
+        "P7",
+        "--accession",
+        "ACC7",
+        "--container-id",
+        "SLIDE-7",
+        "--anatomy",
+        "SCT:39607008:Lung structure",
+        "--stain",
+        "hematoxylin stain",
+    ]
+    first = subprocess.run([*command, str(testdata / SLIDES[0])], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(
+        [
+            *command,
+            "--container-id",
+            "SLIDE-8",
+            str(testdata / "ndpi/test3-DAPI-2-(387).ndpi"),
+            str(testdata / "svs/histolab_broken.svs"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert second.returncode == 1
+    assert "histolab_broken.svs: not a slide format" in second.stderr
+    # Nothing is left in the staging area: converted instances were renamed into place.
+    assert list((data / "blobs" / ".staging").iterdir()) == []
+    server = ArchiveServer(data).start()
+    try:
+        studies = requests.get(server.url + "/studies", params={"AccessionNumber": "ACC7"}).json()
+        assert len(studies) == 1  # both slides share the case's study
+        study = studies[0]["0020000D"]["Value"][0]
+        slides = requests.get(
+            server.url + "/instances", params={"ContainerIdentifier": "SLIDE-7"}
+        ).json()
+        assert len(slides) >= 8
+        series = slides[0]["0020000E"]["Value"][0]
+        web = WsiDicomWebClient(DICOMwebClient(server.url))
+        with WsiDicom.open_web(web, study, series) as slide:
+            region = slide.read_region((0, 0), 0, (256, 256))
+            assert region.size == (256, 256)
+            assert slide.levels[0].size.width == 2220
+    finally:
+        server.stop()
+
+
+def test_watch_folder(testdata: Path, tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    shutil.copy(testdata / SLIDES[0], drop / "case1.svs")
+    (drop / "case1.json").write_text(
+        '{"container_identifier": "SLIDE-W", "anatomy": "SCT:39607008:Lung structure",'
+        ' "stains": ["hematoxylin stain"], "patient_id": "PW"}'
+    )
+    shutil.copy(testdata / "svs/histolab_broken.svs", drop / "broken.svs")
+    data = tmp_path / "data"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wsiarchive",
+            "watch",
+            str(drop),
+            "--data-dir",
+            str(data),
+            "--watch-settle-seconds",
+            "0.5",
+            "--interval",
+            "0.3",
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (drop / "done" / "case1.svs").exists()
+    assert (drop / "done" / "case1.json").exists()
+    assert (drop / "failed" / "broken.svs").exists()
+    reason = (drop / "failed" / "broken.svs.reason.txt").read_text()
+    assert "not a slide format" in reason
+    assert not (drop / "case1.svs").exists()
+    from storage import open_archive
+
+    archive = open_archive(f"sqlite:///{data / 'index.sqlite3'}", data / "blobs")
+    from storage import query
+
+    search = query.Search(query.INSTANCE, levels={"instance"})
+    search.filters.append((query.attribute_for(query.parse_key("ContainerIdentifier")), "SLIDE-W"))
+    assert len(query.run(archive.index.engine, search).results) >= 8
