@@ -8,6 +8,7 @@ import secrets
 import shutil
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,7 +148,33 @@ def _save(wsi, work: Path, path: Path, options: ConversionOptions) -> list[Path]
     return [Path(str(p)) for p in written]
 
 
+@contextmanager
+def _pydicom_validation():  # type: ignore[no-untyped-def]
+    """wsidicomizer turns pydicom's validation to RAISE for the whole process when imported;
+    the rest of the archive reads real-world files that break VR rules (a 66-character UID),
+    so the process-wide modes are put back once a conversion is done."""
+    from pydicom import config
+
+    saved = (config.settings.reading_validation_mode, config.settings.writing_validation_mode)
+    try:
+        import wsidicomizer  # noqa: F401 (its import sets the modes)
+
+        config.settings.reading_validation_mode = config.WARN
+        config.settings.writing_validation_mode = config.RAISE
+        yield
+    finally:
+        config.settings.reading_validation_mode, config.settings.writing_validation_mode = saved
+
+
 def convert(
+    path: Path, output: Path, info: SlideInfo, options: ConversionOptions | None = None
+) -> list[Path]:
+    """Convert the slide at *path* into DICOM files in *output*; returns their paths."""
+    with _pydicom_validation():
+        return _convert(path, output, info, options)
+
+
+def _convert(
     path: Path, output: Path, info: SlideInfo, options: ConversionOptions | None = None
 ) -> list[Path]:
     """Convert the slide at *path* into DICOM files in *output*; returns their paths.
