@@ -94,3 +94,66 @@ def write_wsi(path: Path, target_bytes: int, tile_size: int = 512) -> dict:
         "frames": frames,
         "size": path.stat().st_size,
     }
+
+
+SVS_DESCRIPTION = (
+    "Aperio Image Library v12.0.15 \r\n{w}x{h} [0,100 {w}x{h}] ({t}x{t}) JPEG/RGB Q=90"
+    "|AppMag = 20|MPP = 0.5|ScanScope ID = SYNTHETIC|Date = 11/23/26|Time = 12:00:00"
+)
+
+
+def write_svs(path: Path, target_bytes: int, tile: int = 256, pyramid: bool = True) -> dict:
+    """Write an Aperio-style SVS of about *target_bytes* of JPEG tiles (YCbCr 4:2:2, tiles
+    encoded once and repeated). With *pyramid*, every 2x level down to one tile is stored, so
+    a converter has nothing to generate; without, only the base level and a thumbnail."""
+    import tifffile
+
+    tiles = []
+    for data in jpeg_tiles(size=tile):
+        image = Image.open(io.BytesIO(data))
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=90, subsampling=1)  # 4:2:2
+        tiles.append(buffer.getvalue())
+    mean = sum(len(t) for t in tiles) / len(tiles)
+    count = max(1, int(target_bytes / mean))
+    columns = int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / columns))
+    width, height = columns * tile, rows * tile
+
+    def level_tiles(w: int, h: int):  # type: ignore[no-untyped-def]
+        n = ((w + tile - 1) // tile) * ((h + tile - 1) // tile)
+        return (tiles[i % len(tiles)] for i in range(n))
+
+    sizes = [(width, height)]
+    while pyramid and (sizes[-1][0] > tile or sizes[-1][1] > tile):
+        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
+    thumbnail = np.asarray(Image.open(io.BytesIO(tiles[0])).convert("RGB"))
+    options = {
+        "compression": "jpeg",
+        "photometric": "ycbcr",
+        "subsampling": (2, 1),
+        "tile": (tile, tile),
+        "dtype": np.uint8,
+    }
+    with tifffile.TiffWriter(path, bigtiff=True) as tif:
+        for number, (w, h) in enumerate(sizes):
+            description = SVS_DESCRIPTION.format(w=width, h=height, t=tile)
+            if number:
+                description = f"Aperio Image Library v12.0.15 \r\n{width}x{height} -> {w}x{h}"
+            tif.write(
+                level_tiles(w, h),
+                shape=(h, w, 3),
+                description=description,
+                metadata=None,
+                subfiletype=0,
+                **options,
+            )
+            if number == 0:
+                tif.write(
+                    thumbnail,
+                    description="Aperio Image Library v12.0.15 \r\nthumbnail",
+                    metadata=None,
+                    photometric="rgb",
+                    compression="jpeg",
+                )
+    return {"width": width, "height": height, "levels": len(sizes), "size": path.stat().st_size}

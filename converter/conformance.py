@@ -44,12 +44,31 @@ def _pad(tile: Image.Image, size) -> Image.Image:  # type: ignore[no-untyped-def
     return padded
 
 
+def _write_eot(self, pixel_data_start: int, frame_positions, last_frame_end: int) -> None:  # type: ignore[no-untyped-def]
+    """wsidicom's EotWriter.write with each length the frame's Item Length (PS3.5 A.4, as
+    pydicom's encapsulate_extended): wsidicom counted the 8-byte item header in all lengths
+    but the last."""
+    from wsidicom.tags import ExtendedOffsetTableLengthsTag, ExtendedOffsetTableTag
+
+    self._file.seek(self._table_start)
+    self._file.check_tag_and_length(ExtendedOffsetTableTag, 8 * len(frame_positions), True, True)
+    for position in frame_positions:
+        self._file.write_unsigned_long_long(position - pixel_data_start)
+    self._file.check_tag_and_length(
+        ExtendedOffsetTableLengthsTag, 8 * len(frame_positions), True, True
+    )
+    ends = [*frame_positions[1:], last_frame_end]
+    for start, end in zip(frame_positions, ends, strict=True):
+        self._file.write_unsigned_long_long(end - start - 8)
+
+
 def install() -> None:
     """Wrap wsidicom's dataset builders with :func:`fix`, and let its pyramid builder halve
     16-bit tiles (once per process)."""
     global _installed
     if _installed:
         return
+    from wsidicom.file.io.frame_index.offset_table_writer import EotWriter
     from wsidicom.writing.encoder_pool import EncoderPool
 
     def _downsample_block(self, tiles):  # type: ignore[no-untyped-def]
@@ -84,6 +103,7 @@ def install() -> None:
         return dataset
 
     WsiDataset.as_tiled_full = as_tiled_full_resampled  # type: ignore[method-assign]
+    EotWriter.write = _write_eot  # type: ignore[method-assign]
     WsiDataset.create_instance_dataset = classmethod(create_instance_dataset)  # type: ignore[method-assign,assignment]
     WsiDataset.update_for_transcoding = update_for_transcoding  # type: ignore[method-assign]
     _installed = True

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydicom.uid import generate_uid
 
-from converter import conformance
+from converter import conformance, fastcopy
 from converter.concatenation import split_large_instances
 from converter.errors import ConversionError
 from converter.metadata import SlideInfo
@@ -45,6 +45,8 @@ class ConversionOptions:
     # rejects concatenated TILED_FULL instances).
     max_instance_bytes: int = 0
     progress: Callable[[str], None] | None = None
+    # Copy tiles in one tight loop when nothing is decoded or generated (converter.fastcopy).
+    fast_copy: bool = True
 
 
 def _encoding_for(wsi, options: ConversionOptions):  # type: ignore[no-untyped-def]
@@ -123,6 +125,15 @@ def _first_reader(
 
 
 def _save(wsi, work: Path, path: Path, options: ConversionOptions) -> list[Path]:  # type: ignore[no-untyped-def]
+    if options.fast_copy and fastcopy.eligible(wsi, options):
+        try:
+            if options.progress:
+                options.progress(f"{path.name}: copying {len(wsi.levels)} levels tile for tile")
+            return fastcopy.write(wsi, work, options)
+        except Exception as exc:
+            raise ConversionError(f"{path}: conversion failed while writing: {exc}") from exc
+        finally:
+            wsi.close()
     try:
         if options.progress:
             options.progress(f"{path.name}: writing {len(wsi.levels)} levels")

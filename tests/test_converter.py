@@ -360,3 +360,42 @@ def test_watch_folder(testdata: Path, tmp_path: Path) -> None:
     search = query.Search(query.INSTANCE, levels={"instance"})
     search.filters.append((query.attribute_for(query.parse_key("ContainerIdentifier")), "SLIDE-W"))
     assert len(query.run(archive.index.engine, search).results) >= 8
+
+
+def test_fast_copy_path_writes_what_wsidicom_writes(tmp_path: Path) -> None:
+    """A synthetic SVS with every 2x level (nothing to generate) takes the fast path; its
+    output equals wsidicom's writer's, header and frames, and passes dciodvfy."""
+    from benchmarks.synthetic import write_svs
+    from converter import fastcopy
+
+    source = tmp_path / "pyramid.svs"
+    write_svs(source, 6_000_000)
+    fast = convert(source, tmp_path / "fast", INFO)
+    slow = convert(source, tmp_path / "slow", INFO, ConversionOptions(fast_copy=False))
+
+    def by_size(files: list[Path]) -> dict:
+        return {(read(f).ImageType[2], int(read(f).TotalPixelMatrixColumns)): f for f in files}
+
+    fast_files, slow_files = by_size(fast), by_size(slow)
+    assert sorted(fast_files) == sorted(slow_files)
+    assert len(fast_files) >= 6
+    skip = {
+        "SOPInstanceUID",
+        "ContentDate",
+        "ContentTime",
+        "InstanceNumber",
+        "PyramidUID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "FrameOfReferenceUID",
+    }
+    for key, fast_file in fast_files.items():
+        a, b = read(fast_file), read(slow_files[key])
+        assert a.file_meta.TransferSyntaxUID == b.file_meta.TransferSyntaxUID
+        assert {e.keyword for e in a} == {e.keyword for e in b}
+        for element in a:
+            if element.keyword not in skip and element.VR != "SQ":
+                assert element.value == b[element.tag].value, element.keyword
+        assert frames(fast_file) == frames(slow_files[key])
+        assert dciodvfy_errors(fast_file) == []
+    assert fastcopy.COPYABLE
