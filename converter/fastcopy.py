@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import io
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, generate_uid
+
+from storage.blobstore import DirectWriter
 
 COPYABLE = {JPEGBaseline8Bit, JPEG2000, JPEG2000Lossless}
 _ITEM = struct.Struct("<HHI")
@@ -111,15 +114,22 @@ def _write_instance(path: Path, dataset, data) -> None:  # type: ignore[no-untyp
     tiler = data._tiff_image  # opentile's level: batched reads of the raw (spliced) tiles
     offsets: list[int] = []
     lengths: list[int] = []
-    with open(path, "wb") as out:
+    points = [(x, y) for y in range(tiled.height) for x in range(tiled.width)]
+    batches = [points[start : start + BATCH] for start in range(0, count, BATCH)]
+    out = DirectWriter(path)
+    with ThreadPoolExecutor(1) as reader:
         out.write(head)
         out.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, 0xFFFFFFFF))
         out.write(_ITEM.pack(0xFFFE, 0xE000, 0))
         position = 0
-        points = [(x, y) for y in range(tiled.height) for x in range(tiled.width)]
-        for start in range(0, count, BATCH):
+        # The next batch is read while this one is written.
+        pending = reader.submit(tiler.get_tiles, batches[0]) if batches else None
+        for number in range(len(batches)):
+            tiles = pending.result()  # type: ignore[union-attr]
+            if number + 1 < len(batches):
+                pending = reader.submit(tiler.get_tiles, batches[number + 1])
             chunk = []
-            for tile in tiler.get_tiles(points[start : start + BATCH]):
+            for tile in tiles:
                 length = len(tile)
                 padded = length + (length & 1)
                 offsets.append(position)
@@ -131,7 +141,9 @@ def _write_instance(path: Path, dataset, data) -> None:  # type: ignore[no-untyp
                 position += 8 + padded
             out.write(b"".join(chunk))
         out.write(_ITEM.pack(0xFFFE, 0xE0DD, 0))
-        out.seek(eot_at)
-        out.write(struct.pack(f"<{count}Q", *offsets))
-        out.seek(lengths_at)
-        out.write(struct.pack(f"<{count}Q", *lengths))
+    out.close(fsync=False)
+    with open(path, "r+b") as patch:
+        patch.seek(eot_at)
+        patch.write(struct.pack(f"<{count}Q", *offsets))
+        patch.seek(lengths_at)
+        patch.write(struct.pack(f"<{count}Q", *lengths))
