@@ -128,6 +128,7 @@ class Ours(Peer):
         self.data = directory
         command = [sys.executable, "-m", "wsiarchive", "serve", "--data-dir", str(directory)]
         command += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+        command += ["--web-only"]
         if database_url:
             command += ["--database-url", database_url]
         self.process = subprocess.Popen(

@@ -48,8 +48,8 @@ from storage.searchvalues import (
 )
 from storage.uid import is_valid_uid
 
-STUDY, SERIES, INSTANCE = "study", "series", "instance"
-LEVEL_ORDER = {"patient": 0, STUDY: 1, SERIES: 2, INSTANCE: 3}
+PATIENT, STUDY, SERIES, INSTANCE = "patient", "study", "series", "instance"
+LEVEL_ORDER = {PATIENT: 0, STUDY: 1, SERIES: 2, INSTANCE: 3}
 
 # Kinds of attribute, each with its own matching rules.
 UID, TEXT, PN, DATE, TIME, DATETIME, NUMBER, COMPUTED, ITEM = (
@@ -127,6 +127,9 @@ REGISTRY: list[Attribute] = [
     _a("IssuerOfPatientID", "patient", TEXT, Patient.issuer_of_patient_id),
     _a("PatientBirthDate", "patient", DATE, Patient.patient_birth_date),
     _a("PatientSex", "patient", TEXT, Patient.patient_sex),
+    _a("NumberOfPatientRelatedStudies", "patient", COMPUTED),
+    _a("NumberOfPatientRelatedSeries", "patient", COMPUTED),
+    _a("NumberOfPatientRelatedInstances", "patient", COMPUTED),
     # Study (PS3.18 Table 10.6.1-5).
     _a("StudyInstanceUID", STUDY, UID, Study.study_instance_uid),
     _a("StudyDate", STUDY, DATE, Study.study_date),
@@ -218,6 +221,17 @@ ITEM_TABLES = {
 
 # Attributes every result carries (PS3.18 Tables 10.6.3-3, -4 and -5).
 DEFAULT_RETURN: dict[str, list[str]] = {
+    # PS3.4 C.6.1.1.2 (Patient Root, for C-FIND).
+    PATIENT: [
+        "PatientName",
+        "PatientID",
+        "IssuerOfPatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "NumberOfPatientRelatedStudies",
+        "NumberOfPatientRelatedSeries",
+        "NumberOfPatientRelatedInstances",
+    ],
     STUDY: [
         "StudyDate",
         "StudyTime",
@@ -483,9 +497,19 @@ class Search:
     def base(self) -> Select:
         levels = self._levels()
         deepest = max(LEVEL_ORDER[level] for level in levels)
-        key = {STUDY: Study.pk, SERIES: Series.pk, INSTANCE: Instance.pk}[self.level]
+        key = KEYS[self.level]
         query = select(key)
-        if self.level == STUDY:
+        if self.level == PATIENT:
+            query = query.select_from(Patient)
+            if deepest >= 1:
+                query = query.join(Study, Study.patient_pk == Patient.pk)
+            if deepest >= 2:
+                query = query.join(Series, Series.study_pk == Study.pk)
+            if deepest >= 3:
+                query = query.join(Instance, Instance.series_pk == Series.pk).where(
+                    Instance.status == STORED
+                )
+        elif self.level == STUDY:
             query = query.select_from(Study)
             if "patient" in levels:
                 query = query.join(Patient, Study.patient_pk == Patient.pk)
@@ -544,8 +568,7 @@ class Search:
         return query
 
     def statement(self) -> Select:
-        key = {STUDY: Study.pk, SERIES: Series.pk, INSTANCE: Instance.pk}[self.level]
-        query = self.matched().order_by(key)
+        query = self.matched().order_by(KEYS[self.level])
         if self.offset:
             query = query.offset(self.offset)
         if self.limit is not None:
@@ -559,6 +582,36 @@ class Page:
 
     results: list[dict]
     remaining: int
+
+
+def instance_files(engine: Engine, search: Search) -> list[tuple[str, str, str, str, str, str]]:
+    """For C-MOVE / C-GET: (study, series, SOP instance, SOP class, transfer syntax, blob key)
+    of every stored instance *search* (at any level) matches."""
+    with engine.connect() as connection:
+        pks = [row[0] for row in connection.execute(search.matched())]
+        if not pks:
+            return []
+        owner = KEYS[search.level]
+        query = (
+            select(
+                Study.study_instance_uid,
+                Series.series_instance_uid,
+                Instance.sop_instance_uid,
+                Instance.sop_class_uid,
+                Instance.transfer_syntax_uid,
+                Instance.blob_key,
+            )
+            .select_from(Instance)
+            .join(Series, Instance.series_pk == Series.pk)
+            .join(Study, Series.study_pk == Study.pk)
+            .join(Patient, Study.patient_pk == Patient.pk)
+            .where(Instance.status == STORED)
+            .order_by(Instance.pk)
+        )
+        found = []
+        for start in range(0, len(pks), 500):
+            found += connection.execute(query.where(owner.in_(pks[start : start + 500]))).all()
+        return [tuple(row) for row in found]  # type: ignore[misc]
 
 
 def run(engine: Engine, search: Search) -> Page:
@@ -607,7 +660,12 @@ def _returned(search: Search) -> list[Attribute]:
     return list(unique.values())
 
 
+KEYS = {PATIENT: Patient.pk, STUDY: Study.pk, SERIES: Series.pk, INSTANCE: Instance.pk}
+
+
 def _rows_query(level: str, columns: list[object]) -> tuple[Select, object]:
+    if level == PATIENT:
+        return select(Patient.pk, *columns), Patient.pk
     if level == STUDY:
         query = select(Study.pk, *columns).join(Patient, Study.patient_pk == Patient.pk)
         return query, Study.pk
@@ -628,6 +686,7 @@ def _rows_query(level: str, columns: list[object]) -> tuple[Select, object]:
 
 
 UID_COLUMNS = {
+    PATIENT: [],
     STUDY: [Study.study_instance_uid],
     SERIES: [Study.study_instance_uid, Series.series_instance_uid],
     INSTANCE: [Study.study_instance_uid, Series.series_instance_uid, Instance.sop_instance_uid],
@@ -675,6 +734,8 @@ def _add_from_documents(
     """includefield of attributes the index does not keep: taken from the stored document of
     the instance (or, for a study or series, of its first instance). A sequence path returns
     the whole top-level sequence. Missing attributes come back empty (zero length)."""
+    if search.level == PATIENT:
+        return
     if search.level == INSTANCE:
         representative = {pk: pk for pk in pks}
     else:
@@ -718,7 +779,23 @@ def _computed(
     keywords: set[str],  # type: ignore[no-untyped-def]
 ) -> dict[str, dict[int, object]]:
     out: dict[str, dict[int, object]] = {}
-    if level == STUDY:
+    if level == PATIENT:
+        counts = connection.execute(
+            select(
+                Study.patient_pk,
+                func.count(distinct(Study.pk)),
+                func.count(distinct(Series.pk)),
+                func.count(Instance.pk),
+            )
+            .join(Series, Series.study_pk == Study.pk)
+            .join(Instance, Instance.series_pk == Series.pk)
+            .where(Study.patient_pk.in_(pks), Instance.status == STORED)
+            .group_by(Study.patient_pk)
+        ).all()
+        out["NumberOfPatientRelatedStudies"] = {pk: a for pk, a, _, _ in counts}
+        out["NumberOfPatientRelatedSeries"] = {pk: b for pk, _, b, _ in counts}
+        out["NumberOfPatientRelatedInstances"] = {pk: c for pk, _, _, c in counts}
+    elif level == STUDY:
         if "ModalitiesInStudy" in keywords:
             modalities: dict[int, list[str]] = {}
             for study_pk, modality in connection.execute(

@@ -29,6 +29,7 @@ class ArchiveServer:
     data_dir: Path
     settings: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    dimse_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
 
@@ -56,6 +57,8 @@ class ArchiveServer:
                 str(self.settings.get("workers", 2)),
                 "--log-level",
                 "warning",
+                "--dimse-port",
+                str(self.dimse_port),
             ],
             env=env,
             stdout=log,

@@ -182,9 +182,16 @@ def command_watch(args: argparse.Namespace) -> int:
 
 
 def command_serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from wsiarchive.server import serve
 
-    serve(_resolve(args))
+    settings = _resolve(args)
+    if args.web_only:
+        settings = replace(settings, dimse=False)
+    if args.dimse_only:
+        settings = replace(settings, web=False)
+    serve(settings)
     return 0
 
 
@@ -206,7 +213,12 @@ def parser() -> argparse.ArgumentParser:
         prog="wsiarchive", description="DICOM WSI archive and DICOMweb server"
     )
     commands = root.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", parents=[common], help="run the DICOMweb server")
+    serve = commands.add_parser(
+        "serve", parents=[common], help="run the DICOMweb server and the DICOM listener"
+    )
+    only = serve.add_mutually_exclusive_group()
+    only.add_argument("--web-only", action="store_true", help="no DICOM listener")
+    only.add_argument("--dimse-only", action="store_true", help="no DICOMweb")
     serve.set_defaults(run=command_serve)
     slide = _slide_parser()
     importer = commands.add_parser(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 
 from granian import Granian
@@ -23,12 +24,39 @@ def prepare(settings: Settings) -> None:
     archive.index.engine.dispose()
 
 
+def _dimse(settings: Settings) -> None:
+    from dimse.server import run
+
+    run(settings)
+
+
 def serve(settings: Settings) -> None:
-    """Serve DICOMweb until interrupted."""
+    """Serve DICOMweb and the DICOM listener until interrupted."""
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if not settings.web and not settings.dimse:
+        raise ValueError("both web and dimse are off: nothing to serve")
     prepare(settings)
+    if not settings.web:
+        _dimse(settings)
+        return
+    listener = None
+    if settings.dimse:
+        # A process of its own: pynetdicom's threads never compete with the HTTP workers' GIL.
+        listener = multiprocessing.get_context("spawn").Process(
+            target=_dimse, args=(settings,), name="wsiarchive-dimse", daemon=True
+        )
+        listener.start()
+    try:
+        _web(settings)
+    finally:
+        if listener is not None:
+            listener.terminate()
+            listener.join(10)
+
+
+def _web(settings: Settings) -> None:
     # Workers are separate processes: they read the resolved settings from the environment.
     os.environ.update(to_environ(settings))
     workers = settings.workers or os.cpu_count() or 1

@@ -75,6 +75,31 @@ class Settings:
     watch_settle_seconds: float = setting(
         10.0, "A dropped file counts as completely written once unchanged this long."
     )
+    web: bool = setting(True, "Serve DICOMweb (`--web-only` turns DIMSE off).")
+    dimse: bool = setting(
+        True, "Serve DIMSE: the DICOM listener (`--dimse-only` turns DICOMweb off)."
+    )
+    dimse_port: int = setting(11112, "TCP port of the DICOM listener.")
+    ae_title: str = setting("WSIARCHIVE", "Application Entity title of the DICOM listener.")
+    dimse_allowed_aets: str = setting(
+        "", "Comma-separated calling AE titles allowed to associate; empty allows any."
+    )
+    dimse_allowed_hosts: str = setting(
+        "", "Comma-separated peer IP addresses allowed to associate; empty allows any."
+    )
+    dimse_max_associations: int = setting(20, "Most DICOM associations served at once.")
+    dimse_destinations: str = setting(
+        "",
+        "C-MOVE destinations as AE=host:port, comma-separated (e.g. "
+        "PACS=10.0.0.5:104,VIEWER=10.0.0.9:11112).",
+    )
+    tls_certificate: str = setting(
+        "", "PEM certificate (chain) of the DICOM listener; set to use TLS (PS3.15 Annex B)."
+    )
+    tls_key: str = setting("", "PEM private key of tls_certificate.")
+    tls_ca: str = setting(
+        "", "PEM CA certificates; when set, DICOM peers must present a certificate they sign."
+    )
     workers: int = setting(0, "HTTP worker processes; 0 means one per CPU core.")
     threads: int = setting(8, "Threads per HTTP worker process.")
     log_level: str = setting("info", "Logging level.", ("debug", "info", "warning", "error"))

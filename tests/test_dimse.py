@@ -1,0 +1,525 @@
+"""The DICOM listener with real peers: dcmtk's echoscu, storescu, findscu, movescu, getscu and
+storescp, pynetdicom as a storage commitment and TLS client, and Orthanc."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+import requests
+from pynetdicom import AE, build_role
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelGet,
+    Verification,
+)
+
+from tests.conftest import dicom_files
+from tests.dicomfiles import frames, multipart_body, read
+from tests.servers import free_port
+
+WSI_FILES = [p for p in dicom_files() if "3dhistech-wg26-BPAEC" in str(p)]
+JPEG_WSI = "dicom/wsi2dcm_jpeg.dcm"
+
+
+def dataset_bytes(path: Path) -> bytes:
+    """The data set of a Part-10 file without its File Meta Information (which DIMSE does not
+    carry: each receiver writes its own)."""
+    with open(path, "rb") as fp:
+        dataset = pydicom.dcmread(fp, stop_before_pixels=True)
+        del dataset
+        fp.seek(0)
+        raw = fp.read()
+    meta_length = int.from_bytes(raw[140:144], "little")  # (0002,0000) group length value
+    return raw[144 + meta_length :]
+
+
+def run(*command: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(list(command), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def storescp(tmp_path_factory: pytest.TempPathFactory):
+    """dcmtk's storescp as a C-MOVE destination, accepting every transfer syntax."""
+    folder = tmp_path_factory.mktemp("storescp")
+    port = free_port()
+    process = subprocess.Popen(
+        ["storescp", "+xa", "-aet", "DEST", "-od", str(folder), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_port(port)
+    yield folder, port
+    process.terminate()
+    process.wait()
+
+
+def _wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@pytest.fixture(scope="module")
+def archive(fresh_server_module, storescp):
+    _, destination_port = storescp
+    server = fresh_server_module(dimse_destinations=f"DEST=127.0.0.1:{destination_port}")
+    _wait_port(server.dimse_port)
+    return server
+
+
+def test_echo(archive) -> None:
+    result = run("echoscu", "-aec", "WSIARCHIVE", "127.0.0.1", str(archive.dimse_port))
+    assert result.returncode == 0, result.stderr
+
+
+def test_storescu_then_wado_byte_for_byte(archive, testdata: Path) -> None:
+    result = run(
+        "storescu",
+        "-aec",
+        "WSIARCHIVE",
+        "-R",
+        "-xy",
+        "127.0.0.1",
+        str(archive.dimse_port),
+        *map(str, WSI_FILES),
+    )
+    assert result.returncode == 0, result.stderr
+    for path in WSI_FILES:
+        dataset = read(path)
+        url = (
+            f"{archive.url}/studies/{dataset.StudyInstanceUID}/series/"
+            f"{dataset.SeriesInstanceUID}/instances/{dataset.SOPInstanceUID}"
+        )
+        got = requests.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"})
+        assert got.status_code == 200
+        stored = archive.data_dir.parent / "stored.dcm"
+        stored.write_bytes(got.content)
+        assert dataset_bytes(stored) == dataset_bytes(path)
+        assert frames(stored) == frames(path)
+    assert list((archive.data_dir / "blobs" / ".staging").iterdir()) == []
+    # A second push of the same instance: Duplicate SOP Instance (0111) under "reject".
+    again = run(
+        "storescu",
+        "-v",
+        "-aec",
+        "WSIARCHIVE",
+        "-R",
+        "-xy",
+        "127.0.0.1",
+        str(archive.dimse_port),
+        str(WSI_FILES[0]),
+    )
+    assert "Received Store Response (Unknown Status: 0x111)" in again.stdout + again.stderr
+
+
+def test_stow_then_dimse_retrieve(archive, storescp, testdata: Path, tmp_path: Path) -> None:
+    folder, _ = storescp
+    body, content_type = multipart_body([(testdata / JPEG_WSI).read_bytes()])
+    response = requests.post(
+        archive.url + "/studies", data=body, headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 200
+    dataset = read(testdata / JPEG_WSI)
+    result = run(
+        "movescu",
+        "-aec",
+        "WSIARCHIVE",
+        "-aem",
+        "DEST",
+        "-S",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        f"StudyInstanceUID={dataset.StudyInstanceUID}",
+        "127.0.0.1",
+        str(archive.dimse_port),
+    )
+    assert result.returncode == 0, result.stderr
+    received = list(folder.glob(f"*{dataset.SOPInstanceUID}*"))
+    assert len(received) == 1
+    assert dataset_bytes(received[0]) == dataset_bytes(testdata / JPEG_WSI)
+    unknown = run(
+        "movescu",
+        "-aec",
+        "WSIARCHIVE",
+        "-aem",
+        "NOWHERE",
+        "-S",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        f"StudyInstanceUID={dataset.StudyInstanceUID}",
+        "127.0.0.1",
+        str(archive.dimse_port),
+    )
+    assert "Refused: MoveDestinationUnknown" in unknown.stderr
+    # C-GET over the requesting association (pynetdicom as the SCU: dcmtk's getscu offers
+    # no presentation context for VL Whole Slide Microscopy Image).
+    received_by_get: list[pydicom.Dataset] = []
+
+    def on_store(event):  # type: ignore[no-untyped-def]
+        received_by_get.append(event.dataset)
+        return 0x0000
+
+    from pynetdicom import evt
+
+    ae = AE(ae_title="GETTER")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(dataset.SOPClassUID, [dataset.file_meta.TransferSyntaxUID])
+    role = build_role(dataset.SOPClassUID, scp_role=True)
+    assoc = ae.associate(
+        "127.0.0.1",
+        archive.dimse_port,
+        ae_title="WSIARCHIVE",
+        ext_neg=[role],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
+    assert assoc.is_established
+    query = pydicom.Dataset()
+    query.QueryRetrieveLevel = "IMAGE"
+    query.StudyInstanceUID = dataset.StudyInstanceUID
+    query.SeriesInstanceUID = dataset.SeriesInstanceUID
+    query.SOPInstanceUID = dataset.SOPInstanceUID
+    statuses = [
+        s.Status for s, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)
+    ]
+    assoc.release()
+    assert statuses[-1] == 0x0000
+    assert len(received_by_get) == 1
+    assert received_by_get[0].PixelData == read(testdata / JPEG_WSI).PixelData
+
+
+def _find(archive, tmp_path: Path, model: str, *keys: str) -> list[pydicom.Dataset]:
+    out = tmp_path / f"find{time.monotonic_ns()}"
+    out.mkdir()
+    result = run(
+        "findscu",
+        "-aec",
+        "WSIARCHIVE",
+        model,
+        "-X",
+        "-od",
+        str(out),
+        *[arg for key in keys for arg in ("-k", key)],
+        "127.0.0.1",
+        str(archive.dimse_port),
+    )
+    assert result.returncode == 0, result.stderr
+    return [pydicom.dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
+
+
+def test_findscu_at_every_level(archive, tmp_path: Path) -> None:
+    bpaec = read(WSI_FILES[0])
+    patients = _find(
+        archive,
+        tmp_path,
+        "-P",
+        "QueryRetrieveLevel=PATIENT",
+        "PatientID",
+        "PatientName",
+        "NumberOfPatientRelatedStudies",
+    )
+    assert patients and all("PatientID" in p for p in patients)
+    studies = _find(
+        archive,
+        tmp_path,
+        "-S",
+        "QueryRetrieveLevel=STUDY",
+        f"StudyInstanceUID={bpaec.StudyInstanceUID}",
+        "ModalitiesInStudy",
+        "NumberOfStudyRelatedInstances",
+        "PatientName",
+    )
+    assert len(studies) == 1
+    assert studies[0].NumberOfStudyRelatedInstances == len(WSI_FILES)
+    assert "SM" in studies[0].ModalitiesInStudy
+    series = _find(
+        archive,
+        tmp_path,
+        "-S",
+        "QueryRetrieveLevel=SERIES",
+        f"StudyInstanceUID={bpaec.StudyInstanceUID}",
+        "SeriesInstanceUID",
+        "Modality=SM",
+        "NumberOfSeriesRelatedInstances",
+    )
+    assert len(series) == 1 and series[0].SeriesInstanceUID == bpaec.SeriesInstanceUID
+    images = _find(
+        archive,
+        tmp_path,
+        "-S",
+        "QueryRetrieveLevel=IMAGE",
+        f"StudyInstanceUID={bpaec.StudyInstanceUID}",
+        f"SeriesInstanceUID={bpaec.SeriesInstanceUID}",
+        "SOPInstanceUID",
+        "SOPClassUID=1.2.840.10008.5.1.4.1.1.77.1.6",
+        "NumberOfFrames",
+    )
+    assert {i.SOPInstanceUID for i in images} == {read(p).SOPInstanceUID for p in WSI_FILES}
+    # Patient Root at IMAGE level, with a wildcard on a patient attribute.
+    patient_images = _find(
+        archive,
+        tmp_path,
+        "-P",
+        "QueryRetrieveLevel=IMAGE",
+        f"PatientID={bpaec.PatientID}" if bpaec.PatientID else "PatientID=*",
+        f"StudyInstanceUID={bpaec.StudyInstanceUID}",
+        f"SeriesInstanceUID={bpaec.SeriesInstanceUID}",
+        "SOPInstanceUID",
+    )
+    assert len(patient_images) == len(WSI_FILES)
+
+
+def test_calling_ae_allow_list(fresh_server) -> None:
+    server = fresh_server(dimse_allowed_aets="SCANNER1")
+    _wait_port(server.dimse_port)
+    refused = run(
+        "echoscu", "-aet", "INTRUDER", "-aec", "WSIARCHIVE", "127.0.0.1", str(server.dimse_port)
+    )
+    assert refused.returncode != 0
+    allowed = run(
+        "echoscu", "-aet", "SCANNER1", "-aec", "WSIARCHIVE", "127.0.0.1", str(server.dimse_port)
+    )
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_storage_commitment(archive, testdata: Path) -> None:
+    stored = read(WSI_FILES[0])
+    ae = AE(ae_title="SCANNER")
+    ae.add_requested_context("1.2.840.10008.1.20.1")
+    reports: list[tuple[int, pydicom.Dataset]] = []
+
+    from pynetdicom import evt
+
+    def on_report(event):  # type: ignore[no-untyped-def]
+        reports.append((event.event_type, event.event_information))
+        return 0x0000, None
+
+    ae.add_supported_context("1.2.840.10008.1.20.1", scu_role=True, scp_role=True)
+    assoc = ae.associate(
+        "127.0.0.1",
+        archive.dimse_port,
+        ae_title="WSIARCHIVE",
+        evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)],
+    )
+    assert assoc.is_established
+    request = pydicom.Dataset()
+    request.TransactionUID = pydicom.uid.generate_uid()
+    good = pydicom.Dataset()
+    good.ReferencedSOPClassUID = stored.SOPClassUID
+    good.ReferencedSOPInstanceUID = stored.SOPInstanceUID
+    missing = pydicom.Dataset()
+    missing.ReferencedSOPClassUID = stored.SOPClassUID
+    missing.ReferencedSOPInstanceUID = "1.2.3.4.5.6.7"
+    request.ReferencedSOPSequence = [good, missing]
+    status, _ = assoc.send_n_action(request, 1, "1.2.840.10008.1.20.1", "1.2.840.10008.1.20.1.1")
+    assert status.Status == 0x0000
+    deadline = time.monotonic() + 10
+    while not reports and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assoc.release()
+    assert reports, "no N-EVENT-REPORT arrived"
+    event_type, report = reports[0]
+    assert event_type == 2  # some failures
+    assert report.TransactionUID == request.TransactionUID
+    assert [i.ReferencedSOPInstanceUID for i in report.ReferencedSOPSequence] == [
+        stored.SOPInstanceUID
+    ]
+    assert report.FailedSOPSequence[0].ReferencedSOPInstanceUID == "1.2.3.4.5.6.7"
+    assert report.FailedSOPSequence[0].FailureReason == 0x0112
+
+
+def test_tls(fresh_server, tmp_path: Path) -> None:
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = fresh_server(tls_certificate=str(certificate), tls_key=str(key))
+    _wait_port(server.dimse_port)
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(certificate))
+    context.check_hostname = False
+    ae = AE(ae_title="TLSCLIENT")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate(
+        "127.0.0.1", server.dimse_port, ae_title="WSIARCHIVE", tls_args=(context, None)
+    )
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    assoc.release()
+    plain = run("echoscu", "-to", "5", "-aec", "WSIARCHIVE", "127.0.0.1", str(server.dimse_port))
+    assert plain.returncode != 0
+
+
+def test_large_instance_over_storescu(fresh_server, tmp_path: Path) -> None:
+    """A 1 GB synthetic WSI pushed with storescu: stored whole, the listener's memory flat."""
+    from benchmarks.synthetic import write_wsi
+
+    source = tmp_path / "large.dcm"
+    uids = write_wsi(source, 1_050_000_000)
+    server = fresh_server()
+    _wait_port(server.dimse_port)
+    result = run(
+        "storescu",
+        "-aec",
+        "WSIARCHIVE",
+        "-R",
+        "-xy",
+        "127.0.0.1",
+        str(server.dimse_port),
+        str(source),
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    url = (
+        f"{server.url}/studies/{uids['study']}/series/{uids['series']}/instances/"
+        f"{uids['instance']}/frames/{uids['frames']}"
+    )
+    got = requests.get(url, headers={"Accept": "image/jpeg"})
+    assert got.status_code == 200
+    import os
+
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        from storage.part10 import read_part10
+
+        table = read_part10(source).frames
+        offset, length = table.ranges(uids["frames"] - 1)[0]  # type: ignore[union-attr]
+        assert got.content == os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+    peak = _dimse_peak_rss_mb(server)
+    assert peak < 400, f"the DICOM listener peaked at {peak:.0f} MB for a 1 GB instance"
+
+
+def _dimse_peak_rss_mb(server) -> float:  # type: ignore[no-untyped-def]
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"multiprocessing" in cmdline and f"PPid:\t{server.process.pid}" in text:
+            for line in text.splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    raise AssertionError("the DICOM listener process was not found")
+
+
+ORTHANC = shutil.which("Orthanc")
+
+
+@pytest.mark.skipif(ORTHANC is None, reason="Debian's orthanc is not installed")
+def test_orthanc_as_a_peer(fresh_server, testdata: Path, tmp_path: Path) -> None:
+    http_port, dicom_port = free_port(), free_port()
+    archive = fresh_server(dimse_destinations=f"ORTHANC=127.0.0.1:{dicom_port}")
+    _wait_port(archive.dimse_port)
+    config = {
+        "Name": "peer",
+        "StorageDirectory": str(tmp_path / "storage"),
+        "IndexDirectory": str(tmp_path / "index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": "ORTHANC",
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomModalities": {"archive": ["WSIARCHIVE", "127.0.0.1", archive.dimse_port]},
+    }
+    (tmp_path / "orthanc.json").write_text(json.dumps(config))
+    process = subprocess.Popen(
+        ["Orthanc", str(tmp_path / "orthanc.json")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(http_port)
+        _wait_port(dicom_port)
+        orthanc = f"http://127.0.0.1:{http_port}"
+        source = testdata / "dicom/ezwsi_multiframe_camelyon_challenge_image.dcm"
+        uploaded = requests.post(orthanc + "/instances", data=source.read_bytes()).json()
+        # Orthanc C-STOREs into the archive ...
+        sent = requests.post(
+            orthanc + "/modalities/archive/store",
+            json={"Resources": [uploaded["ID"]], "Synchronous": True},
+        )
+        assert sent.status_code == 200, sent.text
+        dataset = read(source)
+        url = (
+            f"{archive.url}/studies/{dataset.StudyInstanceUID}/series/"
+            f"{dataset.SeriesInstanceUID}/instances/{dataset.SOPInstanceUID}"
+        )
+        got = requests.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"})
+        assert got.status_code == 200
+        copy = tmp_path / "from-orthanc.dcm"
+        copy.write_bytes(got.content)
+        assert dataset_bytes(copy) == dataset_bytes(source)
+        # ... and the archive C-MOVEs a slide of its own to Orthanc, bytes intact.
+        ours = testdata / JPEG_WSI
+        body, content_type = multipart_body([ours.read_bytes()])
+        assert (
+            requests.post(
+                archive.url + "/studies", data=body, headers={"Content-Type": content_type}
+            ).status_code
+            == 200
+        )
+        moved = read(ours)
+        assert _move(archive, "ORTHANC", moved) == 0x0000
+        found = requests.post(
+            orthanc + "/tools/find",
+            json={"Level": "Instance", "Query": {"SOPInstanceUID": moved.SOPInstanceUID}},
+        ).json()
+        assert len(found) == 1
+        back = tmp_path / "in-orthanc.dcm"
+        back.write_bytes(requests.get(f"{orthanc}/instances/{found[0]}/file").content)
+        assert dataset_bytes(back) == dataset_bytes(ours)
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def _move(archive, destination: str, dataset: pydicom.Dataset) -> int:  # type: ignore[no-untyped-def]
+    """C-MOVE the study of *dataset* from the archive to *destination* with pynetdicom."""
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
+
+    ae = AE(ae_title="MOVER")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = ae.associate("127.0.0.1", archive.dimse_port, ae_title="WSIARCHIVE")
+    assert assoc.is_established
+    query = pydicom.Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = dataset.StudyInstanceUID
+    statuses = [
+        s.Status
+        for s, _ in assoc.send_c_move(
+            query, destination, StudyRootQueryRetrieveInformationModelMove
+        )
+    ]
+    assoc.release()
+    return statuses[-1]
