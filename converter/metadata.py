@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import difflib
 import json
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -147,10 +148,15 @@ class SlideInfo:
         from wsidicomizer.metadata import WsiDicomizerMetadata
 
         def coded(kind, meaning: str, what: str):  # type: ignore[no-untyped-def]
-            try:
-                return kind(meaning)
-            except ValueError as exc:
-                raise ConversionError(f"unknown {what} {meaning!r}: {exc}") from exc
+            known = {m.lower(): m for m in kind.list()}
+            if meaning.strip().lower() in known:
+                return kind(known[meaning.strip().lower()])
+            close = difflib.get_close_matches(meaning.lower(), list(known), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(known[c]) for c in close)}?" if close else ""
+            raise ConversionError(
+                f"unknown {what} {meaning!r}: give one code meaning of its DICOM context "
+                f"group per value (see `wsidicom.conceptcode.{kind.__name__}.list()`){hint}"
+            )
 
         steps = []
         if self.fixative:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 STORE_STATUS = {
     OutOfResources: 0xA700,
     InvalidInstance: 0xC000,
-    DuplicateInstance: 0x0111,  # Duplicate SOP Instance (PS3.7 C.5.? general status)
+    DuplicateInstance: 0x0111,  # Duplicate SOP Instance, a general status of PS3.7 Annex C
     InstanceBusy: 0xA700,
     ConflictingInstance: 0xA900,
 }

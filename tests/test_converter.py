@@ -117,6 +117,10 @@ def test_missing_mandatory_metadata_is_named(testdata: Path, tmp_path: Path) -> 
         assert missing in message
     with pytest.raises(ConversionError, match="unknown stain 'glitter'"):
         convert(testdata / SLIDES[0], tmp_path, INFO.updated(stains=["glitter"]))
+    with pytest.raises(ConversionError, match="did you mean 'hematoxylin stain'"):
+        convert(testdata / SLIDES[0], tmp_path, INFO.updated(stains=["hematoxylin,eosin"]))
+    # Meanings are matched without regard to case.
+    assert INFO.updated(stains=["Hematoxylin Stain"]).to_wsidicom() is not None
 
 
 def _by_type(files: list[Path]) -> dict[str, list[tuple[pydicom.Dataset, Path]]]:
