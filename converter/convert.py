@@ -45,6 +45,8 @@ class ConversionOptions:
     # rejects concatenated TILED_FULL instances).
     max_instance_bytes: int = 0
     progress: Callable[[str], None] | None = None
+    # Called with (slide name, tiles done, tiles in all) as the fast path copies tiles.
+    tile_progress: Callable[[str, int, int], None] | None = None
     # Copy tiles in one tight loop when nothing is decoded or generated (converter.fastcopy).
     fast_copy: bool = True
 
@@ -128,8 +130,12 @@ def _save(wsi, work: Path, path: Path, options: ConversionOptions) -> list[Path]
     if options.fast_copy and fastcopy.eligible(wsi, options):
         try:
             if options.progress:
-                options.progress(f"{path.name}: copying {len(wsi.levels)} levels tile for tile")
-            return fastcopy.write(wsi, work, options)
+                made = len(fastcopy.pyramid.plan(wsi.pyramid, options.add_missing_levels))
+                options.progress(
+                    f"{path.name}: copying {len(wsi.levels)} levels tile for tile"
+                    + (f", generating {made - len(wsi.levels)}" if made > len(wsi.levels) else "")
+                )
+            return fastcopy.write(wsi, work, options, path.name)
         except Exception as exc:
             raise ConversionError(f"{path}: conversion failed while writing: {exc}") from exc
         finally:

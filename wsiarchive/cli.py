@@ -99,7 +99,17 @@ def _conversion_options(settings: settings_module.Settings):  # type: ignore[no-
         workers=settings.convert_workers or os.cpu_count() or 1,
         max_instance_bytes=settings.max_instance_bytes,
         progress=lambda text: print(text, file=sys.stderr),
+        tile_progress=_progress_bar if sys.stderr.isatty() else None,
     )
+
+
+def _progress_bar(name: str, done: int, total: int) -> None:
+    """One line on the terminal, redrawn in place: name, bar, tiles, percentage."""
+    fraction = done / total if total else 1.0
+    filled = int(30 * fraction)
+    bar = "#" * filled + "-" * (30 - filled)
+    end = "\n" if done >= total else ""
+    print(f"\r{name[:40]} [{bar}] {done}/{total} tiles {fraction:4.0%}", end=end, file=sys.stderr)
 
 
 def _open_archive(settings: settings_module.Settings):  # type: ignore[no-untyped-def]
