@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context
 
 from dimse.identifiers import IdentifierError, dataset_from, search_for
@@ -125,10 +126,12 @@ class StoredFile(Dataset):
     accept only Dataset objects, while its C-STORE can stream a file without decoding it
     (see ``install_file_sending``)."""
 
-    def __init__(self, path: Path, sop_instance_uid: str) -> None:
+    def __init__(self, path: Path, sop_class_uid: str, sop_instance_uid: str, syntax: str) -> None:
         super().__init__()
         self.SOPInstanceUID = sop_instance_uid
         self._file_path = path
+        self._sop_class_uid = sop_class_uid
+        self._transfer_syntax = syntax
 
 
 def install_file_sending() -> None:
@@ -141,11 +144,27 @@ def install_file_sending() -> None:
 
     def send_c_store(self, dataset, *args, **kwargs):  # type: ignore[no-untyped-def]
         if isinstance(dataset, StoredFile):
-            dataset = dataset._file_path
+            dataset = _sendable(self, dataset)
         return original(self, dataset, *args, **kwargs)
 
     send_c_store._wsiarchive = True  # type: ignore[attr-defined]
     Association.send_c_store = send_c_store  # type: ignore[method-assign]
+
+
+def _sendable(assoc, stored: StoredFile) -> Path | Dataset:  # type: ignore[no-untyped-def]
+    """The file itself, streamed unchanged, when the peer accepted its transfer syntax. When
+    it accepted only another uncompressed one (explicit against implicit VR little endian),
+    the data set is read so that pynetdicom re-encodes it: that conversion is lossless
+    (PS3.5 A.1, A.2) but holds the instance in memory. Compressed data is sent as stored or
+    not at all (the sub-operation fails)."""
+    syntax = UID(stored._transfer_syntax)
+    try:
+        assoc._get_valid_context(stored._sop_class_uid, syntax, "scu", allow_conversion=False)
+        return stored._file_path
+    except ValueError:
+        if syntax.is_compressed:
+            return stored._file_path  # pynetdicom reports the missing context
+    return dcmread(stored._file_path)
 
 
 def _send(services: Services, matches: list[tuple], event) -> Iterator[tuple[int, object]]:  # type: ignore[no-untyped-def]
@@ -154,7 +173,7 @@ def _send(services: Services, matches: list[tuple], event) -> Iterator[tuple[int
             yield CANCEL, None
             return
         path = services.archive.blobs.path(match[5])  # type: ignore[attr-defined]
-        yield PENDING, StoredFile(path, match[2])
+        yield PENDING, StoredFile(path, match[3], match[2], match[4])
 
 
 def handle_move(services: Services, event) -> Iterator:  # type: ignore[no-untyped-def]

@@ -200,6 +200,89 @@ def test_stow_then_dimse_retrieve(archive, storescp, testdata: Path, tmp_path: P
     assert received_by_get[0].PixelData == read(testdata / JPEG_WSI).PixelData
 
 
+def _secondary_capture(path: Path) -> pydicom.Dataset:
+    """A small Secondary Capture image, a class dcmtk's getscu proposes (it has no context for
+    VL Whole Slide Microscopy Image)."""
+    import numpy as np
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    dataset = pydicom.Dataset()
+    dataset.SOPClassUID = SecondaryCaptureImageStorage
+    dataset.SOPInstanceUID = generate_uid()
+    dataset.StudyInstanceUID = generate_uid()
+    dataset.SeriesInstanceUID = generate_uid()
+    dataset.PatientID = "GET-1"
+    dataset.PatientName = "Get^Scu"
+    dataset.Modality = "OT"
+    dataset.ConversionType = "WSD"
+    dataset.Rows, dataset.Columns = 64, 48
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsAllocated = dataset.BitsStored = 8
+    dataset.HighBit = 7
+    dataset.PixelRepresentation = 0
+    dataset.PixelData = np.arange(64 * 48, dtype=np.uint8).tobytes()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    dataset.save_as(path, enforce_file_format=True)
+    return dataset
+
+
+def test_getscu_retrieves_what_storescu_stored(archive, tmp_path: Path) -> None:
+    source = tmp_path / "sc.dcm"
+    dataset = _secondary_capture(source)
+    stored = run(
+        "storescu", "-aec", "WSIARCHIVE", "127.0.0.1", str(archive.dimse_port), str(source)
+    )
+    assert stored.returncode == 0, stored.stderr
+    out = tmp_path / "got"
+    out.mkdir()
+    got = run(
+        "getscu",
+        "-aec",
+        "WSIARCHIVE",
+        "-S",
+        "-od",
+        str(out),
+        "-k",
+        "QueryRetrieveLevel=SERIES",
+        "-k",
+        f"StudyInstanceUID={dataset.StudyInstanceUID}",
+        "-k",
+        f"SeriesInstanceUID={dataset.SeriesInstanceUID}",
+        "127.0.0.1",
+        str(archive.dimse_port),
+    )
+    assert got.returncode == 0, got.stderr
+    received = list(out.iterdir())
+    assert len(received) == 1, got.stdout + got.stderr
+    # getscu accepts only implicit VR little endian by default: the archive re-encodes the
+    # explicit VR instance losslessly, every element and pixel equal.
+    arrived = pydicom.dcmread(received[0])
+    assert arrived.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+    assert [(e.tag, e.value) for e in arrived] == [(e.tag, e.value) for e in dataset]
+    # Nothing matches: zero sub-operations, success, no file.
+    none = run(
+        "getscu",
+        "-aec",
+        "WSIARCHIVE",
+        "-S",
+        "-od",
+        str(out),
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        "StudyInstanceUID=1.2.3.999",
+        "127.0.0.1",
+        str(archive.dimse_port),
+    )
+    assert none.returncode == 0, none.stderr
+    assert len(list(out.iterdir())) == 1
+
+
 def _find(archive, tmp_path: Path, model: str, *keys: str) -> list[pydicom.Dataset]:
     out = tmp_path / f"find{time.monotonic_ns()}"
     out.mkdir()
