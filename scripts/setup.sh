@@ -4,13 +4,14 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# libturbojpeg0: opentile crops and re-tiles JPEG (NDPI) losslessly with it.
+# libturbojpeg0: opentile crops and re-tiles JPEG (NDPI) losslessly with it. The tests use
+# PostgreSQL, dcmtk and Orthanc as real peers; the benchmarks add orthanc-wsi and wrk.
 apt_packages="libturbojpeg0"
 extras=""
 for arg in "$@"; do
     case "$arg" in
-        --test) apt_packages="$apt_packages postgresql"; extras="test" ;;
-        --bench) apt_packages="$apt_packages orthanc orthanc-dicomweb"; extras="test" ;;
+        --test) apt_packages="$apt_packages postgresql dcmtk orthanc orthanc-dicomweb"; extras="test" ;;
+        --bench) apt_packages="$apt_packages dcmtk orthanc orthanc-dicomweb orthanc-wsi wrk"; extras="test" ;;
         *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
     esac
 done
