@@ -18,9 +18,10 @@ def create_app(
     base_url: str = "",
     max_request_bytes: int = 64 << 30,
     max_results: int = 1000,
+    cache_max_age: int = 86400,
 ) -> Flask:
     """A WSGI app serving *archive* over DICOMweb."""
-    service = Service(archive, base_url, max_request_bytes, max_results)
+    service = Service(archive, base_url, max_request_bytes, max_results, cache_max_age)
     app = Flask("wsiarchive")
     app.config["MAX_CONTENT_LENGTH"] = None
     app.extensions["wsiarchive"] = service

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from flask import request
 
 from storage import Archive
-from storage.retrieve import FrameTableCache
+from storage.index import StoredRecord
+from storage.retrieve import FrameTableCache, InstanceCache
 
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 PREFIX = "/dicomweb"
@@ -20,10 +21,19 @@ class Service:
     base_url: str = ""
     max_request_bytes: int = 64 << 30
     max_results: int = 1000
+    cache_max_age: int = 86400
     frame_tables: FrameTableCache = field(init=False)
+    instances: InstanceCache = field(init=False)
 
     def __post_init__(self) -> None:
         self.frame_tables = FrameTableCache(self.archive.index)
+        self.instances = InstanceCache(self.archive.records)
+
+    def instance(self, study: str, series: str, instance: str, fresh: bool = False) -> StoredRecord:
+        """One stored instance, from the cache unless *fresh* (see InstanceCache)."""
+        if fresh:
+            return self.instances.fresh(study, series, instance)
+        return self.instances.get(study, series, instance)
 
     def root(self) -> str:
         """The public URL of the DICOMweb service root, without a trailing slash."""

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from flask import Response, request
 
+from dicomweb.caching import Representation
 from dicomweb.errors import HTTPError
 from dicomweb.mediatypes import (
     DEFLATED_LE,
@@ -20,10 +21,10 @@ from dicomweb.mediatypes import (
     not_acceptable,
     requested_ranges,
 )
-from dicomweb.multipart import new_boundary, write_parts
+from dicomweb.multipart import closing, new_boundary, part_header, write_parts
 from dicomweb.responses import wants_xml, xml_parts_response
 from dicomweb.service import Service
-from storage.errors import NotFound
+from storage.errors import BlobMissing, NotFound
 from storage.index import StoredRecord
 from storage.metadata import absolutize, instance_path, load, render
 from storage.retrieve import FrameReader, blob_chunks, header_element, parse_tag_path
@@ -122,6 +123,19 @@ def _frame_reader(service: Service, record: StoredRecord) -> FrameReader:
     return FrameReader(service.archive.blobs, record, service.frame_tables.get(record))
 
 
+def _on_instance(service: Service, study: str, series: str, instance: str, respond) -> Response:  # type: ignore[no-untyped-def]
+    """respond(record) with the cached record of an instance, or, if its blob has gone since
+    (deleted or stored again), with the record the index has now (see InstanceCache)."""
+    record = service.instance(study, series, instance)
+    try:
+        return respond(record)
+    except BlobMissing:
+        return respond(service.instance(study, series, instance, fresh=True))
+
+
+EAGER_FRAMES = 64  # up to this many frames are read before the response starts
+
+
 def _frames_response(
     service: Service, record: StoredRecord, numbers: list[int], location: str | None
 ) -> Response:
@@ -134,32 +148,50 @@ def _frames_response(
     part_type = choice.media_type
     if choice.media_type != OCTET_STREAM or choice.transfer_syntax != EXPLICIT_VR_LE:
         part_type += f"; transfer-syntax={choice.transfer_syntax}"
-    base = service.root() + instance_path(record.study, record.series, record.instance)
-    if not choice.multipart:
-        data = reader.read(numbers[0])
-        return Response(
-            data,
-            content_type=part_type,
-            headers={"Content-Location": f"{base}/frames/{numbers[0]}"},
-        )
-
-    def parts() -> Iterator[tuple[dict[str, str], Iterable[bytes]]]:
-        for number in numbers:
-            data = reader.read(number)
-            yield (
-                {
-                    "Content-Type": part_type,
-                    "Content-Length": str(len(data)),
-                    "Content-Location": location or f"{base}/frames/{number}",
-                },
-                [data],
-            )
-
-    boundary = new_boundary()
-    return Response(
-        write_parts(boundary, parts()),
-        content_type=f'multipart/related; type="{choice.media_type}"; boundary={boundary}',
+    representation = Representation(
+        record,
+        "frames",
+        ",".join(map(str, numbers)),
+        part_type,
+        choice.multipart,
+        max_age=service.cache_max_age,
     )
+    if representation.unchanged():
+        service.archive.blobs.size(record.blob_key)  # BlobMissing if the record is stale
+        return representation.not_modified()
+    headers = representation.headers()
+    base = service.root() + instance_path(record.study, record.series, record.instance)
+    first = reader.read(numbers[0])  # a stale record fails here, before anything is sent
+    if not choice.multipart:
+        headers["Content-Location"] = location or f"{base}/frames/{numbers[0]}"
+        return Response(first, content_type=part_type, headers=headers)
+
+    boundary = representation.boundary
+
+    def part(number: int, data: bytes) -> list[bytes]:
+        head = {
+            "Content-Type": part_type,
+            "Content-Length": str(len(data)),
+            "Content-Location": location or f"{base}/frames/{number}",
+        }
+        return [part_header(boundary, head), data, b"\r\n"]
+
+    content_type = f'multipart/related; type="{choice.media_type}"; boundary={boundary}'
+    if len(numbers) <= EAGER_FRAMES:
+        body = part(numbers[0], first)
+        for number in numbers[1:]:
+            body += part(number, reader.read(number))
+        body.append(closing(boundary))
+        headers["Content-Length"] = str(sum(map(len, body)))
+        return Response(body, content_type=content_type, headers=headers)
+
+    def stream() -> Iterator[bytes]:
+        yield from part(numbers[0], first)
+        for number in numbers[1:]:
+            yield from part(number, reader.read(number))
+        yield closing(boundary)
+
+    return Response(stream(), content_type=content_type, headers=headers)
 
 
 def retrieve_frames(
@@ -167,8 +199,13 @@ def retrieve_frames(
 ) -> Response:
     """GET .../instances/{i}/frames/{list}: one part per frame, by ranged reads."""
     numbers = parse_frame_list(frames)
-    record = _records(service, study, series, instance)[0]
-    return _frames_response(service, record, numbers, None)
+    return _on_instance(
+        service,
+        study,
+        series,
+        instance,
+        lambda record: _frames_response(service, record, numbers, None),
+    )
 
 
 # -- bulk data ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from storage.errors import NotFound, OutOfResources
+from storage.errors import BlobMissing, OutOfResources
 from storage.part10 import PREAMBLE, lacks_preamble
 
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -332,14 +332,14 @@ class FilesystemBlobStore:
         try:
             return open(self.path(key), "rb")
         except FileNotFoundError as exc:
-            raise NotFound(f"blob {key} is missing from the store") from exc
+            raise BlobMissing(f"blob {key} is missing from the store") from exc
 
     def read_ranges(self, key: str, ranges: Iterable[tuple[int, int]]) -> Iterator[bytes]:
         """Yield the bytes of each (offset, length) range, one pread each."""
         try:
             fd = os.open(self.path(key), os.O_RDONLY)
         except FileNotFoundError as exc:
-            raise NotFound(f"blob {key} is missing from the store") from exc
+            raise BlobMissing(f"blob {key} is missing from the store") from exc
         try:
             for offset, length in ranges:
                 data = os.pread(fd, length, offset)
@@ -353,7 +353,7 @@ class FilesystemBlobStore:
         try:
             return self.path(key).stat().st_size
         except FileNotFoundError as exc:
-            raise NotFound(f"blob {key} is missing from the store") from exc
+            raise BlobMissing(f"blob {key} is missing from the store") from exc
 
 
 def _copy_chunk(src: int, dst: int, chunk: int = 1 << 30) -> int:

@@ -28,6 +28,11 @@ class NotFound(ArchiveError):
     """No stored study, series, instance, frame or bulk data item matches the request."""
 
 
+class BlobMissing(NotFound):
+    """The blob an index record names is gone: the instance was deleted or stored again
+    since the record was read (a cached record is then stale)."""
+
+
 class InvalidInstance(ArchiveError):
     """The data is not a readable DICOM Part-10 instance, or lacks what the archive needs."""
 

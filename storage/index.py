@@ -82,6 +82,7 @@ class StoredRecord:
     number_of_frames: int
     blob_key: str
     size: int
+    stored_at: datetime | None = None
 
 
 class StudyIndex:
@@ -358,6 +359,7 @@ class StudyIndex:
                 Instance.number_of_frames,
                 Instance.blob_key,
                 Instance.size,
+                Instance.stored_at,
             )
             .join(Series, Instance.series_pk == Series.pk)
             .join(Study, Series.study_pk == Study.pk)

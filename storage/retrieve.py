@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from threading import Lock
+from time import monotonic
 
 import numpy as np
 import pydicom
@@ -43,6 +44,47 @@ class FrameTableCache:
             while len(self._tables) > self.capacity:
                 self._tables.popitem(last=False)
         return table
+
+
+class InstanceCache:
+    """Records of recently read instances by their UIDs, so that a viewer's tile requests cost
+    no index query.
+
+    A blob is never rewritten: storing an instance again writes a new blob under a new key and
+    deletes the old one once the index points elsewhere, and deleting an instance deletes its
+    blob. A stale entry therefore shows itself by its blob being gone (NotFound from the blob
+    store): the caller then calls ``fresh`` and tries once more. Entries also expire after
+    *ttl* seconds, which bounds how long a record can outlive a change of its attributes.
+    """
+
+    def __init__(self, lookup, capacity: int = 4096, ttl: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+        self._lookup = lookup  # (study, series, instance) -> list[StoredRecord]
+        self.capacity = capacity
+        self.ttl = ttl
+        self._records: OrderedDict[tuple[str, str, str], tuple[float, StoredRecord]] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, study: str, series: str, instance: str) -> StoredRecord:
+        key = (study, series, instance)
+        now = monotonic()
+        with self._lock:
+            entry = self._records.get(key)
+            if entry is not None and now - entry[0] < self.ttl:
+                self._records.move_to_end(key)
+                return entry[1]
+        return self.fresh(study, series, instance)
+
+    def fresh(self, study: str, series: str, instance: str) -> StoredRecord:
+        """The record as the index has it now (raises NotFound), cached again."""
+        key = (study, series, instance)
+        with self._lock:
+            self._records.pop(key, None)
+        record = self._lookup(study, series, instance)[0]
+        with self._lock:
+            self._records[key] = (monotonic(), record)
+            while len(self._records) > self.capacity:
+                self._records.popitem(last=False)
+        return record
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def test_precedence_defaults_file_environment_flags(tmp_path: Path) -> None:
     assert resolved.fsync is False  # environment beats default
     assert resolved.duplicate_policy == "overwrite"  # file beats default
     assert resolved.host == "0.0.0.0"
-    assert resolved.threads == 8  # default
+    assert resolved.threads == 4  # default
     assert settings.load(config, environ={"WSIARCHIVE_PORT": "9002"}).port == 9002
 
 

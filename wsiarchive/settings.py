@@ -55,6 +55,12 @@ class Settings:
         "Most results one QIDO-RS response returns; a larger or absent limit is cut to this, "
         "with a Warning header telling how many more can be requested.",
     )
+    cache_max_age: int = setting(
+        86400,
+        "Seconds a client may reuse a frame, rendered image or bulk data value without asking "
+        "again (Cache-Control: private, max-age); after that its ETag revalidates it with a "
+        "304. 0 makes clients revalidate every time.",
+    )
     fsync: bool = setting(
         True,
         "fsync every blob, its directory and every index commit before reporting success. "
@@ -101,7 +107,11 @@ class Settings:
         "", "PEM CA certificates; when set, DICOM peers must present a certificate they sign."
     )
     workers: int = setting(0, "HTTP worker processes; 0 means one per CPU core.")
-    threads: int = setting(8, "Threads per HTTP worker process.")
+    threads: int = setting(
+        4,
+        "Threads per HTTP worker process. Measured with 32 clients reading random frames on 2 "
+        "cores: 4 gives the best p99 latency (more threads only contend for the GIL).",
+    )
     log_level: str = setting("info", "Logging level.", ("debug", "info", "warning", "error"))
 
     @property

@@ -21,5 +21,9 @@ def create_application(settings: settings_module.Settings | None = None) -> Flas
         settings.database, settings.blobs, settings.duplicate_policy, settings.fsync
     )
     return create_app(
-        archive, settings.base_url, settings.max_request_bytes, settings.max_search_results
+        archive,
+        settings.base_url,
+        settings.max_request_bytes,
+        settings.max_search_results,
+        settings.cache_max_age,
     )
