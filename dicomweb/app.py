@@ -19,9 +19,22 @@ def create_app(
     max_request_bytes: int = 64 << 30,
     max_results: int = 1000,
     cache_max_age: int = 86400,
+    *,
+    transcode_cache_bytes: int = 256 << 20,
+    thumbnail_size: int = 256,
+    max_rendered_pixels: int = 50_000_000,
 ) -> Flask:
     """A WSGI app serving *archive* over DICOMweb."""
-    service = Service(archive, base_url, max_request_bytes, max_results, cache_max_age)
+    service = Service(
+        archive,
+        base_url,
+        max_request_bytes,
+        max_results,
+        cache_max_age,
+        transcode_cache_bytes=transcode_cache_bytes,
+        thumbnail_size=thumbnail_size,
+        max_rendered_pixels=max_rendered_pixels,
+    )
     app = Flask("wsiarchive")
     app.config["MAX_CONTENT_LENGTH"] = None
     app.extensions["wsiarchive"] = service

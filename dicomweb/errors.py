@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from storage.errors import (
     ArchiveError,
+    CodecError,
     InvalidRequest,
     InvalidUID,
     NotFound,
@@ -31,6 +32,7 @@ class HTTPError(Exception):
 
 # Status for archive errors met outside STOW (which reports per instance instead).
 ARCHIVE_STATUS: dict[type[ArchiveError], int] = {
+    CodecError: 500,
     InvalidUID: 400,
     InvalidRequest: 400,
     NotFound: 404,

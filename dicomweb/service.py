@@ -9,7 +9,10 @@ from flask import request
 
 from storage import Archive
 from storage.index import StoredRecord
-from storage.retrieve import FrameTableCache, InstanceCache
+from storage.metadata import load
+from storage.pixels import ImageInfo
+from storage.retrieve import FrameReader, FrameTableCache, InstanceCache
+from storage.transcoding import Transcoder
 
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 PREFIX = "/dicomweb"
@@ -22,12 +25,37 @@ class Service:
     max_request_bytes: int = 64 << 30
     max_results: int = 1000
     cache_max_age: int = 86400
+    transcode_cache_bytes: int = 256 << 20
+    thumbnail_size: int = 256
+    max_rendered_pixels: int = 50_000_000
     frame_tables: FrameTableCache = field(init=False)
     instances: InstanceCache = field(init=False)
+    transcoder: Transcoder = field(init=False)
+    _infos: dict[str, ImageInfo | None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.frame_tables = FrameTableCache(self.archive.index)
         self.instances = InstanceCache(self.archive.records)
+        self.transcoder = Transcoder(self.transcode_cache_bytes)
+
+    def image_info(self, record: StoredRecord) -> ImageInfo | None:
+        """The pixel description of an instance, from its metadata document (cached)."""
+        if record.blob_key in self._infos:
+            return self._infos[record.blob_key]
+        documents = list(self.archive.documents([record]))
+        info = ImageInfo.from_document(load(documents[0])) if documents else None
+        if len(self._infos) >= 4096:
+            self._infos.clear()
+        self._infos[record.blob_key] = info
+        return info
+
+    def document(self, record: StoredRecord) -> dict:
+        """The metadata document of an instance as a DICOM JSON object."""
+        documents = list(self.archive.documents([record]))
+        return load(documents[0]) if documents else {}
+
+    def frame_reader(self, record: StoredRecord) -> FrameReader:
+        return FrameReader(self.archive.blobs, record, self.frame_tables.get(record))
 
     def instance(self, study: str, series: str, instance: str, fresh: bool = False) -> StoredRecord:
         """One stored instance, from the cache unless *fresh* (see InstanceCache)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from flask import Response, request
 
@@ -12,6 +12,7 @@ from dicomweb.mediatypes import (
     DEFLATED_LE,
     DICOM,
     DICOM_JSON,
+    EXPLICIT_VR_BE,
     EXPLICIT_VR_LE,
     IMPLICIT_VR_LE,
     OCTET_STREAM,
@@ -27,7 +28,9 @@ from dicomweb.service import Service
 from storage.errors import BlobMissing, NotFound
 from storage.index import StoredRecord
 from storage.metadata import absolutize, instance_path, load, render
+from storage.pixels import targets
 from storage.retrieve import FrameReader, blob_chunks, header_element, parse_tag_path
+from storage.transcoding import same_pixels
 
 PIXEL_DATA = 0x7FE00010
 
@@ -41,41 +44,65 @@ def _records(service: Service, study: str, series: str | None, instance: str | N
 
 
 # -- instances ---------------------------------------------------------------------------------
+def _instance_offers(service: Service, record: StoredRecord) -> list[tuple[str, str]]:
+    """The stored form first, then every transfer syntax the instance can be transcoded to."""
+    offers = [(DICOM, record.transfer_syntax)]
+    if record.number_of_frames:
+        info = service.image_info(record)
+        offers += [(DICOM, ts) for ts in targets(record.transfer_syntax, info)]
+    return offers
+
+
+def _instance_body(service: Service, record: StoredRecord, target: str) -> Iterable[bytes]:
+    if target == record.transfer_syntax:
+        return blob_chunks(service.archive.blobs, record.blob_key)
+    info = service.image_info(record)
+    assert info is not None  # only offered when the pixels can be decoded
+    reader = service.frame_reader(record)
+    return service.transcoder.instance(service.archive.blobs, reader, info, target)
+
+
 def retrieve_instances(
     service: Service, study: str, series: str | None = None, instance: str | None = None
 ) -> Response:
-    """GET /studies/{s}[/series/{se}[/instances/{i}]]: Part-10 instances as stored."""
+    """GET /studies/{s}[/series/{se}[/instances/{i}]]: Part-10 instances, as stored or
+    transcoded to the transfer syntax the client accepts (§8.7.3.5.2)."""
     records = _records(service, study, series, instance)
     ranges = _ranges()
     single = instance is not None
     choices: list[Choice] = []
     for record in records:
-        offered = [(DICOM, record.transfer_syntax)]
+        offered = _instance_offers(service, record)
         choice = negotiate(ranges, offered, "optional" if single else "required")
         if choice is None:
             raise not_acceptable(f"instance {record.instance}", offered)
         choices.append(choice)
     root = service.root()
     if single and not choices[0].multipart:
-        record = records[0]
+        record, target = records[0], choices[0].transfer_syntax
+        headers = {}
+        if target == record.transfer_syntax:
+            headers["Content-Length"] = str(record.size)
         return Response(
-            blob_chunks(service.archive.blobs, record.blob_key),
-            content_type=f"{DICOM}; transfer-syntax={record.transfer_syntax}",
-            headers={"Content-Length": str(record.size)},
+            _instance_body(service, record, target),
+            content_type=f"{DICOM}; transfer-syntax={target}",
+            headers=headers,
         )
 
     def parts() -> Iterator[tuple[dict[str, str], Iterable[bytes]]]:
-        for record in records:
+        for record, choice in zip(records, choices, strict=True):
+            target = choice.transfer_syntax
             headers = {
-                "Content-Type": f"{DICOM}; transfer-syntax={record.transfer_syntax}",
-                "Content-Length": str(record.size),
+                "Content-Type": f"{DICOM}; transfer-syntax={target}",
                 "Content-Location": root
                 + instance_path(record.study, record.series, record.instance),
             }
-            yield headers, blob_chunks(service.archive.blobs, record.blob_key)
+            if target == record.transfer_syntax:
+                headers["Content-Length"] = str(record.size)
+            yield headers, _instance_body(service, record, target)
 
     boundary = new_boundary()
-    syntaxes = {record.transfer_syntax for record in records}
+    syntaxes = {choice.transfer_syntax for choice in choices}
     content_type = f'multipart/related; type="{DICOM}"; boundary={boundary}'
     if len(syntaxes) == 1:
         content_type += f"; transfer-syntax={syntaxes.pop()}"
@@ -110,17 +137,19 @@ def parse_frame_list(text: str) -> list[int]:
     return numbers
 
 
-def _pixel_offers(record: StoredRecord) -> list[tuple[str, str]]:
+def _pixel_offers(service: Service, record: StoredRecord) -> list[tuple[str, str]]:
+    """The stored form first (§8.7.3: what is stored is preferred), then what the frames
+    can be transcoded to."""
     stored = (PIXEL_MEDIA_TYPE.get(record.transfer_syntax, OCTET_STREAM), record.transfer_syntax)
-    offers = [stored]
     # Native frames are the same bytes whatever the VR encoding of the data set was.
-    if record.transfer_syntax in (IMPLICIT_VR_LE, DEFLATED_LE):
-        offers = [(OCTET_STREAM, EXPLICIT_VR_LE)]
+    if record.transfer_syntax in (IMPLICIT_VR_LE, DEFLATED_LE, EXPLICIT_VR_BE):
+        stored = (OCTET_STREAM, EXPLICIT_VR_LE)
+    offers = [stored]
+    for ts in targets(record.transfer_syntax, service.image_info(record)):
+        offer = (PIXEL_MEDIA_TYPE[ts], ts)
+        if offer not in offers:
+            offers.append(offer)
     return offers
-
-
-def _frame_reader(service: Service, record: StoredRecord) -> FrameReader:
-    return FrameReader(service.archive.blobs, record, service.frame_tables.get(record))
 
 
 def _on_instance(service: Service, study: str, series: str, instance: str, respond) -> Response:  # type: ignore[no-untyped-def]
@@ -133,15 +162,24 @@ def _on_instance(service: Service, study: str, series: str, instance: str, respo
         return respond(service.instance(study, series, instance, fresh=True))
 
 
+def _frame_source(service: Service, reader: FrameReader, target: str) -> Callable[[int], bytes]:
+    """How to get frame N in *target*: a ranged read, or a (cached) transcoding of one."""
+    if same_pixels(reader.record.transfer_syntax, target):
+        return reader.read
+    info = service.image_info(reader.record)
+    assert info is not None  # only offered when the pixels can be decoded
+    return lambda number: service.transcoder.frame(reader, info, number, target).data
+
+
 EAGER_FRAMES = 64  # up to this many frames are read before the response starts
 
 
 def _frames_response(
     service: Service, record: StoredRecord, numbers: list[int], location: str | None
 ) -> Response:
-    reader = _frame_reader(service, record)
+    reader = service.frame_reader(record)
     reader.check(numbers)
-    offered = _pixel_offers(record)
+    offered = _pixel_offers(service, record)
     choice = negotiate(_ranges(), offered, "optional" if len(numbers) == 1 else "required")
     if choice is None:
         raise not_acceptable(f"the frames of instance {record.instance}", offered)
@@ -161,7 +199,8 @@ def _frames_response(
         return representation.not_modified()
     headers = representation.headers()
     base = service.root() + instance_path(record.study, record.series, record.instance)
-    first = reader.read(numbers[0])  # a stale record fails here, before anything is sent
+    read = _frame_source(service, reader, choice.transfer_syntax)
+    first = read(numbers[0])  # a stale record fails here, before anything is sent
     if not choice.multipart:
         headers["Content-Location"] = location or f"{base}/frames/{numbers[0]}"
         return Response(first, content_type=part_type, headers=headers)
@@ -180,7 +219,7 @@ def _frames_response(
     if len(numbers) <= EAGER_FRAMES:
         body = part(numbers[0], first)
         for number in numbers[1:]:
-            body += part(number, reader.read(number))
+            body += part(number, read(number))
         body.append(closing(boundary))
         headers["Content-Length"] = str(sum(map(len, body)))
         return Response(body, content_type=content_type, headers=headers)
@@ -188,7 +227,7 @@ def _frames_response(
     def stream() -> Iterator[bytes]:
         yield from part(numbers[0], first)
         for number in numbers[1:]:
-            yield from part(number, reader.read(number))
+            yield from part(number, read(number))
         yield closing(boundary)
 
     return Response(stream(), content_type=content_type, headers=headers)

@@ -33,6 +33,10 @@ class BlobMissing(NotFound):
     since the record was read (a cached record is then stale)."""
 
 
+class CodecError(ArchiveError):
+    """Stored pixel data could not be decoded or re-encoded (corrupt data, unsupported form)."""
+
+
 class InvalidInstance(ArchiveError):
     """The data is not a readable DICOM Part-10 instance, or lacks what the archive needs."""
 

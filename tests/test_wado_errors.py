@@ -106,14 +106,20 @@ def test_native_frames_as_octet_stream(archive, testdata) -> None:
 def test_unsatisfiable_accept_is_406(archive, testdata) -> None:
     jpeg = url(archive, testdata, JPEG)
     cases = [
-        # JPEG frames cannot be served uncompressed before transcoding exists.
-        (f"{jpeg}/frames/1", 'multipart/related; type="application/octet-stream"'),
-        (f"{jpeg}/frames/1", 'multipart/related; type="image/jp2"'),
-        (jpeg, 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1'),
+        # Conversions no codec here performs: to video, to JPEG 2000 Part 2, to HTJ2K with
+        # the RPCL progression order.
+        (f"{jpeg}/frames/1", 'multipart/related; type="video/mpeg"'),
+        (f"{jpeg}/frames/1", 'multipart/related; type="image/jpx"'),
+        (
+            f"{jpeg}/frames/1",
+            'multipart/related; type="image/jphc"; transfer-syntax=1.2.840.10008.1.2.4.202',
+        ),
+        (
+            jpeg,
+            'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.100',
+        ),
         (jpeg, "text/html"),
         (jpeg + "/metadata", "image/png"),
-        # Lossless J2K without transfer-syntax asks for Explicit VR Little Endian.
-        (url(archive, testdata, J2K), 'multipart/related; type="application/dicom"'),
     ]
     for target, accept in cases:
         response = requests.get(target, headers={"Accept": accept})

@@ -61,6 +61,20 @@ class Settings:
         "again (Cache-Control: private, max-age); after that its ETag revalidates it with a "
         "304. 0 makes clients revalidate every time.",
     )
+    transcode_cache_mb: int = setting(
+        256,
+        "Megabytes of transcoded frames each server process keeps, so that a viewer panning "
+        "over a slide stored in a form it cannot decode pays the transcoding once per tile.",
+    )
+    thumbnail_size: int = setting(
+        256,
+        "Largest side in pixels of a thumbnail when the request gives no viewport.",
+    )
+    max_rendered_pixels: int = setting(
+        50_000_000,
+        "Largest rendered image (width x height) the server produces; a request for more "
+        "(e.g. a whole slide level without a viewport) gets 413 Payload Too Large.",
+    )
     fsync: bool = setting(
         True,
         "fsync every blob, its directory and every index commit before reporting success. "

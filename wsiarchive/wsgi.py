@@ -26,4 +26,7 @@ def create_application(settings: settings_module.Settings | None = None) -> Flas
         settings.max_request_bytes,
         settings.max_search_results,
         settings.cache_max_age,
+        transcode_cache_bytes=settings.transcode_cache_mb << 20,
+        thumbnail_size=settings.thumbnail_size,
+        max_rendered_pixels=settings.max_rendered_pixels,
     )
