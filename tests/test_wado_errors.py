@@ -135,16 +135,20 @@ def test_default_accept_serves_stored_lossy_form(archive, testdata) -> None:
     assert response.status_code == 200
     body = parse_multipart(response.headers["Content-Type"], response.content)[0][1]
     assert body == (testdata / JPEG).read_bytes()
-    # Several media ranges with weights: the best satisfiable one wins.
+    # Several media ranges with weights: the best satisfiable one wins, even when it means
+    # decompressing.
     response = requests.get(
         f"{jpeg}/frames/1",
         headers={
-            "Accept": 'multipart/related; type="application/octet-stream"; q=0.9, '
+            "Accept": 'multipart/related; type="video/mpeg"; q=1, '
+            'multipart/related; type="application/octet-stream"; q=0.9, '
             'multipart/related; type="image/jpeg"; q=0.5'
         },
     )
     assert response.status_code == 200
-    assert response.headers["Content-Type"].startswith('multipart/related; type="image/jpeg"')
+    assert response.headers["Content-Type"].startswith(
+        'multipart/related; type="application/octet-stream"'
+    )
 
 
 def test_accept_query_parameter_wins_over_header(archive, testdata) -> None:
