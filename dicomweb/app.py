@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, request
 
-from dicomweb import capabilities, errors, qido, stow, wado
+from dicomweb import capabilities, errors, qido, rendered, stow, wado
 from dicomweb.service import PREFIX, Service
 from storage import Archive
 
@@ -70,6 +70,12 @@ def create_app(
     route(I + "/metadata", "instance_metadata", wado.retrieve_metadata)
     route(I + "/frames/<frames>", "frames", wado.retrieve_frames)
     route(I + "/bulkdata/<path:path>", "bulkdata", wado.retrieve_bulkdata)
+    # Rendered and thumbnail resources (§10.4.1.1.3-4)
+    for name, view in (("rendered", rendered.rendered), ("thumbnail", rendered.thumbnail)):
+        route(f"{S}/{name}", f"study_{name}", view)
+        route(f"{SE}/{name}", f"series_{name}", view)
+        route(f"{I}/{name}", f"instance_{name}", view)
+        route(f"{I}/frames/<frames>/{name}", f"frames_{name}", view)
 
     app.register_blueprint(bp)
 

@@ -13,6 +13,7 @@ from storage.errors import (
     InvalidRequest,
     InvalidUID,
     NotFound,
+    NotRenderable,
     OutOfResources,
     RequestTooLarge,
 )
@@ -36,6 +37,7 @@ ARCHIVE_STATUS: dict[type[ArchiveError], int] = {
     InvalidUID: 400,
     InvalidRequest: 400,
     NotFound: 404,
+    NotRenderable: 406,
     OutOfResources: 503,
     RequestTooLarge: 413,
 }
@@ -63,7 +65,8 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(ArchiveError)
     def _archive_error(error: ArchiveError) -> Response:
-        return error_response(ARCHIVE_STATUS.get(type(error), 409), error.reason)
+        status = next((ARCHIVE_STATUS[k] for k in type(error).__mro__ if k in ARCHIVE_STATUS), 409)
+        return error_response(status, error.reason)
 
     @app.errorhandler(HTTPException)
     def _werkzeug_error(error: HTTPException) -> Response:

@@ -244,3 +244,25 @@ def not_acceptable(what: str, offered: Sequence[tuple[str, str]]) -> HTTPError:
         406,
         f"none of the acceptable media types can be provided for {what}; available: {available}",
     )
+
+
+def negotiate_rendered(
+    ranges: Iterable[MediaRange], offered: Sequence[str], multipart: str = "optional"
+) -> Choice | None:
+    """Pick a Rendered Media Type (§8.7.4) by weight; a wildcard range means the first
+    offered, the default (image/jpeg, Table 8.7.4-1). Single part unless the client asked for
+    multipart or the resource is a collection (*multipart* as in ``negotiate``)."""
+    for media_range in ranges:
+        if media_range.is_multipart and multipart == "forbidden":
+            continue
+        if (
+            not media_range.is_multipart
+            and multipart == "required"
+            and media_range.media_type not in ("*/*", "*", "multipart/*")
+        ):
+            continue
+        for media_type in offered:
+            if _type_matches(media_range.part_type, media_type):
+                is_multipart = media_range.is_multipart or multipart == "required"
+                return Choice(media_type, "", is_multipart)
+    return None

@@ -9,8 +9,8 @@ from flask import request
 
 from storage import Archive
 from storage.index import StoredRecord
-from storage.metadata import load
 from storage.pixels import ImageInfo
+from storage.renderer import Renderer
 from storage.retrieve import FrameReader, FrameTableCache, InstanceCache
 from storage.transcoding import Transcoder
 
@@ -31,28 +31,19 @@ class Service:
     frame_tables: FrameTableCache = field(init=False)
     instances: InstanceCache = field(init=False)
     transcoder: Transcoder = field(init=False)
-    _infos: dict[str, ImageInfo | None] = field(init=False, default_factory=dict)
+    renderer: Renderer = field(init=False)
 
     def __post_init__(self) -> None:
         self.frame_tables = FrameTableCache(self.archive.index)
         self.instances = InstanceCache(self.archive.records)
         self.transcoder = Transcoder(self.transcode_cache_bytes)
+        self.renderer = Renderer(
+            self.archive, self.frame_tables, self.max_rendered_pixels, self.thumbnail_size
+        )
 
     def image_info(self, record: StoredRecord) -> ImageInfo | None:
         """The pixel description of an instance, from its metadata document (cached)."""
-        if record.blob_key in self._infos:
-            return self._infos[record.blob_key]
-        documents = list(self.archive.documents([record]))
-        info = ImageInfo.from_document(load(documents[0])) if documents else None
-        if len(self._infos) >= 4096:
-            self._infos.clear()
-        self._infos[record.blob_key] = info
-        return info
-
-    def document(self, record: StoredRecord) -> dict:
-        """The metadata document of an instance as a DICOM JSON object."""
-        documents = list(self.archive.documents([record]))
-        return load(documents[0]) if documents else {}
+        return self.renderer.info(record)
 
     def frame_reader(self, record: StoredRecord) -> FrameReader:
         return FrameReader(self.archive.blobs, record, self.frame_tables.get(record))

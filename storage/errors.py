@@ -67,3 +67,11 @@ class OutOfResources(ArchiveError):
 
 class RequestTooLarge(ArchiveError):
     """The data offered is larger than the configured limit."""
+
+
+class ImageTooLarge(RequestTooLarge):
+    """A rendered image asked for is larger than the server renders."""
+
+
+class NotRenderable(ArchiveError):
+    """The pixel data is in a form that cannot be decoded for rendering."""
