@@ -12,6 +12,7 @@ from flask import Response, request
 from dicomweb.errors import HTTPError
 from dicomweb.mediatypes import DICOM, DICOM_JSON, DICOM_XML, OCTET_STREAM, requested_ranges
 from storage.query import INSTANCE, REGISTRY, SERIES, STUDY
+from storage.rendering import ICC_VALUES, RENDERED_TYPES
 
 WADL = "application/vnd.sun.wadl+xml"
 SEARCH_STATUS = "200 400 406 503"
@@ -108,6 +109,30 @@ def _store(id_: str) -> Method:
     return Method("POST", id_, [content, accept], [DICOM_JSON, DICOM_XML], STORE_STATUS)
 
 
+RENDERED_STATUS = "200 304 400 404 406 413 503"
+
+
+def _rendered(level: str) -> list[Resource]:
+    """The Rendered and Thumbnail children of a study, series, instance or frame list."""
+    types = list(RENDERED_TYPES) + [f"multipart/related; type={t}" for t in RENDERED_TYPES]
+    accept = Param("Accept", "header", types, "image/jpeg")
+    rendered = [
+        accept,
+        Param("viewport"),
+        Param("quality"),
+        Param("window"),
+        Param("iccprofile", options=list(ICC_VALUES)),
+        Param("annotation", options=["patient", "technique"]),
+    ]
+    thumbnail = [accept, Param("viewport")]
+    return [
+        Resource("rendered", [Method("GET", f"Retrieve{level}Rendered", rendered, types,
+                                     RENDERED_STATUS)]),
+        Resource("thumbnail", [Method("GET", f"Retrieve{level}Thumbnail", thumbnail,
+                                      list(RENDERED_TYPES), RENDERED_STATUS)]),
+    ]  # fmt: skip
+
+
 def service_tree() -> list[Resource]:
     """Everything this server implements, as the Annex H Table H-1 tree."""
     pixels = [Param("Accept", "header", PIXEL_TYPES, f"multipart/related; type={OCTET_STREAM}")]
@@ -119,7 +144,9 @@ def service_tree() -> list[Resource]:
             Resource(
                 "frames/{framelist}",
                 [Method("GET", "RetrieveFrames", pixels, PIXEL_TYPES, RETRIEVE_STATUS)],
+                _rendered("Frames"),
             ),
+            *_rendered("Instance"),
             Resource(
                 "bulkdata/{BulkDataReference}",
                 [Method("GET", "RetrieveBulkdata", pixels, PIXEL_TYPES, RETRIEVE_STATUS)],
@@ -131,6 +158,7 @@ def service_tree() -> list[Resource]:
         [_retrieve("RetrieveSeries")],
         [
             _metadata("RetrieveSeriesMetadata"),
+            *_rendered("Series"),
             Resource("instances", [_search(INSTANCE, "SearchForStudySeriesInstances")], [instance]),
         ],
     )
@@ -139,6 +167,7 @@ def service_tree() -> list[Resource]:
         [_retrieve("RetrieveStudy"), _store("StoreStudyInstances")],
         [
             _metadata("RetrieveStudyMetadata"),
+            *_rendered("Study"),
             Resource("series", [_search(SERIES, "SearchForStudySeries")], [series]),
             Resource("instances", [_search(INSTANCE, "SearchForStudyInstances")]),
         ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -313,3 +314,17 @@ def test_conditional_requests(archive, testdata) -> None:
         url, params={"viewport": "90,100"}, headers={"If-None-Match": first.headers["ETag"]}
     )
     assert other.status_code == 200
+
+
+def test_capabilities_describe_rendered_and_thumbnail_resources(archive, testdata) -> None:
+    ids = set()
+    root = ET.fromstring(requests.options(archive.url).content)
+    for method in root.iter("{http://wadl.dev.java.net/2009/02}method"):
+        ids.add(method.get("id"))
+    for level in ("Study", "Series", "Instance", "Frames"):
+        assert {f"Retrieve{level}Rendered", f"Retrieve{level}Thumbnail"} <= ids
+    target = _url(archive, read(_level(testdata, 3))) + "/frames/1/rendered"
+    described = requests.options(target, headers={"Accept": "application/json"})
+    method = described.json()["application"]["resources"]["resources"][0]["methods"][0]
+    names = {param["name"] for param in method["request"]["params"]}
+    assert {"viewport", "quality", "window", "iccprofile"} <= names
