@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, request
 
-from dicomweb import capabilities, errors, qido, rendered, stow, wado
+from dicomweb import capabilities, compression, errors, qido, rendered, stow, wado
 from dicomweb.service import PREFIX, Service
 from storage import Archive
 
@@ -89,4 +89,5 @@ def create_app(
         return None
 
     errors.install(app)
+    app.after_request(compression.compress)
     return app

@@ -23,6 +23,7 @@ from dicomweb.mediatypes import (
     requested_ranges,
 )
 from dicomweb.multipart import closing, new_boundary, part_header, write_parts
+from dicomweb.ranges import blob_reader, ranged_response, slices
 from dicomweb.responses import wants_xml, xml_parts_response
 from dicomweb.service import Service
 from storage.errors import BlobMissing, NotFound
@@ -80,13 +81,18 @@ def retrieve_instances(
     root = service.root()
     if single and not choices[0].multipart:
         record, target = records[0], choices[0].transfer_syntax
-        headers = {}
+        content_type = f"{DICOM}; transfer-syntax={target}"
+        representation = Representation(record, "instance", target, max_age=service.cache_max_age)
+        if representation.unchanged():
+            return representation.not_modified()
         if target == record.transfer_syntax:
-            headers["Content-Length"] = str(record.size)
+            # The stored file: Range requests let a client resume a large download.
+            reader = blob_reader(service.archive.blobs.read_ranges, record.blob_key)
+            return ranged_response(reader, record.size, content_type, representation)
         return Response(
             _instance_body(service, record, target),
-            content_type=f"{DICOM}; transfer-syntax={target}",
-            headers=headers,
+            content_type=content_type,
+            headers=representation.headers(),
         )
 
     def parts() -> Iterator[tuple[dict[str, str], Iterable[bytes]]]:
@@ -251,22 +257,36 @@ def retrieve_frames(
 def retrieve_bulkdata(
     service: Service, study: str, series: str, instance: str, path: str
 ) -> Response:
-    """GET .../instances/{i}/bulkdata/{tag path}: a value the metadata gave as BulkDataURI."""
+    """GET .../instances/{i}/bulkdata/{tag path}: a value the metadata gave as BulkDataURI.
+
+    Single-part octet-stream responses honour Range (RFC 9110 §14): a part of an ICC profile
+    or of native pixel data is one ranged read.
+    """
     steps = parse_tag_path(path)
     record = _records(service, study, series, instance)[0]
+    location = service.root() + instance_path(study, series, instance) + f"/bulkdata/{path}"
+    octets = [(OCTET_STREAM, EXPLICIT_VR_LE)]
     if steps == [PIXEL_DATA] or (len(steps) == 1 and steps[0] in (0x7FE00008, 0x7FE00009)):
         numbers = list(range(1, record.number_of_frames + 1))
         if not numbers:
             raise NotFound(f"instance {instance} has no pixel data")
+        choice = negotiate(_ranges(), octets, "optional")
+        native = same_pixels(record.transfer_syntax, EXPLICIT_VR_LE)
+        if native and choice is not None and not choice.multipart:
+            return _native_pixel_data(service, record, location)
         return _frames_response(service, record, numbers, None)
     vr, value = header_element(service.archive.blobs, record.blob_key, steps)
-    choice = negotiate(_ranges(), [(OCTET_STREAM, EXPLICIT_VR_LE)], "optional")
+    choice = negotiate(_ranges(), octets, "optional")
     if choice is None:
-        raise not_acceptable(f"bulk data {path}", [(OCTET_STREAM, EXPLICIT_VR_LE)])
-    location = service.root() + instance_path(study, series, instance) + f"/bulkdata/{path}"
+        raise not_acceptable(f"bulk data {path}", octets)
+    representation = Representation(record, "bulkdata", path, max_age=service.cache_max_age)
+    if representation.unchanged():
+        return representation.not_modified()
     if not choice.multipart:
-        return Response(value, content_type=OCTET_STREAM, headers={"Content-Location": location})
-    boundary = new_boundary()
+        return ranged_response(
+            slices(value), len(value), OCTET_STREAM, representation, {"Content-Location": location}
+        )
+    boundary = representation.boundary
     headers = {
         "Content-Type": OCTET_STREAM,
         "Content-Length": str(len(value)),
@@ -275,7 +295,25 @@ def retrieve_bulkdata(
     return Response(
         write_parts(boundary, [(headers, [value])]),
         content_type=f'multipart/related; type="{OCTET_STREAM}"; boundary={boundary}',
+        headers=representation.headers(),
     )
+
+
+def _native_pixel_data(service: Service, record: StoredRecord, location: str) -> Response:
+    """The whole native Pixel Data value as one octet stream, read from the blob by offset."""
+    table = service.frame_tables.get(record)
+    if table is None or table.bit_packed:
+        reader = service.frame_reader(record)
+        data = b"".join(reader.read(n) for n in range(1, record.number_of_frames + 1))
+        read, size = slices(data), len(data)
+    else:
+        start = table.ranges(0)[0][0]
+        size = sum(table.frame_length(index) for index in range(len(table)))
+        read = blob_reader(service.archive.blobs.read_ranges, record.blob_key, start)
+    representation = Representation(record, "pixeldata", max_age=service.cache_max_age)
+    if representation.unchanged():
+        return representation.not_modified()
+    return ranged_response(read, size, OCTET_STREAM, representation, {"Content-Location": location})
 
 
 __all__ = ["retrieve_bulkdata", "retrieve_frames", "retrieve_instances", "retrieve_metadata"]
