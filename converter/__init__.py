@@ -2,14 +2,18 @@
 
 from pydicom import config as _pydicom_config
 
-# wsidicomizer sets pydicom's validation to RAISE for the whole process on import; import it
+# wsidicomizer sets pydicom's validation to RAISE and turns on pydicom's "future behavior"
+# (which breaks Dataset.pixel_array in pydicom 3.0) for the whole process on import; import it
 # now and put the process-wide modes back (conversions set their own, see convert.py).
+_future = _pydicom_config._use_future
 _saved = (
     _pydicom_config.settings.reading_validation_mode,
     _pydicom_config.settings.writing_validation_mode,
 )
 import wsidicomizer.dicomizer_source  # noqa: E402, F401
 
+if not _future:
+    _pydicom_config.future_behavior(False)
 (
     _pydicom_config.settings.reading_validation_mode,
     _pydicom_config.settings.writing_validation_mode,

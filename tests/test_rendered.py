@@ -14,7 +14,7 @@ import pydicom
 import pytest
 import requests
 from PIL import Image, ImageCms
-from pydicom.pixels import apply_voi_lut
+from pydicom.pixels import apply_voi_lut, pixel_array
 
 from tests.dicomfiles import multipart_body, parse_multipart, read
 
@@ -65,7 +65,7 @@ def _stitched(path: Path) -> np.ndarray:
     dataset = read(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tiles = dataset.pixel_array
+        tiles = pixel_array(dataset)
     if tiles.ndim == 3 and dataset.SamplesPerPixel == 1 or tiles.ndim == 2:
         tiles = tiles.reshape((-1, dataset.Rows, dataset.Columns) + tiles.shape[-1:][:0])
     if dataset.SamplesPerPixel > 1 and tiles.ndim == 3:
@@ -164,7 +164,7 @@ def test_label_renders_like_pydicom_decodes_it(archive, testdata) -> None:
     image = _image(_get(_url(archive, dataset) + "/rendered", "image/png"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _close(np.asarray(image.convert("RGB")), dataset.pixel_array)
+        _close(np.asarray(image.convert("RGB")), pixel_array(dataset))
 
 
 def test_window_on_grey_images(archive, testdata) -> None:
@@ -175,7 +175,7 @@ def test_window_on_grey_images(archive, testdata) -> None:
     unwindowed = np.asarray(_image(_get(url, "image/png")))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stored = dataset.pixel_array[0]
+        stored = pixel_array(dataset)[0]
     _close(unwindowed, stored)
     for function in ("linear", "linear-exact", "sigmoid"):
         image = _image(_get(url, "image/png", window=f"60,100,{function}"))
