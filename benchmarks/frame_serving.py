@@ -161,7 +161,7 @@ def serve(peer: Peer, samples: dict, args: argparse.Namespace, script: Path) -> 
             first = probe(prefix + "1")
             per_sample: dict = {"first_frame_s": first}
             for clients in CLIENTS:
-                if first > 1.0:
+                if first > 1.0 and clients > 1:
                     per_sample[str(clients)] = {
                         "skipped": f"one frame took {first:.1f} s: {clients} clients at once "
                         "would hold that many instances in memory"
