@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pydicom
 
@@ -113,7 +114,7 @@ def wrk(url: str, frames: int, clients: int, seconds: float, script: Path) -> di
         str(script),
         url,
         "--",
-        url,
+        urlsplit(url).path,  # origin-form: not every server takes absolute-form targets
         str(frames),
         FRAME_ACCEPT,
     ]
@@ -124,7 +125,7 @@ def wrk(url: str, frames: int, clients: int, seconds: float, script: Path) -> di
     raw = json.loads(line[len("RESULT ") :])
     duration = raw["duration_us"] / 1e6
     return {
-        "frames_per_s": raw["requests"] / duration,
+        "frames_per_s": (raw["requests"] - raw["non_2xx"]) / duration,  # served frames
         "p50_ms": raw["p50_us"] / 1000,
         "p99_ms": raw["p99_us"] / 1000,
         "max_ms": raw["max_us"] / 1000,
@@ -249,8 +250,8 @@ def main() -> int:
             for clients in CLIENTS:
                 ours_run = results["wsiarchive"][name][str(clients)]
                 theirs = results["orthanc"][name][str(clients)]
-                if "frames_per_s" in ours_run and "frames_per_s" in theirs:
-                    ratio = ours_run["frames_per_s"] / max(theirs["frames_per_s"], 1e-9)
+                if ours_run.get("frames_per_s") and theirs.get("frames_per_s"):
+                    ratio = ours_run["frames_per_s"] / theirs["frames_per_s"]
                     results.setdefault("ratios", {})[f"{name}@{clients}"] = ratio
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

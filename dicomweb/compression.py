@@ -41,6 +41,9 @@ def accepts_gzip(header: str | None) -> bool:
 
 
 def _compressible(response: Response) -> bool:
+    content_type = response.headers.get("Content-Type", "")
+    if not ("json" in content_type or "xml" in content_type):
+        return False  # the common case (pixel data), decided without parsing the header
     mimetype = response.mimetype or ""
     if mimetype in COMPRESSIBLE:
         return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from dicomweb.errors import HTTPError
 
@@ -158,13 +159,21 @@ def parse_accept(header: str | None) -> list[MediaRange]:
     return sorted((r for r in ranges if r.q > 0), key=lambda r: -r.q)
 
 
-def requested_ranges(accept_header: str | None, accept_param: Sequence[str]) -> list[MediaRange]:
+def requested_ranges(
+    accept_header: str | None, accept_param: Sequence[str]
+) -> tuple[MediaRange, ...]:
     """The `accept` query parameter takes precedence over the Accept header (§8.7.8.1)."""
     if accept_param:
-        return parse_accept(",".join(accept_param))
+        return _parsed(",".join(accept_param))
     if not accept_header:
-        return [MediaRange("*/*")]
-    return parse_accept(accept_header)
+        return (MediaRange("*/*"),)
+    return _parsed(accept_header)
+
+
+@lru_cache(maxsize=256)
+def _parsed(header: str) -> tuple[MediaRange, ...]:
+    # A viewer sends the same Accept header with every tile request: parse it once.
+    return tuple(parse_accept(header))
 
 
 def _type_matches(pattern: str, media_type: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 
 from flask import Response, request
 
@@ -29,7 +30,7 @@ from dicomweb.service import Service
 from storage.errors import BlobMissing, NotFound
 from storage.index import StoredRecord
 from storage.metadata import absolutize, instance_path, load, render
-from storage.pixels import targets
+from storage.pixels import ImageInfo, targets
 from storage.retrieve import FrameReader, blob_chunks, header_element, parse_tag_path
 from storage.transcoding import same_pixels
 
@@ -143,19 +144,24 @@ def parse_frame_list(text: str) -> list[int]:
     return numbers
 
 
-def _pixel_offers(service: Service, record: StoredRecord) -> list[tuple[str, str]]:
+def _pixel_offers(service: Service, record: StoredRecord) -> tuple[tuple[str, str], ...]:
     """The stored form first (§8.7.3: what is stored is preferred), then what the frames
     can be transcoded to."""
-    stored = (PIXEL_MEDIA_TYPE.get(record.transfer_syntax, OCTET_STREAM), record.transfer_syntax)
+    return _offers_for(record.transfer_syntax, service.image_info(record))
+
+
+@lru_cache(maxsize=1024)
+def _offers_for(stored_syntax: str, info: ImageInfo | None) -> tuple[tuple[str, str], ...]:
+    stored = (PIXEL_MEDIA_TYPE.get(stored_syntax, OCTET_STREAM), stored_syntax)
     # Native frames are the same bytes whatever the VR encoding of the data set was.
-    if record.transfer_syntax in (IMPLICIT_VR_LE, DEFLATED_LE, EXPLICIT_VR_BE):
+    if stored_syntax in (IMPLICIT_VR_LE, DEFLATED_LE, EXPLICIT_VR_BE):
         stored = (OCTET_STREAM, EXPLICIT_VR_LE)
     offers = [stored]
-    for ts in targets(record.transfer_syntax, service.image_info(record)):
+    for ts in targets(stored_syntax, info):
         offer = (PIXEL_MEDIA_TYPE[ts], ts)
         if offer not in offers:
             offers.append(offer)
-    return offers
+    return tuple(offers)
 
 
 def _on_instance(service: Service, study: str, series: str, instance: str, respond) -> Response:  # type: ignore[no-untyped-def]
