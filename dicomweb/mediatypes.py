@@ -199,49 +199,73 @@ def negotiate(
     offered: Sequence[tuple[str, str]],
     multipart: str = "required",
 ) -> Choice | None:
-    """Pick the first offered (media type, transfer syntax) the ranges accept, by weight.
+    """Pick what to send: the first offered (media type, transfer syntax) the ranges accept,
+    by weight.
 
-    *offered* lists what the server can produce, the stored form first. A range without a
-    transfer-syntax parameter asks for the media type's default transfer syntax, which the
+    *offered* lists what the server can produce, the stored form first. Among ranges of equal
+    weight, one the stored form satisfies wins (no transcoding when the client does not
+    prefer it: older dicom-microscopy-viewer builds list four types at q=1). A range without
+    a transfer-syntax parameter asks for the media type's default transfer syntax, which the
     stored lossy form satisfies when nothing else exists (§8.7.3). ``transfer-syntax=*``
     accepts anything of the media type. *multipart* is "required" (the resource is a
     collection), "optional" (a single item, §10.4.4 Note 3) or "forbidden".
     """
-    for media_range in ranges:
-        if media_range.is_multipart and multipart == "forbidden":
+    usable = [r for r in ranges if _allowed(r, multipart)]
+    for weight in dict.fromkeys(r.q for r in usable):
+        group = [r for r in usable if r.q == weight]
+        for media_range in group:
+            choice = _match(media_range, offered[:1], offered, multipart)
+            if choice is not None:
+                return choice
+        for media_range in group:
+            choice = _match(media_range, offered, offered, multipart)
+            if choice is not None:
+                return choice
+    return None
+
+
+def _allowed(media_range: MediaRange, multipart: str) -> bool:
+    if media_range.is_multipart and multipart == "forbidden":
+        return False
+    return not (
+        not media_range.is_multipart
+        and multipart == "required"
+        and media_range.media_type not in ("*/*", "*", "multipart/*")
+    )
+
+
+def _match(
+    media_range: MediaRange,
+    candidates: Sequence[tuple[str, str]],
+    offered: Sequence[tuple[str, str]],
+    multipart: str,
+) -> Choice | None:
+    """The first of *candidates* that *media_range* accepts."""
+    wanted_ts = media_range.transfer_syntax
+    if wanted_ts == "*" and media_range.part_type == OCTET_STREAM and offered:
+        # "application/octet-stream; transfer-syntax=*" (OHIF's default for frames): any
+        # transfer syntax will do, so the stored bytes go out as an octet stream.
+        return Choice(
+            OCTET_STREAM, offered[0][1], media_range.is_multipart or multipart == "required"
+        )
+    for media_type, transfer_syntax in candidates:
+        if not _type_matches(media_range.part_type, media_type):
             continue
-        if (
-            not media_range.is_multipart
-            and multipart == "required"
-            and media_range.media_type not in ("*/*", "*", "multipart/*")
-        ):
+        if wanted_ts == "*" or wanted_ts == transfer_syntax:
+            pass
+        elif wanted_ts is None:
+            wildcard = "*" in media_range.part_type
+            default = DEFAULT_TRANSFER_SYNTAX.get(media_type)
+            only_lossy = transfer_syntax in LOSSY and offered[0][1] == transfer_syntax
+            if not (wildcard or default is None or default == transfer_syntax or only_lossy):
+                continue
+        else:
             continue
-        wanted_ts = media_range.transfer_syntax
-        if wanted_ts == "*" and media_range.part_type == OCTET_STREAM and offered:
-            # "application/octet-stream; transfer-syntax=*" (OHIF's default for frames): any
-            # transfer syntax will do, so the stored bytes go out as an octet stream.
-            media_type, transfer_syntax = offered[0]
-            return Choice(
-                OCTET_STREAM, transfer_syntax, media_range.is_multipart or multipart == "required"
-            )
-        for media_type, transfer_syntax in offered:
-            if not _type_matches(media_range.part_type, media_type):
-                continue
-            if wanted_ts == "*" or wanted_ts == transfer_syntax:
-                pass
-            elif wanted_ts is None:
-                wildcard = "*" in media_range.part_type
-                default = DEFAULT_TRANSFER_SYNTAX.get(media_type)
-                only_lossy = transfer_syntax in LOSSY and offered[0][1] == transfer_syntax
-                if not (wildcard or default is None or default == transfer_syntax or only_lossy):
-                    continue
-            else:
-                continue
-            # A single-part response only when the client named a single-part type itself.
-            is_multipart = (
-                media_range.is_multipart or multipart == "required" or "*" in media_range.media_type
-            )
-            return Choice(media_type, transfer_syntax, is_multipart)
+        # A single-part response only when the client named a single-part type itself.
+        is_multipart = (
+            media_range.is_multipart or multipart == "required" or "*" in media_range.media_type
+        )
+        return Choice(media_type, transfer_syntax, is_multipart)
     return None
 
 

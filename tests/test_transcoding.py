@@ -274,3 +274,28 @@ def test_whole_instance_lossy_target_records_the_compression(archive) -> None:
     assert received.PhotometricInterpretation == "YBR_FULL_422"
     error = np.abs(pixel_array(received).astype(int) - pixel_array(original).astype(int))
     assert error.mean() < 3
+
+
+def test_equal_weights_prefer_the_stored_form(archive) -> None:
+    # Older dicom-microscopy-viewer builds list four types at q=1, JPEG baseline first: a
+    # JPEG 2000 frame they also accept goes out as stored, not transcoded.
+    path = next(p for p in REPRESENTATIVES if p.name == "wsi2dcm_jpeg2000.dcm")
+    dataset = read(path)
+    accept = ", ".join(
+        f'multipart/related; type="{media}"; transfer-syntax={ts}'
+        for media, ts in (
+            ("image/jpeg", "1.2.840.10008.1.2.4.50"),
+            ("image/jls", "1.2.840.10008.1.2.4.80"),
+            ("image/jp2", str(dataset.file_meta.TransferSyntaxUID)),
+            ("application/octet-stream", "1.2.840.10008.1.2.1"),
+        )
+    )
+    response = requests.get(f"{_url(archive, dataset)}/frames/1", headers={"Accept": accept})
+    (headers, body), *_ = parse_multipart(response.headers["Content-Type"], response.content)
+    assert headers["content-type"].startswith("image/jp2")
+    assert body == frames(path)[0]
+    # With a lower weight on the stored form, the client's preference wins.
+    lower = accept.replace('type="image/jp2"', 'type="image/jp2"; q=0.5')
+    response = requests.get(f"{_url(archive, dataset)}/frames/1", headers={"Accept": lower})
+    (headers, _), *_ = parse_multipart(response.headers["Content-Type"], response.content)
+    assert headers["content-type"].startswith("image/jpeg")
