@@ -6,6 +6,7 @@ Statuses follow PS3.4 Annex B (storage), C (query/retrieve) and J (storage commi
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from storage import (
     OutOfResources,
 )
 from storage import query as index_query
+from storage.transcoding import Transcoder, transcode_to_file
 
 log = logging.getLogger(__name__)
 
@@ -143,28 +145,58 @@ def install_file_sending() -> None:
     original = Association.send_c_store
 
     def send_c_store(self, dataset, *args, **kwargs):  # type: ignore[no-untyped-def]
+        temporary = None
         if isinstance(dataset, StoredFile):
-            dataset = _sendable(self, dataset)
-        return original(self, dataset, *args, **kwargs)
+            dataset, temporary = _sendable(self, dataset)
+        try:
+            return original(self, dataset, *args, **kwargs)
+        finally:
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
 
     send_c_store._wsiarchive = True  # type: ignore[attr-defined]
     Association.send_c_store = send_c_store  # type: ignore[method-assign]
 
 
-def _sendable(assoc, stored: StoredFile) -> Path | Dataset:  # type: ignore[no-untyped-def]
-    """The file itself, streamed unchanged, when the peer accepted its transfer syntax. When
-    it accepted only another uncompressed one (explicit against implicit VR little endian),
-    the data set is read so that pynetdicom re-encodes it: that conversion is lossless
-    (PS3.5 A.1, A.2) but holds the instance in memory. Compressed data is sent as stored or
-    not at all (the sub-operation fails)."""
+def _sendable(assoc, stored: StoredFile) -> tuple[Path | Dataset, Path | None]:  # type: ignore[no-untyped-def]
+    """What to send for *stored*, and a temporary file to delete afterwards.
+
+    The file itself, streamed unchanged, when the peer accepted its transfer syntax. When it
+    accepted only an uncompressed one, compressed pixel data is decompressed into a
+    temporary Explicit VR Little Endian file, streamed in turn (frame by frame, never the
+    whole instance in memory). For a peer that takes only Implicit VR Little Endian the data
+    set is then read so that pynetdicom re-encodes it: that conversion is lossless (PS3.5
+    A.1, A.2) but holds the instance in memory. When nothing works the stored file is
+    offered and pynetdicom fails the sub-operation for want of a context.
+    """
     syntax = UID(stored._transfer_syntax)
+    if _accepted(assoc, stored._sop_class_uid, syntax):
+        return stored._file_path, None
+    explicit = _accepted(assoc, stored._sop_class_uid, UID(ExplicitVRLittleEndian))
+    implicit = _accepted(assoc, stored._sop_class_uid, UID(ImplicitVRLittleEndian))
+    if not (explicit or implicit):
+        return stored._file_path, None
+    if not syntax.is_compressed:
+        return dcmread(stored._file_path), None
     try:
-        assoc._get_valid_context(stored._sop_class_uid, syntax, "scu", allow_conversion=False)
-        return stored._file_path
+        converted = stored._decompress()
+    except ArchiveError as exc:
+        log.warning("cannot decompress %s for the peer: %s", stored.SOPInstanceUID, exc)
+        return stored._file_path, None
+    if explicit:
+        return converted, converted
+    try:
+        return dcmread(converted), None
+    finally:
+        converted.unlink(missing_ok=True)
+
+
+def _accepted(assoc, sop_class: str, syntax: UID) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        assoc._get_valid_context(sop_class, syntax, "scu", allow_conversion=False)
     except ValueError:
-        if syntax.is_compressed:
-            return stored._file_path  # pynetdicom reports the missing context
-    return dcmread(stored._file_path)
+        return False
+    return True
 
 
 def _send(services: Services, matches: list[tuple], event) -> Iterator[tuple[int, object]]:  # type: ignore[no-untyped-def]
@@ -173,7 +205,26 @@ def _send(services: Services, matches: list[tuple], event) -> Iterator[tuple[int
             yield CANCEL, None
             return
         path = services.archive.blobs.path(match[5])  # type: ignore[attr-defined]
-        yield PENDING, StoredFile(path, match[3], match[2], match[4])
+        stored = StoredFile(path, match[3], match[2], match[4])
+        stored._decompress = lambda match=match: _decompressed(services, match)
+        yield PENDING, stored
+
+
+def _decompressed(services: Services, match: tuple) -> Path:
+    """The matched instance decompressed into a temporary file in the staging area."""
+    record = services.archive.records(match[0], match[1], match[2])[0]
+    staging = services.archive.blobs.staging  # type: ignore[attr-defined]
+    target = staging / f"dimse-{secrets.token_hex(8)}.dcm"
+    try:
+        transcode_to_file(services.archive, record, ExplicitVRLittleEndian, target, _TRANSCODER)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return target
+
+
+# Whole instances for DIMSE peers: no frame cache (each frame is needed once).
+_TRANSCODER = Transcoder(cache_bytes=0)
 
 
 def handle_move(services: Services, event) -> Iterator:  # type: ignore[no-untyped-def]

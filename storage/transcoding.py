@@ -8,14 +8,18 @@ import struct
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from threading import Lock
+from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID
 
 from storage.blobstore import BlobStore
+from storage.errors import CodecError
 from storage.index import StoredRecord
+from storage.metadata import load
 from storage.pixels import (
     EXPLICIT_VR_LE,
     IMPLICIT_VR_LE,
@@ -25,8 +29,12 @@ from storage.pixels import (
     ImageInfo,
     decode,
     encode,
+    targets,
 )
 from storage.retrieve import FrameReader
+
+if TYPE_CHECKING:
+    from storage.archive import Archive
 
 QUALITY = 90  # of lossy targets; documented in docs/conformance.md
 
@@ -112,6 +120,24 @@ class Transcoder:
         yield struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
 
 
+def transcode_to_file(
+    archive: Archive, record: StoredRecord, target: str, path: Path, transcoder: Transcoder
+) -> None:
+    """Write the instance of *record* re-encoded as *target* to *path* (a Part-10 file), one
+    frame in memory at a time; CodecError when its pixels cannot be converted."""
+    documents = list(archive.documents([record]))
+    info = ImageInfo.from_document(load(documents[0])) if documents else None
+    if info is None or target not in targets(record.transfer_syntax, info):
+        raise CodecError(
+            f"instance {record.instance} stored as {record.transfer_syntax} cannot be "
+            f"converted to {target}"
+        )
+    reader = FrameReader(archive.blobs, record, archive.frame_table(record))
+    with open(path, "wb") as fp:
+        for chunk in transcoder.instance(archive.blobs, reader, info, target):
+            fp.write(chunk)
+
+
 def _fragment(data: bytes) -> list[bytes]:
     padding = b"\x00" if len(data) % 2 else b""
     return [struct.pack("<HHI", 0xFFFE, 0xE000, len(data) + len(padding)), data, padding]
@@ -165,4 +191,4 @@ def _rewritten_header(
     return buffer.getvalue()
 
 
-__all__ = ["LOSSY_METHOD", "FrameCache", "Transcoder", "same_pixels"]
+__all__ = ["LOSSY_METHOD", "FrameCache", "Transcoder", "same_pixels", "transcode_to_file"]

@@ -606,3 +606,62 @@ def _move(archive, destination: str, dataset: pydicom.Dataset) -> int:  # type: 
     ]
     assoc.release()
     return statuses[-1]
+
+
+def test_move_decompresses_for_a_peer_that_takes_uncompressed_only(
+    fresh_server, testdata: Path, tmp_path: Path
+) -> None:
+    # storescp without options accepts uncompressed transfer syntaxes only: the JPEG WSI is
+    # decompressed (frame by frame, into a temporary file) and arrives with every pixel of
+    # the decoded original.
+    import imagecodecs
+    from pydicom.pixels import pixel_array
+
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    port = free_port()
+    process = subprocess.Popen(
+        ["storescp", "-aet", "PLAIN", "-od", str(folder), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port)
+        server = fresh_server(dimse_destinations=f"PLAIN=127.0.0.1:{port}")
+        _wait_port(server.dimse_port)
+        source = testdata / JPEG_WSI
+        body, content_type = multipart_body([source.read_bytes()])
+        stored = requests.post(
+            server.url + "/studies", data=body, headers={"Content-Type": content_type}
+        )
+        assert stored.status_code == 200
+        dataset = read(source)
+        result = run(
+            "movescu",
+            "-aec",
+            "WSIARCHIVE",
+            "-aem",
+            "PLAIN",
+            "-S",
+            "-k",
+            "QueryRetrieveLevel=SERIES",
+            "-k",
+            f"StudyInstanceUID={dataset.StudyInstanceUID}",
+            "-k",
+            f"SeriesInstanceUID={dataset.SeriesInstanceUID}",
+            "127.0.0.1",
+            str(server.dimse_port),
+        )
+        assert result.returncode == 0, result.stderr
+        received = list(folder.glob(f"*{dataset.SOPInstanceUID}*"))
+        assert len(received) == 1, result.stdout + result.stderr
+        arrived = pydicom.dcmread(received[0])
+        assert arrived.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+        assert arrived.SOPInstanceUID == dataset.SOPInstanceUID
+        expected = [imagecodecs.jpeg8_decode(frame) for frame in frames(source)]
+        assert (pixel_array(arrived) == expected).all()
+        staging = server.data_dir / "blobs" / ".staging"
+        assert not list(staging.glob("dimse-*"))  # the temporary file is gone
+    finally:
+        process.terminate()
+        process.wait()
