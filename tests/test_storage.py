@@ -181,3 +181,17 @@ def test_bulk_load_indexes_like_the_ingest_path(tmp_path: Path) -> None:
     assert results[0] == results[1]
     assert len(results[0]["PatientName"]) == 8
     assert len(results[0]["SpecimenIdentifier"]) == 4
+
+
+def test_transcoded_frame_cache_is_bounded_in_bytes() -> None:
+    from storage.pixels import Encoded
+    from storage.transcoding import FrameCache
+
+    cache = FrameCache(capacity_bytes=1000)
+    for number in range(1, 6):
+        cache.put(("blob", number, "ts"), Encoded(bytes(300), "RGB"))
+    assert cache.size <= 1000
+    assert cache.get(("blob", 1, "ts")) is None  # the least recently used went first
+    assert cache.get(("blob", 5, "ts")) is not None
+    cache.put(("blob", 9, "ts"), Encoded(bytes(5000), "RGB"))  # larger than the whole cache
+    assert cache.get(("blob", 9, "ts")) is None and cache.size <= 1000
