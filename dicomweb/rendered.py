@@ -4,6 +4,7 @@ negotiation, and the multipart or single-part response around what storage rende
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from flask import Response, request
 
@@ -136,9 +137,12 @@ def _respond(
     kind = "thumbnail" if thumbnail else "rendered"
     if single_image:
         record = records[0]
+        # A study or series thumbnail depends on every instance: its validators cover them all
+        # (the newest storing time, every blob key).
+        newest = max((r.stored_at for r in records if r.stored_at), default=None)
         representation = Representation(
-            record, kind, len(records), frames, choice, sorted(request.args.items(multi=True)),
-            max_age=service.cache_max_age,
+            replace(record, stored_at=newest), kind, [r.blob_key for r in records], frames,
+            choice, sorted(request.args.items(multi=True)), max_age=service.cache_max_age,
         )  # fmt: skip
         if representation.unchanged():
             return representation.not_modified()
