@@ -328,3 +328,59 @@ def test_capabilities_describe_rendered_and_thumbnail_resources(archive, testdat
     method = described.json()["application"]["resources"]["resources"][0]["methods"][0]
     names = {param["name"] for param in method["request"]["params"]}
     assert {"viewport", "quality", "window", "iccprofile"} <= names
+
+
+def _sparse_slide() -> tuple[bytes, np.ndarray]:
+    """A TILED_SPARSE VL WSI instance made here: a 25 x 20 matrix of 10 x 10 tiles, three
+    tiles present in an order other than row-major, one absent; and the matrix it shows."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    rng = np.random.default_rng(7)
+    positions = [(10, 10), (0, 0), (20, 0)]  # (x, y) of each frame's top-left pixel
+    tiles = [rng.integers(0, 256, (10, 10, 3), dtype=np.uint8) for _ in positions]
+    expected = np.full((20, 25, 3), 255, np.uint8)  # absent tiles: white background
+    for (x, y), tile in zip(positions, tiles, strict=True):
+        expected[y : y + 10, x : x + 10] = tile[: 20 - y, : 25 - x]
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.6"
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientID, ds.PatientName, ds.Modality = "SPARSE", "Sparse^Slide", "SM"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
+    ds.DimensionOrganizationType = "TILED_SPARSE"
+    ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows = 25, 20
+    ds.Rows = ds.Columns = 10
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.NumberOfFrames = len(tiles)
+    frames_ = []
+    for x, y in positions:
+        plane = Dataset()
+        plane.ColumnPositionInTotalImagePixelMatrix = x + 1
+        plane.RowPositionInTotalImagePixelMatrix = y + 1
+        item = Dataset()
+        item.PlanePositionSlideSequence = [plane]
+        frames_.append(item)
+    ds.PerFrameFunctionalGroupsSequence = frames_
+    ds.PixelData = b"".join(tile.tobytes() for tile in tiles)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue(), expected
+
+
+def test_tiled_sparse_slides_render_tiles_where_they_are(archive) -> None:
+    data, expected = _sparse_slide()
+    body, content_type = multipart_body([data])
+    stored = requests.post(
+        archive.url + "/studies", data=body, headers={"Content-Type": content_type}
+    )
+    assert stored.status_code == 200, stored.text
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    image = _image(_get(_url(archive, dataset) + "/rendered", "image/png", iccprofile="no"))
+    assert image.size == (25, 20)
+    assert np.array_equal(np.asarray(image), expected)
