@@ -18,6 +18,7 @@ from storage.index import StoredRecord
 from storage.metadata import instance_path
 from storage.renderer import Rendered, RenderRequest
 from storage.rendering import ICC_VALUES, RENDERED_TYPES, WINDOW_FUNCTIONS, Viewport, Window
+from storage.tiledimage import TiledImage
 
 SERVICE_NAME = "wsiarchive"
 
@@ -149,9 +150,11 @@ def _respond(
         frame = frames[0] if frames else None
         if thumbnail:
             rendered = renderer.thumbnail(records, render_request, frame)
+        elif frame is not None:
+            rendered = renderer.render(record, render_request, frame)
         else:
-            levels = renderer.images(service.archive.records(record.study, record.series))
-            rendered = renderer.render(record, render_request, frame, levels)
+            series = service.archive.records(record.study, record.series)
+            rendered = renderer.render(record, render_request, None, renderer.images(series))
         headers = representation.headers() | _warning_header(warnings + rendered.warnings)
         if not choice.multipart:
             return Response(rendered.data, content_type=choice.media_type, headers=headers)
@@ -165,7 +168,6 @@ def _respond(
 
     # Several images: one part per instance (study, series) or per frame.
     first = records[0]
-    levels = renderer.images(service.archive.records(first.study, first.series))
 
     def images() -> Iterator[tuple[str, Rendered]]:
         if frames:
@@ -174,10 +176,15 @@ def _respond(
                 rendered = renderer.render(first, render_request, number)
                 yield f"{base}/frames/{number}/rendered", rendered
             return
-        for record in records:
-            if renderer.image(record) is None:
-                continue  # no pixel data (or none that renders): nothing to show
-            rendered = renderer.render(record, render_request, None, levels)
+        # The pyramid levels of an instance are the images of its own series, all of which
+        # are among *records* already.
+        shown = [(record, image) for record in records if (image := renderer.image(record))]
+        levels: dict[str, list[TiledImage]] = {}
+        for record, image in shown:
+            levels.setdefault(record.series, []).append(image)
+        # Instances without pixel data (or none that renders) have nothing to show.
+        for record, _ in shown:
+            rendered = renderer.render(record, render_request, None, levels[record.series])
             location = root + instance_path(record.study, record.series, record.instance)
             yield f"{location}/rendered", rendered
 

@@ -330,13 +330,13 @@ def test_capabilities_describe_rendered_and_thumbnail_resources(archive, testdat
     assert {"viewport", "quality", "window", "iccprofile"} <= names
 
 
-def _sparse_slide() -> tuple[bytes, np.ndarray]:
+def _sparse_slide(seed: int = 7, study: str | None = None) -> tuple[bytes, np.ndarray]:
     """A TILED_SPARSE VL WSI instance made here: a 25 x 20 matrix of 10 x 10 tiles, three
     tiles present in an order other than row-major, one absent; and the matrix it shows."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     positions = [(10, 10), (0, 0), (20, 0)]  # (x, y) of each frame's top-left pixel
     tiles = [rng.integers(0, 256, (10, 10, 3), dtype=np.uint8) for _ in positions]
     expected = np.full((20, 25, 3), 255, np.uint8)  # absent tiles: white background
@@ -348,7 +348,7 @@ def _sparse_slide() -> tuple[bytes, np.ndarray]:
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.6"
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study or generate_uid(), generate_uid()
     ds.PatientID, ds.PatientName, ds.Modality = "SPARSE", "Sparse^Slide", "SM"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
     ds.DimensionOrganizationType = "TILED_SPARSE"
@@ -384,3 +384,31 @@ def test_tiled_sparse_slides_render_tiles_where_they_are(archive) -> None:
     image = _image(_get(_url(archive, dataset) + "/rendered", "image/png", iccprofile="no"))
     assert image.size == (25, 20)
     assert np.array_equal(np.asarray(image), expected)
+
+
+def test_study_rendered_reads_each_slide_from_its_own_series(archive) -> None:
+    # Two slides of the same size in two series of one study: each part of the study's
+    # rendered resource shows its own slide, never a same-shaped image of the other series.
+    from pydicom.uid import generate_uid
+
+    study = generate_uid()
+    slides = [_sparse_slide(seed, study) for seed in (11, 12)]
+    body, content_type = multipart_body([data for data, _ in slides])
+    stored = requests.post(
+        archive.url + "/studies", data=body, headers={"Content-Type": content_type}
+    )
+    assert stored.status_code == 200, stored.text
+    expected = {pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID: pixels for data, pixels in slides}
+    response = _get(
+        f"{archive.url}/studies/{study}/rendered",
+        'multipart/related; type="image/png"',
+        viewport="25,20",
+        iccprofile="no",
+    )
+    assert response.status_code == 200, response.text
+    parts = parse_multipart(response.headers["Content-Type"], response.content)
+    assert len(parts) == 2
+    for headers, body in parts:
+        instance = headers["content-location"].split("/instances/")[1].split("/")[0]
+        shown = np.asarray(Image.open(io.BytesIO(body)))
+        assert np.array_equal(shown, expected[instance]), instance
