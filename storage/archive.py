@@ -16,7 +16,7 @@ from storage.database import create_index_engine, migrate
 from storage.errors import ArchiveError, NotFound, StudyMismatch
 from storage.frames import FrameTable
 from storage.index import Entry, StoredRecord, StudyIndex
-from storage.metadata import build_document
+from storage.metadata import build_document, load
 from storage.part10 import read_part10
 from storage.uid import validate_uid
 
@@ -165,6 +165,11 @@ class Archive:
     def documents(self, records: list[StoredRecord]) -> Iterator[bytes]:
         """Stored (compressed) DICOM JSON documents of *records*."""
         return self.index.documents(records)
+
+    def document(self, record: StoredRecord) -> dict:
+        """The metadata document of one instance as a DICOM JSON object ({} if it has none)."""
+        found = next(iter(self.index.documents([record])), None)
+        return load(found) if found is not None else {}
 
     def frame_table(self, record: StoredRecord) -> FrameTable:
         data = self.index.frame_ranges(record.pk)

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import base64
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from threading import Lock
 
 from storage.archive import Archive
 from storage.errors import ImageTooLarge, NotFound, NotRenderable
 from storage.index import StoredRecord
-from storage.metadata import load
 from storage.pixels import ImageInfo, can_decode, decode
 from storage.rendering import (
     Presentation,
@@ -25,7 +22,13 @@ from storage.rendering import (
     resize,
     to_display,
 )
-from storage.retrieve import FrameReader, FrameTableCache, header_element, parse_tag_path
+from storage.retrieve import (
+    FrameReader,
+    FrameTableCache,
+    LruCache,
+    header_element,
+    parse_tag_path,
+)
 from storage.tiledimage import TiledImage, best_level, thumbnail_candidate
 
 ICC_PROFILE = 0x00282000
@@ -51,27 +54,6 @@ class Rendered:
     warnings: list[str] = field(default_factory=list)
 
 
-class _Described:
-    """A small cache of what each stored blob's metadata says (blobs never change)."""
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[tuple[str, str], object] = OrderedDict()
-        self._lock = Lock()
-
-    def get(self, kind: str, key: str, make):  # type: ignore[no-untyped-def]
-        with self._lock:
-            if (kind, key) in self._items:
-                self._items.move_to_end((kind, key))
-                return self._items[(kind, key)]
-        value = make()
-        with self._lock:
-            self._items[(kind, key)] = value
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-        return value
-
-
 class Renderer:
     """Renders instances, frames and thumbnails of one archive."""
 
@@ -86,19 +68,19 @@ class Renderer:
         self.frame_tables = frame_tables
         self.max_pixels = max_pixels
         self.thumbnail_size = thumbnail_size
-        self._described = _Described()
+        # What each stored blob's metadata says, by (kind, blob key): blobs never change.
+        self._described = LruCache(4096)
 
     # -- what the metadata says ----------------------------------------------------------------
     def document(self, record: StoredRecord) -> dict:
-        documents = list(self.archive.documents([record]))
-        return load(documents[0]) if documents else {}
+        return self.archive.document(record)
 
     def info(self, record: StoredRecord) -> ImageInfo | None:
         """The pixel description of an instance (None when it has no pixel data)."""
         if not record.number_of_frames:
             return None
         return self._described.get(
-            "info", record.blob_key, lambda: ImageInfo.from_document(self.document(record))
+            ("info", record.blob_key), lambda: ImageInfo.from_document(self.document(record))
         )
 
     def image(self, record: StoredRecord) -> TiledImage | None:
@@ -110,7 +92,7 @@ class Renderer:
                 return None
             return TiledImage.from_document(record, self.document(record), info)
 
-        return self._described.get("image", record.blob_key, make)
+        return self._described.get(("image", record.blob_key), make)
 
     def images(self, records: Sequence[StoredRecord]) -> list[TiledImage]:
         return [image for record in records if (image := self.image(record)) is not None]
@@ -134,7 +116,7 @@ class Renderer:
                     return header_element(self.archive.blobs, record.blob_key, steps)[1]
             return None
 
-        return self._described.get("icc", record.blob_key, make)
+        return self._described.get(("icc", record.blob_key), make)
 
     # -- rendering -----------------------------------------------------------------------------
     def render(
@@ -195,8 +177,10 @@ class Renderer:
         if window is not None and pixels.array.ndim == 3:
             warnings.append("the window parameter applies to grey images only and was ignored")
             window = None
-        document = self.document(level.record)
-        presentation = Presentation.from_document(document, None)
+        presentation = self._described.get(
+            ("presentation", level.record.blob_key),
+            lambda: Presentation.from_document(self.document(level.record)),
+        )
         shown = resize(to_display(pixels, presentation, window), region)
         source_profile = self.icc_profile(record) if shown.ndim == 3 else None
         shown, profile = colour_manage(shown, source_profile, request.iccprofile)

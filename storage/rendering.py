@@ -106,16 +106,15 @@ def plan(width: int, height: int, viewport: Viewport | None, max_pixels: int) ->
 @dataclass(frozen=True)
 class Presentation:
     """How stored pixel values become displayed ones: the instance's own VOI and Modality LUT
-    attributes (PS3.3 C.11.1, C.11.2) and its ICC profile."""
+    attributes (PS3.3 C.11.1, C.11.2)."""
 
     bits_stored: int = 8
     slope: float = 1.0
     intercept: float = 0.0
     window: Window | None = None
-    icc_profile: bytes | None = None
 
     @classmethod
-    def from_document(cls, document: dict, icc_profile: bytes | None) -> Presentation:
+    def from_document(cls, document: dict) -> Presentation:
         def first(tag: str) -> object:
             values = document.get(tag, {}).get("Value")
             return values[0] if values else None
@@ -130,7 +129,6 @@ class Presentation:
             slope=float(first("00281053") or 1.0),  # type: ignore[arg-type]
             intercept=float(first("00281052") or 0.0),  # type: ignore[arg-type]
             window=window,
-            icc_profile=icc_profile,
         )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from threading import Lock
 from time import monotonic
+from typing import TypeVar
 
 import numpy as np
 import pydicom
@@ -20,6 +21,28 @@ from storage.index import StoredRecord, StudyIndex
 from storage.part10 import PIXEL_TAGS
 
 CHUNK = 1 << 20
+T = TypeVar("T")
+
+
+class LruCache:
+    """A thread-safe least-recently-used map that makes missing values with a function."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[Hashable, object] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, key: Hashable, make: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]  # type: ignore[return-value]
+        value = make()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return value
 
 
 class FrameTableCache:
@@ -27,23 +50,14 @@ class FrameTableCache:
 
     def __init__(self, index: StudyIndex, capacity: int = 256) -> None:
         self.index = index
-        self.capacity = capacity
-        self._tables: OrderedDict[tuple[int, str], FrameTable | None] = OrderedDict()
-        self._lock = Lock()
+        self._tables = LruCache(capacity)
 
     def get(self, record: StoredRecord) -> FrameTable | None:
-        key = (record.pk, record.blob_key)
-        with self._lock:
-            if key in self._tables:
-                self._tables.move_to_end(key)
-                return self._tables[key]
-        data = self.index.frame_ranges(record.pk)
-        table = FrameTable.from_bytes(data) if data is not None else None
-        with self._lock:
-            self._tables[key] = table
-            while len(self._tables) > self.capacity:
-                self._tables.popitem(last=False)
-        return table
+        def load() -> FrameTable | None:
+            data = self.index.frame_ranges(record.pk)
+            return FrameTable.from_bytes(data) if data is not None else None
+
+        return self._tables.get((record.pk, record.blob_key), load)
 
 
 class InstanceCache:

@@ -19,7 +19,6 @@ from pydicom.uid import UID
 from storage.blobstore import BlobStore
 from storage.errors import CodecError
 from storage.index import StoredRecord
-from storage.metadata import load
 from storage.pixels import (
     EXPLICIT_VR_LE,
     IMPLICIT_VR_LE,
@@ -125,8 +124,7 @@ def transcode_to_file(
 ) -> None:
     """Write the instance of *record* re-encoded as *target* to *path* (a Part-10 file), one
     frame in memory at a time; CodecError when its pixels cannot be converted."""
-    documents = list(archive.documents([record]))
-    info = ImageInfo.from_document(load(documents[0])) if documents else None
+    info = ImageInfo.from_document(archive.document(record))
     if info is None or target not in targets(record.transfer_syntax, info):
         raise CodecError(
             f"instance {record.instance} stored as {record.transfer_syntax} cannot be "
