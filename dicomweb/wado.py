@@ -272,19 +272,18 @@ def retrieve_bulkdata(
     record = _records(service, study, series, instance)[0]
     location = service.root() + instance_path(study, series, instance) + f"/bulkdata/{path}"
     octets = [(OCTET_STREAM, EXPLICIT_VR_LE)]
+    choice = negotiate(_ranges(), octets, "optional")
     if steps == [PIXEL_DATA] or (len(steps) == 1 and steps[0] in (0x7FE00008, 0x7FE00009)):
         numbers = list(range(1, record.number_of_frames + 1))
         if not numbers:
             raise NotFound(f"instance {instance} has no pixel data")
-        choice = negotiate(_ranges(), octets, "optional")
         native = same_pixels(record.transfer_syntax, EXPLICIT_VR_LE)
         if native and choice is not None and not choice.multipart:
             return _native_pixel_data(service, record, location)
         return _frames_response(service, record, numbers, None)
-    vr, value = header_element(service.archive.blobs, record.blob_key, steps)
-    choice = negotiate(_ranges(), octets, "optional")
     if choice is None:
         raise not_acceptable(f"bulk data {path}", octets)
+    vr, value = header_element(service.archive.blobs, record.blob_key, steps)
     representation = Representation(record, "bulkdata", path, max_age=service.cache_max_age)
     if representation.unchanged():
         return representation.not_modified()

@@ -95,15 +95,19 @@ class TiledImage:
                 continue
             pixels = frames(number)
             if canvas is None:
-                fill = np.iinfo(pixels.array.dtype).max if info.samples > 1 else 0
-                canvas = np.full(shape, fill, dtype=pixels.array.dtype)
+                canvas = _background(shape, pixels.array.dtype, info.samples)
                 photometric = pixels.photometric
             canvas[top - y : bottom - y, left - x : right - x] = pixels.array[
                 top - tile_y : bottom - tile_y, left - tile_x : right - tile_x
             ]
         if canvas is None:
-            canvas = np.full(shape, 255 if info.samples > 1 else 0, dtype=info.dtype)
+            canvas = _background(shape, info.dtype, info.samples)
         return Pixels(canvas, photometric)
+
+
+def _background(shape: tuple[int, ...], dtype: np.dtype, samples: int) -> np.ndarray:
+    """White for colour (brightfield glass), black for grey (fluorescence)."""
+    return np.full(shape, np.iinfo(dtype).max if samples > 1 else 0, dtype=dtype)
 
 
 def same_pyramid(target: TiledImage, candidate: TiledImage) -> bool:
