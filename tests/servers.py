@@ -15,6 +15,8 @@ from pathlib import Path
 
 import requests
 
+from tests.dicomfiles import multipart_body
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -89,6 +91,15 @@ class ArchiveServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+
+    def store(self, parts: list[bytes]) -> requests.Response:
+        """STOW-RS Part-10 *parts* in one request; the test fails unless all are stored."""
+        body, content_type = multipart_body(parts)
+        response = requests.post(
+            self.url + "/studies", data=body, headers={"Content-Type": content_type}
+        )
+        assert response.status_code == 200, response.text
+        return response
 
     def kill(self) -> None:
         """Simulate a crash: SIGKILL the whole process group."""

@@ -125,11 +125,7 @@ def test_storescu_then_wado_byte_for_byte(archive, testdata: Path) -> None:
 
 def test_stow_then_dimse_retrieve(archive, storescp, testdata: Path, tmp_path: Path) -> None:
     folder, _ = storescp
-    body, content_type = multipart_body([(testdata / JPEG_WSI).read_bytes()])
-    response = requests.post(
-        archive.url + "/studies", data=body, headers={"Content-Type": content_type}
-    )
-    assert response.status_code == 200
+    archive.store([(testdata / JPEG_WSI).read_bytes()])
     dataset = read(testdata / JPEG_WSI)
     result = run(
         "movescu",
@@ -630,11 +626,7 @@ def test_move_decompresses_for_a_peer_that_takes_uncompressed_only(
         server = fresh_server(dimse_destinations=f"PLAIN=127.0.0.1:{port}")
         _wait_port(server.dimse_port)
         source = testdata / JPEG_WSI
-        body, content_type = multipart_body([source.read_bytes()])
-        stored = requests.post(
-            server.url + "/studies", data=body, headers={"Content-Type": content_type}
-        )
-        assert stored.status_code == 200
+        server.store([source.read_bytes()])
         dataset = read(source)
         result = run(
             "movescu",

@@ -11,7 +11,7 @@ import pydicom
 import pytest
 import requests
 
-from tests.dicomfiles import frames, multipart_body, read
+from tests.dicomfiles import frames, read
 
 JPEG = "dicom/wsi2dcm_jpeg.dcm"
 NATIVE = "dicom/wsi2dcm_raw.dcm"
@@ -22,11 +22,7 @@ WITH_ICC = "tiny-synthetic"
 def archive(fresh_server_module, testdata):
     server = fresh_server_module(cache_max_age="3600")
     files = [testdata / JPEG, testdata / NATIVE, next((testdata / WITH_ICC).rglob("sm_image.dcm"))]
-    body, content_type = multipart_body([path.read_bytes() for path in files])
-    response = requests.post(
-        server.url + "/studies", data=body, headers={"Content-Type": content_type}
-    )
-    assert response.status_code == 200, response.text
+    server.store([path.read_bytes() for path in files])
     return server
 
 

@@ -10,7 +10,7 @@ import requests
 from dicomweb_client import DICOMwebClient
 
 from tests import corpus
-from tests.dicomfiles import multipart_body, parse_multipart, read
+from tests.dicomfiles import parse_multipart, read
 
 LETTER = {spec.uid: letter for letter, spec in corpus.STUDIES.items()}
 WSI = "dicom/wsi2dcm_jpeg.dcm"
@@ -24,11 +24,7 @@ def server(fresh_server_module, testdata):
     datasets = corpus.instances()
     for start in range(0, len(datasets), 6):
         client.store_instances(datasets[start : start + 6])
-    body, content_type = multipart_body([(testdata / WSI).read_bytes()])
-    response = requests.post(
-        server.url + "/studies", data=body, headers={"Content-Type": content_type}
-    )
-    assert response.status_code == 200
+    server.store([(testdata / WSI).read_bytes()])
     return server
 
 

@@ -16,7 +16,7 @@ import requests
 from PIL import Image, ImageCms
 from pydicom.pixels import apply_voi_lut, pixel_array
 
-from tests.dicomfiles import multipart_body, parse_multipart, read
+from tests.dicomfiles import parse_multipart, read
 
 CMU = "dicom/jcupitt-cmu-1-small-region"
 LABEL = "dicom/ezwsi_label_test.dcm"
@@ -33,11 +33,7 @@ def archive(fresh_server_module, testdata):
     server = fresh_server_module(max_rendered_pixels="4000000")
     files = sorted((testdata / CMU).glob("*.dcm")) + [testdata / LABEL, testdata / FLUORESCENCE]
     files += sorted((testdata / SYNTHETIC).rglob("sm_image*.dcm"))
-    body, content_type = multipart_body([path.read_bytes() for path in files])
-    response = requests.post(
-        server.url + "/studies", data=body, headers={"Content-Type": content_type}
-    )
-    assert response.status_code == 200, response.text
+    server.store([path.read_bytes() for path in files])
     return server
 
 
@@ -375,11 +371,7 @@ def _sparse_slide(seed: int = 7, study: str | None = None) -> tuple[bytes, np.nd
 
 def test_tiled_sparse_slides_render_tiles_where_they_are(archive) -> None:
     data, expected = _sparse_slide()
-    body, content_type = multipart_body([data])
-    stored = requests.post(
-        archive.url + "/studies", data=body, headers={"Content-Type": content_type}
-    )
-    assert stored.status_code == 200, stored.text
+    archive.store([data])
     dataset = pydicom.dcmread(io.BytesIO(data))
     image = _image(_get(_url(archive, dataset) + "/rendered", "image/png", iccprofile="no"))
     assert image.size == (25, 20)
@@ -393,11 +385,7 @@ def test_study_rendered_reads_each_slide_from_its_own_series(archive) -> None:
 
     study = generate_uid()
     slides = [_sparse_slide(seed, study) for seed in (11, 12)]
-    body, content_type = multipart_body([data for data, _ in slides])
-    stored = requests.post(
-        archive.url + "/studies", data=body, headers={"Content-Type": content_type}
-    )
-    assert stored.status_code == 200, stored.text
+    archive.store([data for data, _ in slides])
     expected = {pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID: pixels for data, pixels in slides}
     response = _get(
         f"{archive.url}/studies/{study}/rendered",

@@ -21,7 +21,7 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder, pixel_array
 
 from tests.conftest import dicom_files
-from tests.dicomfiles import frames, multipart_body, parse_multipart, read
+from tests.dicomfiles import frames, parse_multipart, read
 
 LOSSLESS_TARGETS = {
     "1.2.840.10008.1.2.1": "application/octet-stream",
@@ -64,11 +64,7 @@ REPRESENTATIVES = _representatives()
 @pytest.fixture(scope="module")
 def archive(fresh_server_module):
     server = fresh_server_module()
-    body, content_type = multipart_body([path.read_bytes() for path in REPRESENTATIVES])
-    response = requests.post(
-        server.url + "/studies", data=body, headers={"Content-Type": content_type}
-    )
-    assert response.status_code == 200, response.text
+    server.store([path.read_bytes() for path in REPRESENTATIVES])
     return server
 
 

@@ -18,13 +18,7 @@ NS = {"d": "http://dicom.nema.org/PS3.19/models/NativeDICOM"}
 @pytest.fixture(scope="module")
 def archive(fresh_server_module, testdata):
     server = fresh_server_module()
-    body, content_type = multipart_body(
-        [(testdata / name).read_bytes() for name in (JPEG, J2K, NATIVE)]
-    )
-    response = requests.post(
-        server.url + "/studies", data=body, headers={"Content-Type": content_type}
-    )
-    assert response.status_code == 200, response.text
+    server.store([(testdata / name).read_bytes() for name in (JPEG, J2K, NATIVE)])
     return server
 
 
