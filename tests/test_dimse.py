@@ -9,6 +9,8 @@ import socket
 import ssl
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pydicom
@@ -44,20 +46,29 @@ def run(*command: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(list(command), capture_output=True, text=True, timeout=timeout)
 
 
+@contextmanager
+def running_storescp(folder: Path, ae_title: str, *options: str) -> Iterator[int]:
+    """dcmtk's storescp writing into *folder*, for as long as the block runs; yields its port."""
+    port = free_port()
+    process = subprocess.Popen(
+        ["storescp", *options, "-aet", ae_title, "-od", str(folder), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port)
+        yield port
+    finally:
+        process.terminate()
+        process.wait()
+
+
 @pytest.fixture(scope="module")
 def storescp(tmp_path_factory: pytest.TempPathFactory):
     """dcmtk's storescp as a C-MOVE destination, accepting every transfer syntax."""
     folder = tmp_path_factory.mktemp("storescp")
-    port = free_port()
-    process = subprocess.Popen(
-        ["storescp", "+xa", "-aet", "DEST", "-od", str(folder), str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _wait_port(port)
-    yield folder, port
-    process.terminate()
-    process.wait()
+    with running_storescp(folder, "DEST", "+xa") as port:
+        yield folder, port
 
 
 def _wait_port(port: int, timeout: float = 20) -> None:
@@ -615,14 +626,7 @@ def test_move_decompresses_for_a_peer_that_takes_uncompressed_only(
 
     folder = tmp_path / "plain"
     folder.mkdir()
-    port = free_port()
-    process = subprocess.Popen(
-        ["storescp", "-aet", "PLAIN", "-od", str(folder), str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_port(port)
+    with running_storescp(folder, "PLAIN") as port:
         server = fresh_server(dimse_destinations=f"PLAIN=127.0.0.1:{port}")
         _wait_port(server.dimse_port)
         source = testdata / JPEG_WSI
@@ -654,6 +658,3 @@ def test_move_decompresses_for_a_peer_that_takes_uncompressed_only(
         assert (pixel_array(arrived) == expected).all()
         staging = server.data_dir / "blobs" / ".staging"
         assert not list(staging.glob("dimse-*"))  # the temporary file is gone
-    finally:
-        process.terminate()
-        process.wait()
