@@ -10,12 +10,9 @@ from flask import Response, request
 from dicomweb.caching import Representation
 from dicomweb.errors import HTTPError
 from dicomweb.mediatypes import (
-    DEFLATED_LE,
     DICOM,
     DICOM_JSON,
-    EXPLICIT_VR_BE,
     EXPLICIT_VR_LE,
-    IMPLICIT_VR_LE,
     OCTET_STREAM,
     PIXEL_MEDIA_TYPE,
     Choice,
@@ -153,8 +150,7 @@ def _pixel_offers(service: Service, record: StoredRecord) -> tuple[tuple[str, st
 @lru_cache(maxsize=1024)
 def _offers_for(stored_syntax: str, info: ImageInfo | None) -> tuple[tuple[str, str], ...]:
     stored = (PIXEL_MEDIA_TYPE.get(stored_syntax, OCTET_STREAM), stored_syntax)
-    # Native frames are the same bytes whatever the VR encoding of the data set was.
-    if stored_syntax in (IMPLICIT_VR_LE, DEFLATED_LE, EXPLICIT_VR_BE):
+    if same_pixels(stored_syntax, EXPLICIT_VR_LE):
         stored = (OCTET_STREAM, EXPLICIT_VR_LE)
     offers = [stored]
     for ts in targets(stored_syntax, info):

@@ -20,6 +20,7 @@ from storage.blobstore import BlobStore
 from storage.errors import CodecError
 from storage.index import StoredRecord
 from storage.pixels import (
+    DEFLATED_LE,
     EXPLICIT_VR_LE,
     IMPLICIT_VR_LE,
     LOSSY_METHOD,
@@ -38,10 +39,16 @@ if TYPE_CHECKING:
 QUALITY = 90  # of lossy targets; documented in docs/conformance.md
 
 
+LITTLE_ENDIAN_NATIVE = (EXPLICIT_VR_LE, IMPLICIT_VR_LE, DEFLATED_LE)
+
+
 def same_pixels(stored: str, target: str) -> bool:
-    """Whether frames stored as *stored* are already frames of *target* (native frames are the
-    same bytes whatever the VR encoding of the data set)."""
-    return stored == target or (stored in NATIVE and target in (EXPLICIT_VR_LE, IMPLICIT_VR_LE))
+    """Whether frames stored as *stored* are already frames of *target*: little endian native
+    frames are the same bytes whatever the VR encoding (or deflation) of the data set; big
+    endian ones are not."""
+    return stored == target or (
+        stored in LITTLE_ENDIAN_NATIVE and target in (EXPLICIT_VR_LE, IMPLICIT_VR_LE)
+    )
 
 
 class FrameCache:

@@ -295,3 +295,37 @@ def test_equal_weights_prefer_the_stored_form(archive) -> None:
     response = requests.get(f"{_url(archive, dataset)}/frames/1", headers={"Accept": lower})
     (headers, _), *_ = parse_multipart(response.headers["Content-Type"], response.content)
     assert headers["content-type"].startswith("image/jpeg")
+
+
+def test_big_endian_frames_are_not_taken_for_little_endian_ones(fresh_server) -> None:
+    # Explicit VR Big Endian (retired, still met in old archives): a 16-bit frame's bytes
+    # differ from the little endian ones, so they go out only as stored and labelled so.
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, generate_uid
+
+    pixels = np.arange(64, dtype=">u2").reshape(8, 8) * 257
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientID, ds.Modality = "BIG", "OT"
+    ds.Rows = ds.Columns = 8
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = pixels.tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    server = fresh_server()
+    server.store([buffer.getvalue()])
+    url = f"{_url(server, ds)}/frames/1"
+    anything = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+    response = requests.get(url, headers={"Accept": anything})
+    (headers, body), *_ = parse_multipart(response.headers["Content-Type"], response.content)
+    assert f"transfer-syntax={ExplicitVRBigEndian}" in headers["content-type"]
+    stored = requests.get(
+        url, headers={"Accept": "multipart/related; type=application/octet-stream"}
+    )
+    assert stored.status_code == 406  # little endian was asked for; no byte swapping here
+    assert body == pixels.tobytes()
