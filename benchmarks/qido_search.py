@@ -27,10 +27,10 @@ from pydicom.uid import generate_uid
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.peers import Ours  # noqa: E402
-from storage.attributes import Identity  # noqa: E402
-from storage.database import create_index_engine, migrate  # noqa: E402
-from storage.index import Entry, StudyIndex  # noqa: E402
-from storage.metadata import build_document  # noqa: E402
+from storage.dicom.dataset import Identity  # noqa: E402
+from storage.dicom.document import build_document  # noqa: E402
+from storage.index.engine import create_index_engine, migrate  # noqa: E402
+from storage.index.writes import Entry, IndexWriter  # noqa: E402
 from tests.servers import PostgresCluster  # noqa: E402
 
 SM = "1.2.840.10008.5.1.4.1.1.77.1.6"
@@ -116,7 +116,7 @@ def _load_chunk(job: tuple[str, argparse.Namespace, int, int]) -> int:
     """One worker process: build and load studies [first, last)."""
     url, args, first, last = job
     engine = create_index_engine(url)
-    index = StudyIndex(engine)
+    index = IndexWriter(engine)
     rng = random.Random(first)
     total = 0
     for number in range(first, last):

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import generate_uid
 
-from storage.part10 import read_part10
+from storage.dicom.part10 import read_part10
 
 _ITEM = struct.Struct("<HHI")
 

@@ -8,18 +8,16 @@ import secrets
 import shutil
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.uid import generate_uid
 
-from converter import conformance, fastcopy
+from converter import fastcopy, patches
 from converter.concatenation import split_large_instances
 from converter.errors import ConversionError
 from converter.metadata import SlideInfo
 from converter.sources import candidates
-from converter.sources.planes import PlanesSource
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +70,9 @@ def _encoding_for(wsi, options: ConversionOptions):  # type: ignore[no-untyped-d
     return Jpeg2kSettings(levels=[0], bits=bits, channels=Channels.GRAYSCALE)
 
 
-def _open(path: Path, info: SlideInfo, options: ConversionOptions):  # type: ignore[no-untyped-def]
-    """Open *path* with the first reader that can; raise ConversionError naming each reason."""
+def _open(path: Path, info: SlideInfo, options: ConversionOptions, plane: int = 0):  # type: ignore[no-untyped-def]
+    """Open *path* with the first reader that can; raise ConversionError naming each reason.
+    *plane*: the focal plane a reader of Z stacks gives (one pyramid per plane)."""
 
     if not candidates(path):
         raise ConversionError(f"{path}: not a slide format any reader here recognises")
@@ -83,7 +82,7 @@ def _open(path: Path, info: SlideInfo, options: ConversionOptions):  # type: ign
     previous = logging.root.manager.disable
     logging.disable(logging.CRITICAL)
     try:
-        return _first_reader(path, metadata, options, info, reasons)
+        return _first_reader(path, metadata, options, info, plane, reasons)
     finally:
         logging.disable(previous)
 
@@ -93,13 +92,13 @@ def _first_reader(
     metadata,
     options: ConversionOptions,
     info: SlideInfo,  # type: ignore[no-untyped-def]
+    plane: int,
     reasons: list[str],
 ):
     from wsidicomizer import WsiDicomizer
 
-    for source in candidates(path):
-        if hasattr(source, "fallback_mpp"):
-            source.fallback_mpp = info.mpp
+    for candidate in candidates(path):
+        source = _configured(candidate, fallback_mpp=info.mpp, plane=plane)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -165,29 +164,22 @@ def _save(wsi, work: Path, path: Path, options: ConversionOptions) -> list[Path]
     return [Path(str(p)) for p in written]
 
 
-@contextmanager
-def _pydicom_validation():  # type: ignore[no-untyped-def]
-    """wsidicomizer turns pydicom's validation to RAISE for the whole process when imported;
-    the rest of the archive reads real-world files that break VR rules (a 66-character UID),
-    so the process-wide modes are put back once a conversion is done."""
-    from pydicom import config
-
-    saved = (config.settings.reading_validation_mode, config.settings.writing_validation_mode)
-    try:
-        import wsidicomizer  # noqa: F401 (its import sets the modes)
-
-        config.settings.reading_validation_mode = config.WARN
-        config.settings.writing_validation_mode = config.RAISE
-        yield
-    finally:
-        config.settings.reading_validation_mode, config.settings.writing_validation_mode = saved
+def _configured(source: type, **options: object) -> type:
+    """The reader class *source* with the options it declares set, as a subclass of its own
+    for this conversion: wsidicomizer makes the reader from its class, and setting them on
+    the class itself would change every later conversion in the process."""
+    declared = {name: value for name, value in options.items() if hasattr(source, name)}
+    if not declared:
+        return source
+    return type(source.__name__, (source,), declared)
 
 
 def convert(
     path: Path, output: Path, info: SlideInfo, options: ConversionOptions | None = None
 ) -> list[Path]:
     """Convert the slide at *path* into DICOM files in *output*; returns their paths."""
-    with _pydicom_validation():
+    patches.apply()
+    with patches.conversion_validation():
         return _convert(path, output, info, options)
 
 
@@ -200,7 +192,6 @@ def _convert(
     when all of them are complete, so a failure leaves nothing behind.
     """
     options = options or ConversionOptions()
-    conformance.install()
     if not path.is_file():
         raise ConversionError(f"{path}: no such file")
     output.mkdir(parents=True, exist_ok=True)
@@ -212,15 +203,13 @@ def _convert(
     )
     work = output / f".converting-{secrets.token_hex(6)}"
     work.mkdir()
-    PlanesSource.plane = None
     try:
         written = []
         wsi = _open(path, info, options)
         planes = getattr(getattr(wsi, "_source", None), "focal_plane_count", 1)
         for plane in range(planes):
             if plane:
-                PlanesSource.plane = plane
-                wsi = _open(path, info, options)
+                wsi = _open(path, info, options, plane)
             written += _save(wsi, work, path, options)
         files = split_large_instances(written, options.max_instance_bytes)
         final = []
@@ -230,5 +219,4 @@ def _convert(
             final.append(target)
         return final
     finally:
-        PlanesSource.plane = None
         shutil.rmtree(work, ignore_errors=True)

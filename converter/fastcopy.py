@@ -23,7 +23,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, generate_uid
 
 from converter import pyramid
-from storage.blobstore import DirectWriter
+from storage.blobs import DirectWriter
 
 COPYABLE = {JPEGBaseline8Bit, JPEG2000, JPEG2000Lossless}
 _ITEM = struct.Struct("<HHI")

@@ -1,63 +1,92 @@
-"""One HTTP error type carrying its status, and the one handler that renders it."""
+"""The one mapping of errors to HTTP: each archive error's status, and for STOW-RS its Failure
+Reason (0008,1197); the handlers that turn every error into the single error shape."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
-from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from dicomweb.http.errors import HTTPError, error_response
 from storage.errors import (
     ArchiveError,
+    BlobMissing,
     CodecError,
+    ConflictingInstance,
+    DuplicateInstance,
+    ImageTooLarge,
+    InstanceBusy,
+    InvalidInstance,
     InvalidRequest,
     InvalidUID,
     NotFound,
     NotRenderable,
     OutOfResources,
     RequestTooLarge,
+    StudyMismatch,
+    UnsupportedTransferSyntax,
 )
 
 log = logging.getLogger(__name__)
 
+# Failure Reason values: PS3.18 Table I.2-2, and the implementation-specific ones
+# docs/conformance.md declares (0111 duplicate, A901 study mismatch).
+PROCESSING_FAILURE = 0x0110
+DUPLICATE_SOP_INSTANCE = 0x0111
+OUT_OF_RESOURCES = 0xA700
+STUDY_MISMATCH = 0xA901
+CANNOT_UNDERSTAND = 0xC000
+TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
 
-class HTTPError(Exception):
-    """A request the server answers with *status* and a readable *reason*."""
 
-    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.headers = headers or {}
+@dataclass(frozen=True)
+class WireStatus:
+    """How an error goes over HTTP: the response status, and, when it refuses one instance
+    of a STOW-RS request, the Failure Reason of that instance."""
+
+    http: int
+    failure_reason: int
 
 
-# Status for archive errors met outside STOW (which reports per instance instead).
-ARCHIVE_STATUS: dict[type[ArchiveError], int] = {
-    CodecError: 500,
-    InvalidUID: 400,
-    InvalidRequest: 400,
-    NotFound: 404,
-    NotRenderable: 406,
-    OutOfResources: 503,
-    RequestTooLarge: 413,
+# Every ArchiveError class, each with its own entry (tests/dicomweb/test_errors.py fails when
+# one is missing). Statuses: PS3.18 §8.5 and Table 10.5.3-1 (STOW-RS), RFC 9110 §15.
+STATUS: dict[type[ArchiveError], WireStatus] = {
+    ArchiveError: WireStatus(500, PROCESSING_FAILURE),  # unclassified: a server error
+    InvalidUID: WireStatus(400, CANNOT_UNDERSTAND),  # §8.3: invalid value → 400
+    InvalidRequest: WireStatus(400, CANNOT_UNDERSTAND),
+    NotFound: WireStatus(404, PROCESSING_FAILURE),
+    BlobMissing: WireStatus(404, PROCESSING_FAILURE),  # deleted or stored again meanwhile
+    CodecError: WireStatus(500, PROCESSING_FAILURE),  # stored pixels the server cannot decode
+    NotRenderable: WireStatus(406, PROCESSING_FAILURE),  # §8.7.4: no acceptable rendering
+    RequestTooLarge: WireStatus(413, OUT_OF_RESOURCES),
+    ImageTooLarge: WireStatus(413, PROCESSING_FAILURE),
+    OutOfResources: WireStatus(503, OUT_OF_RESOURCES),  # Table I.2-2: A7xx
+    InvalidInstance: WireStatus(400, CANNOT_UNDERSTAND),  # Table I.2-2: Cxxx
+    UnsupportedTransferSyntax: WireStatus(400, TRANSFER_SYNTAX_NOT_SUPPORTED),  # C122
+    # Table 10.5.3-1: "a conflict in the request (e.g. ... Study Instance UID mismatch)".
+    StudyMismatch: WireStatus(409, STUDY_MISMATCH),
+    DuplicateInstance: WireStatus(409, DUPLICATE_SOP_INSTANCE),
+    ConflictingInstance: WireStatus(409, PROCESSING_FAILURE),  # Table I.2-2: 0110
+    InstanceBusy: WireStatus(409, PROCESSING_FAILURE),  # transient: the reason says retry
 }
+# Failure Reasons that mean the payload itself was unreadable: when nothing was stored and
+# every failure is one of these, the request had "bad syntax" (400), else a conflict (409).
+SYNTAX_FAILURES = frozenset({CANNOT_UNDERSTAND, TRANSFER_SYNTAX_NOT_SUPPORTED})
 
 
-def error_response(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
-    """The single error shape: ``{"status": N, "error": "<reason>"}`` as JSON.
-
-    PS3.18 §8.6.3 leaves the Status Report format open; a small JSON object is readable by
-    people and programs alike.
-    """
-    response = jsonify({"status": status, "error": reason})
-    response.status_code = status
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+def status_of(error: ArchiveError) -> WireStatus:
+    """The entry of the error's class (or of its nearest listed ancestor)."""
+    for kind in type(error).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    raise AssertionError("ArchiveError is in STATUS")
 
 
 def install(app: Flask) -> None:
-    """Register the handlers that turn every error into the single error shape."""
+    """Register the handlers that turn every error into the single error shape. An error
+    after a response has started cannot get a status: see dicomweb.http.streaming."""
 
     @app.errorhandler(HTTPError)
     def _http_error(error: HTTPError) -> Response:
@@ -65,8 +94,14 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(ArchiveError)
     def _archive_error(error: ArchiveError) -> Response:
-        status = next((ARCHIVE_STATUS[k] for k in type(error).__mro__ if k in ARCHIVE_STATUS), 409)
-        return error_response(status, error.reason)
+        return error_response(status_of(error).http, error.reason)
+
+    @app.errorhandler(MethodNotAllowed)
+    def _method_not_allowed(error: MethodNotAllowed) -> Response:
+        # RFC 9110 §15.5.6: a 405 names the methods the target resource supports.
+        allowed = ", ".join(sorted(error.valid_methods or ()))
+        reason = f"{request.method} is not supported on {request.path}; it supports {allowed}"
+        return error_response(405, reason, {"Allow": allowed})
 
     @app.errorhandler(HTTPException)
     def _werkzeug_error(error: HTTPException) -> Response:

@@ -3,20 +3,23 @@ identifiers (PS3.4 C.4 and C.6)."""
 
 from __future__ import annotations
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from storage.query import INSTANCE, PATIENT, SERIES, STUDY, Search, attribute_for
+from dimse.statuses import CANNOT_UNDERSTAND, IDENTIFIER_DOES_NOT_MATCH
+from storage.dicom.document import JsonObject
+from storage.dicom.levels import Level
+from storage.query.keys import attribute_for
+from storage.query.search import Search
 
-LEVELS = {"PATIENT": PATIENT, "STUDY": STUDY, "SERIES": SERIES, "IMAGE": INSTANCE}
-# Results of each level carry the attributes of the levels above them (PS3.4 C.4.1.2.3:
-# the unique keys of the higher levels are returned; the others when requested).
-CARRIES = {
-    PATIENT: {PATIENT},
-    STUDY: {PATIENT, STUDY},
-    SERIES: {PATIENT, STUDY, SERIES},
-    INSTANCE: {PATIENT, STUDY, SERIES, INSTANCE},
+# Query/Retrieve Level (0008,0052) values (PS3.4 C.6.1.1).
+LEVELS = {
+    "PATIENT": Level.PATIENT,
+    "STUDY": Level.STUDY,
+    "SERIES": Level.SERIES,
+    "IMAGE": Level.INSTANCE,
 }
 NOT_KEYS = {0x00080005, 0x00080052, 0x00080054, 0x00080056}
 
@@ -24,7 +27,7 @@ NOT_KEYS = {0x00080005, 0x00080052, 0x00080054, 0x00080056}
 class IdentifierError(ValueError):
     """The identifier cannot be searched; ``status`` is the C-FIND/MOVE/GET failure status."""
 
-    def __init__(self, message: str, status: int = 0xA900) -> None:
+    def __init__(self, message: str, status: int = IDENTIFIER_DOES_NOT_MATCH) -> None:
         super().__init__(message)
         self.status = status
 
@@ -41,10 +44,12 @@ def search_for(identifier: Dataset) -> tuple[Search, list[int]]:
     if level_name not in LEVELS:
         raise IdentifierError(
             f"Query/Retrieve Level {level_name!r} is not one of PATIENT, STUDY, SERIES, IMAGE",
-            0xC000,
+            CANNOT_UNDERSTAND,
         )
     level = LEVELS[level_name]
-    search = Search(level, levels=CARRIES[level])
+    # Results carry the attributes of the levels above them (PS3.4 C.4.1.2.3: the unique
+    # keys of the higher levels are returned; the others when requested).
+    search = Search(level, levels=set(level.down_to()))
     requested: list[int] = []
     for element in identifier:
         if element.tag in NOT_KEYS:
@@ -58,23 +63,24 @@ def search_for(identifier: Dataset) -> tuple[Search, list[int]]:
                 attribute = attribute_for((element.tag, sub.tag))
                 value = _text(sub.value)
                 if attribute is not None and value:
-                    search.filters.append((attribute, value))
+                    search.where(attribute, value)
             continue
         attribute = attribute_for((element.tag,))
         value = _text(element.value)
         if attribute is None:
             continue  # an optional key the archive cannot match: returned empty
         if value:
-            search.filters.append((attribute, value))
+            search.where(attribute, value)
         else:
             search.include.append(attribute)
     return search, requested
 
 
-def dataset_from(result: dict, requested: list[int], level_name: str, ae_title: str) -> Dataset:
+def dataset_from(
+    result: JsonObject, requested: list[int], level_name: str, ae_title: str
+) -> Dataset:
     """The response identifier for one match: every requested attribute (empty if unknown)."""
-    document = {key: value for key, value in result.items() if not key.startswith("_")}
-    full = Dataset.from_json(document)
+    full = Dataset.from_json(result)
     response = Dataset()
     response.SpecificCharacterSet = "ISO_IR 192"  # values are UTF-8 (decoded at ingest)
     response.QueryRetrieveLevel = level_name
@@ -82,8 +88,6 @@ def dataset_from(result: dict, requested: list[int], level_name: str, ae_title: 
         if tag in full:
             response[tag] = full[tag]
         else:
-            from pydicom.datadict import dictionary_VR
-
             try:
                 vr = dictionary_VR(tag)
             except KeyError:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import ssl
-import tempfile
+from collections.abc import Callable
 from functools import partial
+from typing import Any, Protocol
 
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -19,6 +20,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from dimse import patches
 from dimse.handlers import (
     STORAGE_COMMITMENT,
     Services,
@@ -28,7 +30,6 @@ from dimse.handlers import (
     handle_get,
     handle_move,
     handle_store,
-    install_file_sending,
 )
 from storage import Archive
 
@@ -48,17 +49,50 @@ def parse_destinations(text: str) -> dict[str, tuple[str, int]]:
     return destinations
 
 
-def build_ae(archive: Archive, ae_title: str, allowed_aets: list[str], max_associations: int) -> AE:
+class DimseConfig(Protocol):
+    """The settings of the DICOM listener (declared in wsiarchive's settings)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def dimse_port(self) -> int: ...
+
+    @property
+    def ae_title(self) -> str: ...
+
+    @property
+    def dimse_allowed_aets(self) -> str: ...
+
+    @property
+    def dimse_allowed_hosts(self) -> str: ...
+
+    @property
+    def dimse_max_associations(self) -> int: ...
+
+    @property
+    def dimse_destinations(self) -> str: ...
+
+    @property
+    def tls_certificate(self) -> str: ...
+
+    @property
+    def tls_key(self) -> str: ...
+
+    @property
+    def tls_ca(self) -> str: ...
+
+
+def _listed(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def build_ae(config: DimseConfig) -> AE:
     """An AE supporting every storage SOP class in every transfer syntax, query/retrieve in
     both information models, verification and storage commitment."""
-    # Received data sets go straight to a file in the staging area (no copy to store them),
-    # and instances are sent from their files, never decoded.
-    _config.STORE_RECV_CHUNKED_DATASET = True
-    _config.STORE_SEND_CHUNKED_DATASET = True
-    tempfile.tempdir = str(archive.blobs.staging)  # type: ignore[attr-defined]
-    install_file_sending()
-    ae = AE(ae_title=ae_title)
-    ae.maximum_associations = max_associations
+    ae = AE(ae_title=config.ae_title)
+    allowed_aets = _listed(config.dimse_allowed_aets)
+    ae.maximum_associations = config.dimse_max_associations
     ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs for gigabyte slides
     if allowed_aets:
         ae.require_calling_aet = allowed_aets
@@ -81,8 +115,8 @@ def build_ae(archive: Archive, ae_title: str, allowed_aets: list[str], max_assoc
     return ae
 
 
-def handlers(services: Services, allowed_hosts: list[str]) -> list:
-    def check_host(event) -> None:  # type: ignore[no-untyped-def]
+def handlers(services: Services, allowed_hosts: list[str]) -> list[tuple[Any, Callable[..., Any]]]:
+    def check_host(event: Any) -> None:
         address = event.address[0]
         if allowed_hosts and address not in allowed_hosts:
             log.warning("association from %s refused: host not allowed", address)
@@ -111,25 +145,15 @@ def tls_context(certificate: str, key: str, ca: str) -> ssl.SSLContext | None:
     return context
 
 
-def run(settings) -> None:  # type: ignore[no-untyped-def]
-    """Serve DIMSE until interrupted (the process of `wsiarchive serve` that does so)."""
-    from storage import open_archive
-
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    archive = open_archive(
-        settings.database, settings.blobs, settings.duplicate_policy, settings.fsync
-    )
-    aets = [a.strip() for a in settings.dimse_allowed_aets.split(",") if a.strip()]
-    hosts = [h.strip() for h in settings.dimse_allowed_hosts.split(",") if h.strip()]
-    services = Services(archive, settings.ae_title, parse_destinations(settings.dimse_destinations))
-    ae = build_ae(archive, settings.ae_title, aets, settings.dimse_max_associations)
-    log.info("DICOM listener %s on %s:%d", settings.ae_title, settings.host, settings.dimse_port)
+def run(config: DimseConfig, archive: Archive) -> None:
+    """Serve DIMSE over *archive* until interrupted (in a process of its own)."""
+    patches.apply(archive.staging_area())
+    services = Services(archive, config.ae_title, parse_destinations(config.dimse_destinations))
+    ae = build_ae(config)
+    log.info("DICOM listener %s on %s:%d", config.ae_title, config.host, config.dimse_port)
     ae.start_server(
-        (settings.host, settings.dimse_port),
+        (config.host, config.dimse_port),
         block=True,
-        evt_handlers=handlers(services, hosts),
-        ssl_context=tls_context(settings.tls_certificate, settings.tls_key, settings.tls_ca),
+        evt_handlers=handlers(services, _listed(config.dimse_allowed_hosts)),
+        ssl_context=tls_context(config.tls_certificate, config.tls_key, config.tls_ca),
     )

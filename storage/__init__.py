@@ -1,4 +1,9 @@
-"""The archive core: blob store, study index and the one ingest path every front door uses."""
+"""The archive core: blob store, study index and the one door (Archive) every front door uses.
+
+Sub-packages, from the bottom: ``dicom`` (format knowledge), ``imaging`` (codecs, tiles,
+display), ``blobs``, ``index`` (the tables and their SQL), ``query`` (searching),
+``retrieve`` (the read path); ``archive`` wires them behind one class.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ if TYPE_CHECKING:
     )
 
 # Imported on first use (PEP 562), so that a tool needing one module (the converter needs
-# storage.blobstore) does not load SQLAlchemy and the index with it.
+# storage.blobs) does not load SQLAlchemy and the index with it.
 _HOMES = {
     "Archive": "storage.archive",
     "open_archive": "storage.archive",

@@ -1,156 +1,129 @@
-"""The archive: one ingest path for every front door, and the reads the front doors need."""
+"""The archive: the one door into the core. Front doors store, search and read through it
+alone; its collaborators (index, blobs, caches, transcoder, renderer) are private."""
 
 from __future__ import annotations
 
-import logging
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from storage.attributes import Identity, named_uids
-from storage.blobstore import BlobStore, FilesystemBlobStore, StagedBlob
-from storage.database import create_index_engine, migrate
-from storage.errors import ArchiveError, NotFound, StudyMismatch
-from storage.frames import FrameTable
-from storage.index import Entry, StoredRecord, StudyIndex
-from storage.metadata import build_document, load
-from storage.part10 import read_part10
-from storage.uid import validate_uid
+from storage import ingest as ingesting
+from storage.blobs import BlobStore, FilesystemBlobStore, StagedBlob
+from storage.cache import Lru
+from storage.config import ArchiveConfig, DuplicatePolicy
+from storage.dicom.document import JsonDataset, load
+from storage.dicom.frames import FrameTable
+from storage.dicom.syntaxes import same_pixels
+from storage.dicom.uids import validate_uid
+from storage.errors import CodecError
+from storage.imaging.codecs import ImageInfo, targets
+from storage.index.engine import create_index_engine, migrate
+from storage.index.reads import IndexReader
+from storage.index.writes import IndexWriter
+from storage.query import results
+from storage.query.results import Page
+from storage.query.search import Search
+from storage.records import ByteStream, InstanceFile, StoredInstance, StoredRecord
+from storage.retrieve.bulkdata import blob_chunks, header_element
+from storage.retrieve.described import Descriptions, Image
+from storage.retrieve.frames import FrameReader
+from storage.retrieve.renderer import Rendered, Renderer, RenderRequest
+from storage.retrieve.transcoder import Transcoder
 
-log = logging.getLogger(__name__)
-
-REJECT = "reject"
-OVERWRITE = "overwrite"
-
-
-@dataclass(frozen=True)
-class StoredInstance:
-    """The outcome of a successful ingest."""
-
-    study: str
-    series: str
-    instance: str
-    sop_class: str
-    transfer_syntax: str
-    number_of_frames: int
-    size: int
-    replaced: bool
+# Read-path cache sizes: entries, not bytes (the transcoded frames are bounded in bytes).
+RECORDS, RECORD_TTL = 4096, 30.0  # instance records by UIDs; seconds a record may be reused
+FRAME_TABLES = 256  # decoded frame tables
+DESCRIPTIONS = 4096  # per-blob facts: pixel description, tiles, presentation, ICC profile
+FrameKey = tuple[int, str]
 
 
 class Archive:
-    """Blob store + study index behind one ingest function and typed lookups."""
+    """Blob store + study index behind one ingest and the reads the front doors need."""
 
-    def __init__(self, index: StudyIndex, blobs: BlobStore, duplicate_policy: str = REJECT):
-        if duplicate_policy not in (REJECT, OVERWRITE):
-            raise ValueError(f"duplicate policy must be {REJECT!r} or {OVERWRITE!r}")
-        self.index = index
-        self.blobs = blobs
-        self.duplicate_policy = duplicate_policy
-
-    # -- ingest ----------------------------------------------------------------------------------
-    def ingest(self, staged: StagedBlob, study: str | None = None) -> StoredInstance:
-        """Store one staged Part-10 instance; the staged file is consumed either way.
-
-        Two phases (after Microsoft's dicom-server): the index row is claimed ``pending``, the
-        blob is renamed into place atomically, then metadata, frame table and ``stored`` are
-        committed in one transaction. A failure at any step undoes the earlier ones, so no
-        query or retrieve ever sees half an instance.
-        """
-        named: tuple[str | None, str | None] = (None, None)
-        try:
-            staged.finish()
-            parsed = read_part10(staged.path)
-            named = named_uids(parsed.dataset)
-            identity = Identity.of(parsed.dataset)
-            if study is not None and identity.study != study:
-                raise StudyMismatch(
-                    f"instance {identity.instance} belongs to study {identity.study}, "
-                    f"not to the target study {study}"
-                )
-            pixel = parsed.pixel
-            document = build_document(
-                parsed.dataset,
-                identity.study,
-                identity.series,
-                identity.instance,
-                pixel.vr if pixel else None,
-                pixel.tag if pixel else 0x7FE00010,
-            )
-            frames = parsed.frames.to_bytes() if parsed.frames is not None else None
-            key = (
-                f"{identity.study}/{identity.series}/{identity.instance}.{secrets.token_hex(6)}.dcm"
-            )
-            claim = self.index.claim(identity.instance, key, self.duplicate_policy == OVERWRITE)
-            if claim.abandoned_key:
-                self.blobs.delete(claim.abandoned_key)
-            try:
-                self.blobs.place(staged, key)
-                self.index.commit(
-                    claim,
-                    Entry(
-                        identity,
-                        parsed.dataset,
-                        parsed.transfer_syntax,
-                        parsed.number_of_frames,
-                        parsed.size,
-                        document,
-                        frames,
-                        key,
-                    ),
-                )
-            except BaseException:
-                self.index.release(claim)
-                self.blobs.delete(key)
-                raise
-        except ArchiveError as exc:
-            if exc.sop_instance is None:
-                exc.sop_class, exc.sop_instance = named
-            raise
-        finally:
-            staged.discard()
-        if claim.previous_key and claim.previous_key != key:
-            self.blobs.delete(claim.previous_key)
-        return StoredInstance(
-            identity.study,
-            identity.series,
-            identity.instance,
-            identity.sop_class,
-            parsed.transfer_syntax,
-            parsed.number_of_frames,
-            parsed.size,
-            claim.previous_key is not None,
+    def __init__(self, engine: Engine, blobs: BlobStore, config: ArchiveConfig) -> None:
+        self._engine = engine
+        self._writer = IndexWriter(engine)
+        self._reader = IndexReader(engine)
+        self._blobs = blobs
+        self._policy = DuplicatePolicy(config.duplicate_policy)
+        # The read path, shared by every front door of this process.
+        self._records: Lru[tuple[str, str, str], StoredRecord] = Lru(RECORDS, ttl=RECORD_TTL)
+        self._frame_tables: Lru[FrameKey, FrameTable | None] = Lru(FRAME_TABLES)
+        self._described = Descriptions(self.document, blobs, DESCRIPTIONS)
+        self._transcoder = Transcoder(config.transcode_cache_mb << 20)
+        self._renderer = Renderer(
+            self._described,
+            self.frames,
+            lambda study, series: self.records(study, series),
+            config.max_rendered_pixels,
+            config.thumbnail_size,
         )
+
+    @property
+    def duplicate_policy(self) -> DuplicatePolicy:
+        return self._policy
+
+    def close(self) -> None:
+        """Release the index's connections (a process about to fork or exit)."""
+        self._engine.dispose()
+
+    # -- storing ---------------------------------------------------------------------------------
+    def stage(self) -> StagedBlob:
+        """A new staged blob to receive an instance into (OutOfResources when full)."""
+        return self._blobs.stage()
+
+    def staging_area(self) -> Path:
+        """The local directory staged files live in (a receiver may write files there and
+        hand them to ``ingest_staged_file``)."""
+        return self._blobs.staging_area()
+
+    def workspace(self) -> Path:
+        """A new empty directory in the staging area for files made to be stored."""
+        return self._blobs.workspace()
+
+    def ingest(self, staged: StagedBlob, study: str | None = None) -> StoredInstance:
+        """Store one staged Part-10 instance, two-phase (see storage.ingest)."""
+        return ingesting.ingest(self._writer, self._blobs, self._policy, staged, study)
 
     def ingest_file(self, path: Path, study: str | None = None) -> StoredInstance:
         """Store a Part-10 file from the local filesystem (copied; the source is left alone)."""
-        return self.ingest(self.blobs.stage_copy(path), study)
+        return self.ingest(self._blobs.stage_copy(path), study)
 
     def ingest_staged_file(self, path: Path, study: str | None = None) -> StoredInstance:
         """Store a complete Part-10 file made inside the staging area (e.g. by the converter):
         it is renamed into place, never copied."""
-        return self.ingest(self.blobs.adopt(path), study)
+        return self.ingest(self._blobs.adopt(path), study)
 
     def delete(self, sop_instance_uid: str) -> None:
         """Remove a stored instance (index rows, then its blob)."""
-        key = self.index.delete(validate_uid(sop_instance_uid, "SOP Instance UID"))
+        key = self._writer.delete(validate_uid(sop_instance_uid, "SOP Instance UID"))
         if key:
-            self.blobs.delete(key)
+            self._blobs.delete(key)
 
     def recover(self) -> int:
-        """Undo writes interrupted by a crash; call before any writer starts. Returns a count."""
-        claims = self.index.abandoned_claims()
-        for claim in claims:
-            self.index.release(claim)
-            self.blobs.delete(claim.key)
-        purged = self.blobs.purge_staging()
-        if claims or purged:
-            log.warning("recovered %d interrupted writes, %d staged uploads", len(claims), purged)
-        return len(claims) + purged
+        """Undo writes interrupted by a crash; call before any writer starts."""
+        return ingesting.recover(self._writer, self._blobs)
 
-    # -- reads -----------------------------------------------------------------------------------
+    # -- finding ---------------------------------------------------------------------------------
+    def search(self, search: Search) -> Page:
+        """QIDO-RS / C-FIND: a page of matches and how many more there are."""
+        return results.run(self._engine, search)
+
+    def matching_files(self, search: Search) -> list[InstanceFile]:
+        """C-MOVE / C-GET: every stored instance a search at any level matches."""
+        return results.instance_files(self._engine, search)
+
+    def stored_classes(self, sop_instance_uids: Iterable[str]) -> dict[str, str]:
+        """Storage commitment: SOP Class UID by SOP Instance UID of those that are stored."""
+        return self._reader.stored_classes(sop_instance_uids)
+
+    def study_for_accession(self, accession_number: str, patient_id: str | None) -> str | None:
+        """The study the archive holds for an accession number (and patient), if any."""
+        return self._reader.study_for_accession(accession_number, patient_id)
+
     def records(
         self, study: str, series: str | None = None, instance: str | None = None
     ) -> list[StoredRecord]:
@@ -160,32 +133,137 @@ class Archive:
             validate_uid(series, "Series Instance UID")
         if instance is not None:
             validate_uid(instance, "SOP Instance UID")
-        return self.index.records(study, series, instance)
+        return self._reader.records(study, series, instance)
 
+    def instance(self, study: str, series: str, instance: str, fresh: bool = False) -> StoredRecord:
+        """One stored instance, from a cache of recently read records unless *fresh*.
+
+        A blob is never rewritten, so a stale record shows itself by its blob being gone
+        (BlobMissing): the caller asks again with *fresh*. Records are also reused for at most
+        RECORD_TTL seconds, which bounds how long one can outlive a change of attributes.
+        """
+        key = (study, series, instance)
+        found = None if fresh else self._records.get(key)
+        if found is None:
+            found = self.records(study, series, instance)[0]
+            self._records.put(key, found)
+        return found
+
+    # -- metadata --------------------------------------------------------------------------------
     def documents(self, records: list[StoredRecord]) -> Iterator[bytes]:
-        """Stored (compressed) DICOM JSON documents of *records*."""
-        return self.index.documents(records)
+        """The stored (compressed) DICOM JSON documents of *records*, in order."""
+        return self._reader.documents(records)
 
-    def document(self, record: StoredRecord) -> dict:
-        """The metadata document of one instance as a DICOM JSON object ({} if it has none)."""
-        found = next(iter(self.index.documents([record])), None)
-        return load(found) if found is not None else {}
+    def document(self, record: StoredRecord) -> JsonDataset:
+        """The metadata document of one instance (empty if it has none)."""
+        found = next(iter(self._reader.documents([record])), None)
+        return JsonDataset(load(found) if found is not None else {})
 
-    def frame_table(self, record: StoredRecord) -> FrameTable:
-        data = self.index.frame_ranges(record.pk)
-        if data is None:
-            raise NotFound(f"instance {record.instance} has no pixel data frames")
-        return FrameTable.from_bytes(data)
+    def image_info(self, record: StoredRecord) -> ImageInfo | None:
+        """The pixel description of an instance (None without pixel data)."""
+        return self._described.info(record)
+
+    def bulk_element(self, record: StoredRecord, steps: list[int | str]) -> tuple[str, bytes]:
+        """The VR and value of a non-pixel bulk data element by tag path."""
+        return header_element(self._blobs, record.blob_key, steps)
+
+    # -- pixels ----------------------------------------------------------------------------------
+    def frame_table(self, record: StoredRecord) -> FrameTable | None:
+        """Where the instance's frames lie in its blob (None without one)."""
+
+        def make() -> FrameTable | None:
+            data = self._reader.frame_ranges(record.pk)
+            return FrameTable.from_bytes(data) if data is not None else None
+
+        return self._frame_tables.get_or_make((record.pk, record.blob_key), make)
+
+    def frames(self, record: StoredRecord) -> FrameReader:
+        """The frames of an instance, read by offset."""
+        return FrameReader(self._blobs, record, self.frame_table(record))
+
+    def transcode_targets(self, record: StoredRecord) -> list[str]:
+        """The transfer syntaxes the instance's frames can be transcoded to, in offer order."""
+        return targets(record.transfer_syntax, self.image_info(record))
+
+    def frame_source(self, record: StoredRecord, target: str) -> Callable[[int], bytes]:
+        """How to get frame N in *target*: a ranged read, or a (cached) transcoding."""
+        reader = self.frames(record)
+        if same_pixels(record.transfer_syntax, target):
+            return reader.read
+        info = self._decodable(record, target)
+        return lambda number: self._transcoder.frame(reader, info, number, target).data
+
+    def instance_stream(self, record: StoredRecord, target: str) -> ByteStream:
+        """The whole instance as a Part-10 stream in *target* (stored or transcoded)."""
+        if target == record.transfer_syntax:
+            return ByteStream(blob_chunks(self._blobs, record.blob_key), record.size)
+        info = self._decodable(record, target)
+        return self._transcoder.instance(self._blobs, self.frames(record), info, target)
+
+    def read_ranges(
+        self, record: StoredRecord, ranges: Iterable[tuple[int, int]]
+    ) -> Iterator[bytes]:
+        """Bytes of the stored blob, one (offset, length) range at a time."""
+        return self._blobs.read_ranges(record.blob_key, ranges)
+
+    def blob_size(self, record: StoredRecord) -> int:
+        """The stored blob's length; BlobMissing shows a record to be stale."""
+        return self._blobs.size(record.blob_key)
+
+    def local_file(self, item: InstanceFile) -> AbstractContextManager[Path]:
+        """A local file of the stored instance, for senders that stream from a path."""
+        return self._blobs.local_file(item.blob_key)
+
+    def transcoded_file(self, item: InstanceFile, target: str) -> Path:
+        """The instance re-encoded as *target* in a new file of the staging area (the caller
+        deletes it), one frame in memory at a time; CodecError when it cannot be."""
+        record = self.records(item.study, item.series, item.instance)[0]
+        info = self._decodable(record, target)
+        path = self._blobs.staging_area() / f"transcoded-{secrets.token_hex(8)}.dcm"
+        stream = self._transcoder.instance(self._blobs, self.frames(record), info, target, False)
+        try:
+            with open(path, "wb") as fp:
+                for chunk in stream.chunks:
+                    fp.write(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+
+    def _decodable(self, record: StoredRecord, target: str) -> ImageInfo:
+        info = self.image_info(record)
+        if info is None or target not in targets(record.transfer_syntax, info):
+            raise CodecError(
+                f"instance {record.instance} stored as {record.transfer_syntax} cannot be "
+                f"converted to {target}"
+            )
+        return info
+
+    # -- rendering -------------------------------------------------------------------------------
+    def images(self, records: Sequence[StoredRecord]) -> list[Image]:
+        """The images among *records* that can be rendered."""
+        return self._renderer.images(records)
+
+    def render(
+        self,
+        record: StoredRecord,
+        request: RenderRequest,
+        frame: int | None = None,
+        levels: Sequence[Image] = (),
+    ) -> Rendered:
+        """One rendered image of an instance (or of one frame), read from the best of
+        *levels* (the images of its series)."""
+        return self._renderer.render(record, request, frame, levels)
+
+    def thumbnail(
+        self, records: Sequence[StoredRecord], request: RenderRequest, frame: int | None = None
+    ) -> Rendered:
+        """A thumbnail standing for *records*, showing no patient data."""
+        return self._renderer.thumbnail(records, request, frame)
 
 
-def open_archive(
-    database_url: str,
-    blob_dir: Path,
-    duplicate_policy: str = REJECT,
-    fsync: bool = True,
-    engine: Engine | None = None,
-) -> Archive:
-    """Open (and migrate) the index at *database_url* with a filesystem blob store."""
-    engine = engine or create_index_engine(database_url)
+def open_archive(config: ArchiveConfig) -> Archive:
+    """Open (and migrate) the index and the filesystem blob store *config* names."""
+    engine = create_index_engine(config.database)
     migrate(engine)
-    return Archive(StudyIndex(engine), FilesystemBlobStore(blob_dir, fsync), duplicate_policy)
+    return Archive(engine, FilesystemBlobStore(config.blobs, config.fsync), config)

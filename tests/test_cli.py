@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,9 +61,17 @@ def test_documentation_is_generated_from_the_declarations() -> None:
     assert (PROJECT / "conf" / "wsiarchive.toml").read_text() == settings.toml_document()
     # The default configuration file is valid and changes nothing.
     assert settings.load(PROJECT / "conf" / "wsiarchive.toml", environ={}) == settings.Settings()
-    flags = run("serve", "--help").stdout
-    for declaration in settings.declarations():
-        assert "--" + declaration.name.replace("_", "-") in flags
+    # Every setting is a flag of the commands that use it, and only of those (`convert` has
+    # no --dimse-port); `settings` offers all of them.
+    for command in settings.COMMANDS:
+        flags = set(re.findall(r"--[a-z-]+", run(command, "--help").stdout))
+        used = {d.name for d in settings.declarations(command)}
+        for declaration in settings.declarations():
+            flag = "--" + declaration.name.replace("_", "-")
+            assert (flag in flags) == (declaration.name in used), (command, flag)
+    assert {d.name for d in settings.declarations("settings")} == {
+        d.name for d in settings.declarations()
+    }
 
 
 def test_import_files_and_folders(tmp_path: Path, testdata: Path) -> None:

@@ -357,13 +357,15 @@ def test_watch_folder(testdata: Path, tmp_path: Path) -> None:
     assert "not a slide format" in reason
     assert not (drop / "case1.svs").exists()
     from storage import open_archive
+    from storage.dicom.levels import Level
+    from storage.query.keys import by_keyword
+    from storage.query.search import Search
+    from wsiarchive.settings import Settings
 
-    archive = open_archive(f"sqlite:///{data / 'index.sqlite3'}", data / "blobs")
-    from storage import query
-
-    search = query.Search(query.INSTANCE, levels={"instance"})
-    search.filters.append((query.attribute_for(query.parse_key("ContainerIdentifier")), "SLIDE-W"))
-    assert len(query.run(archive.index.engine, search).results) >= 8
+    archive = open_archive(Settings(data_dir=str(data)))
+    search = Search(Level.INSTANCE, levels={Level.INSTANCE})
+    search.where(by_keyword("ContainerIdentifier"), "SLIDE-W")
+    assert len(archive.search(search).results) >= 8
 
 
 def test_fast_copy_path_writes_what_wsidicom_writes(tmp_path: Path) -> None:

@@ -498,7 +498,7 @@ def test_large_instance_over_storescu(fresh_server, tmp_path: Path) -> None:
 
     fd = os.open(source, os.O_RDONLY)
     try:
-        from storage.part10 import read_part10
+        from storage.dicom.part10 import read_part10
 
         table = read_part10(source).frames
         offset, length = table.ranges(uids["frames"] - 1)[0]  # type: ignore[union-attr]

@@ -10,43 +10,62 @@ from pathlib import Path
 import pytest
 import requests
 
-from storage import OutOfResources, open_archive
-from storage.attributes import Identity
-from storage.part10 import read_part10
+from storage import Archive, OutOfResources
+from storage.blobs import FilesystemBlobStore
+from storage.dicom.dataset import Identity
+from storage.dicom.part10 import read_part10
+from storage.index.engine import create_index_engine, migrate
+from storage.index.writes import IndexWriter
 from tests.dicomfiles import multipart_body, read
 from tests.servers import ArchiveServer
+from wsiarchive.settings import Settings
 
 LABEL = "dicom/ezwsi_label_test.dcm"
 CAMELYON = "dicom/ezwsi_multiframe_camelyon_challenge_image.dcm"
 
 
-def make_archive(root: Path, policy: str = "reject"):
-    return open_archive(f"sqlite:///{root / 'index.sqlite3'}", root / "blobs", policy)
+class Parts:
+    """An archive on *root* and the collaborators it was made of, for injecting faults."""
+
+    def __init__(self, root: Path, policy: str = "reject", blobs: type = FilesystemBlobStore):
+        config = Settings(data_dir=str(root), duplicate_policy=policy)  # type: ignore[arg-type]
+        self.engine = create_index_engine(config.database)
+        migrate(self.engine)
+        self.blobs = blobs(config.blobs)
+        self.index = IndexWriter(self.engine)
+        self.archive = Archive(self.engine, self.blobs, config)
+
+
+def make_archive(root: Path, policy: str = "reject") -> Archive:
+    return Parts(root, policy).archive
 
 
 def blob_files(root: Path) -> list[Path]:
     return [p for p in (root / "blobs").rglob("*") if p.is_file()]
 
 
-def test_disk_full_while_placing_leaves_nothing(tmp_path, testdata, monkeypatch) -> None:
-    archive = make_archive(tmp_path)
+class FullDisk(FilesystemBlobStore):
+    """A blob store whose disk fills up as a blob is placed."""
 
-    def full(*_args, **_kwargs):
+    def place(self, staged, key) -> None:  # type: ignore[no-untyped-def]
         raise OutOfResources("the archive cannot write: No space left on device")
 
-    monkeypatch.setattr(archive.blobs, "place", full)
+
+def test_disk_full_while_placing_leaves_nothing(tmp_path, testdata) -> None:
+    parts = Parts(tmp_path, blobs=FullDisk)
+    archive = parts.archive
     with pytest.raises(OutOfResources):
         archive.ingest_file(testdata / LABEL)
     assert blob_files(tmp_path) == []
     study = read(testdata / LABEL).StudyInstanceUID
     with pytest.raises(Exception, match="no stored study"):
         archive.records(study)
-    assert archive.index.abandoned_claims() == []
+    assert parts.index.abandoned_claims() == []
 
 
 def test_staging_write_reports_disk_full(tmp_path, monkeypatch) -> None:
     archive = make_archive(tmp_path)
-    staged = archive.blobs.stage()
+    staged = archive.stage()
 
     def no_space(_fd, _data):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -60,50 +79,52 @@ def test_staging_write_reports_disk_full(tmp_path, monkeypatch) -> None:
 
 
 def test_failure_while_committing_leaves_nothing(tmp_path, testdata, monkeypatch) -> None:
-    archive = make_archive(tmp_path)
+    parts = Parts(tmp_path)
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("index went away")
 
-    monkeypatch.setattr(archive.index, "commit", broken)
+    monkeypatch.setattr(IndexWriter, "commit", broken)
     with pytest.raises(RuntimeError):
-        archive.ingest_file(testdata / LABEL)
+        parts.archive.ingest_file(testdata / LABEL)
     assert blob_files(tmp_path) == []
-    assert archive.index.abandoned_claims() == []
+    assert parts.index.abandoned_claims() == []
 
 
-def _crash_after_placing(archive, path: Path) -> str:
+def _crash_after_placing(parts: Parts, path: Path) -> str:
     """Do an ingest's first two phases (claim, blob in place) and 'crash' before the commit."""
-    staged = archive.blobs.stage_copy(path)
+    staged = parts.blobs.stage_copy(path)
     identity = Identity.of(read_part10(staged.path).dataset)
     key = f"{identity.study}/{identity.series}/{identity.instance}.crashed.dcm"
-    archive.index.claim(identity.instance, key, archive.duplicate_policy == "overwrite")
-    archive.blobs.place(staged, key)
+    parts.index.claim(identity.instance, key, parts.archive.duplicate_policy == "overwrite")
+    parts.blobs.place(staged, key)
     return key
 
 
 def test_crash_before_commit_is_undone_at_start(tmp_path, testdata) -> None:
-    archive = make_archive(tmp_path)
-    key = _crash_after_placing(archive, testdata / LABEL)
+    parts = Parts(tmp_path)
+    archive = parts.archive
+    key = _crash_after_placing(parts, testdata / LABEL)
     assert (tmp_path / "blobs" / key).exists()
     # Not visible while the claim is open ...
     with pytest.raises(Exception, match="no stored study"):
         archive.records(read(testdata / LABEL).StudyInstanceUID)
     # ... and gone after the recovery a restart runs.
-    restarted = make_archive(tmp_path)
-    assert restarted.recover() == 1
+    restarted = Parts(tmp_path)
+    assert restarted.archive.recover() == 1
     assert blob_files(tmp_path) == []
     assert restarted.index.abandoned_claims() == []
     # The instance can then be stored normally.
-    assert restarted.ingest_file(testdata / LABEL).instance == read(testdata / LABEL).SOPInstanceUID
+    stored = restarted.archive.ingest_file(testdata / LABEL)
+    assert stored.instance == read(testdata / LABEL).SOPInstanceUID
 
 
 def test_crash_while_overwriting_keeps_the_stored_instance(tmp_path, testdata) -> None:
-    archive = make_archive(tmp_path, "overwrite")
-    archive.ingest_file(testdata / LABEL)
+    parts = Parts(tmp_path, "overwrite")
+    parts.archive.ingest_file(testdata / LABEL)
     original = blob_files(tmp_path)
     assert len(original) == 1
-    _crash_after_placing(archive, testdata / LABEL)
+    _crash_after_placing(parts, testdata / LABEL)
     restarted = make_archive(tmp_path, "overwrite")
     restarted.recover()
     assert blob_files(tmp_path) == original

@@ -10,11 +10,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from storage.database import migrate
-from storage.frames import FrameTable
-from storage.models import Base
-from storage.part10 import read_part10
-from storage.uid import is_conformant_uid, is_valid_uid, validate_uid
+from storage.dicom.frames import FrameTable
+from storage.dicom.part10 import read_part10
+from storage.dicom.uids import is_conformant_uid, is_valid_uid, validate_uid
+from storage.index.engine import migrate
+from storage.index.models import Base
 from tests.conftest import data_id, dicom_files
 from tests.dicomfiles import frames
 
@@ -51,7 +51,7 @@ def test_multi_fragment_frames_without_offset_table(tmp_path: Path) -> None:
     """Frames split over several fragments, no Basic Offset Table: grouped by start markers."""
     from pydicom.encaps import encapsulate
 
-    from storage.frames import encapsulated_frames, scan_fragments
+    from storage.dicom.frames import encapsulated_frames, scan_fragments
 
     frame_a = b"\xff\xd8" + b"a" * 100 + b"\xff\xd9"
     frame_b = b"\xff\xd8" + b"b" * 60 + b"\xff\xd9"
@@ -82,8 +82,8 @@ def test_migration_0002_backfills_search_values_from_documents(tmp_path: Path) -
     from alembic import command
     from sqlalchemy import text
 
-    from storage.database import _config
-    from storage.metadata import build_document
+    from storage.dicom.document import build_document
+    from storage.index.engine import _config
     from tests import corpus
 
     dataset = next(d for d in corpus.instances() if d.PatientID == "P1" and d.Modality == "SM")
@@ -142,11 +142,14 @@ def test_migration_0002_backfills_search_values_from_documents(tmp_path: Path) -
 
 
 def test_bulk_load_indexes_like_the_ingest_path(tmp_path: Path) -> None:
-    """StudyIndex.load (the bulk loader) and the two-phase commit give the same search rows."""
-    from storage import query
-    from storage.attributes import Identity
-    from storage.index import Entry, StudyIndex
-    from storage.metadata import build_document
+    """IndexWriter.load (the bulk loader) and the two-phase commit give the same search rows."""
+    from storage.dicom.dataset import Identity
+    from storage.dicom.document import build_document
+    from storage.dicom.levels import Level
+    from storage.index.writes import Entry, IndexWriter
+    from storage.query.keys import attribute_for, parse_key
+    from storage.query.results import run
+    from storage.query.search import Search
     from tests import corpus
 
     datasets = corpus.instances()
@@ -154,7 +157,7 @@ def test_bulk_load_indexes_like_the_ingest_path(tmp_path: Path) -> None:
     for name, bulk in (("bulk", True), ("one-by-one", False)):
         engine = create_engine(f"sqlite:///{tmp_path / name}.sqlite3")
         migrate(engine)
-        index = StudyIndex(engine)
+        index = IndexWriter(engine)
         entries = []
         for ds in datasets:
             identity = Identity.of(ds)
@@ -172,11 +175,12 @@ def test_bulk_load_indexes_like_the_ingest_path(tmp_path: Path) -> None:
             ("SpecimenIdentifier", "SPEC-A"),
             ("RequestAttributesSequence.ScheduledProcedureStepID", "SPS1"),
         ):
-            search = query.Search(query.INSTANCE, levels={"study", "series", "instance"})
-            attribute = query.attribute_for(query.parse_key(key))  # type: ignore[arg-type]
-            search.filters.append((attribute, value))  # type: ignore[arg-type]
-            page = query.run(engine, search)
-            found[key] = sorted(r["00080018"]["Value"][0] for r in page.results)
+            search = Search(Level.INSTANCE, levels={Level.STUDY, Level.SERIES, Level.INSTANCE})
+            path = parse_key(key)
+            attribute = attribute_for(path) if path else None
+            assert attribute is not None
+            page = run(engine, search.where(attribute, value))
+            found[key] = sorted(r.dataset["00080018"]["Value"][0] for r in page.results)
         results.append(found)
     assert results[0] == results[1]
     assert len(results[0]["PatientName"]) == 8
@@ -184,14 +188,14 @@ def test_bulk_load_indexes_like_the_ingest_path(tmp_path: Path) -> None:
 
 
 def test_transcoded_frame_cache_is_bounded_in_bytes() -> None:
-    from storage.pixels import Encoded
-    from storage.transcoding import FrameCache
+    from storage.imaging.codecs import Encoded
+    from storage.retrieve.transcoder import Transcoder
 
-    cache = FrameCache(capacity_bytes=1000)
+    cache = Transcoder(cache_bytes=1000).cache
     for number in range(1, 6):
         cache.put(("blob", number, "ts"), Encoded(bytes(300), "RGB"))
-    assert cache.size <= 1000
+    assert cache.bytes <= 1000
     assert cache.get(("blob", 1, "ts")) is None  # the least recently used went first
     assert cache.get(("blob", 5, "ts")) is not None
     cache.put(("blob", 9, "ts"), Encoded(bytes(5000), "RGB"))  # larger than the whole cache
-    assert cache.get(("blob", 9, "ts")) is None and cache.size <= 1000
+    assert cache.get(("blob", 9, "ts")) is None and cache.bytes <= 1000

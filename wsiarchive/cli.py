@@ -7,22 +7,29 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wsiarchive import settings as settings_module
+
+if TYPE_CHECKING:
+    from storage import Archive
 
 log = logging.getLogger("wsiarchive")
 
 
-def _settings_parser() -> argparse.ArgumentParser:
-    """Flags for every declared setting (defaults come from the resolution chain)."""
+def _settings_parser(command: str) -> argparse.ArgumentParser:
+    """Flags for the settings *command* uses (defaults come from the resolution chain)."""
     parser = argparse.ArgumentParser(add_help=False)
     group = parser.add_argument_group("settings (see docs/settings.md)")
     group.add_argument("--config", type=Path, help="TOML file of settings")
-    for declaration in settings_module.declarations():
+    for declaration in settings_module.declarations(command):
         flag = "--" + declaration.name.replace("_", "-")
-        kind = settings_module._type(declaration)
-        help_text = declaration.metadata["help"] + f" (default: {declaration.default!r})"
+        kind = settings_module.kind_of(declaration)
+        default = declaration.default
+        shown = str(default) if isinstance(default, StrEnum) else repr(default)
+        help_text = declaration.metadata["help"] + f" (default: {shown})"
         if kind is bool:
             group.add_argument(
                 flag,
@@ -35,7 +42,7 @@ def _settings_parser() -> argparse.ArgumentParser:
             group.add_argument(
                 flag,
                 dest=declaration.name,
-                type=kind,
+                type=str if issubclass(kind, StrEnum) else kind,
                 default=None,
                 choices=declaration.metadata.get("choices"),
                 help=help_text,
@@ -44,6 +51,7 @@ def _settings_parser() -> argparse.ArgumentParser:
 
 
 def _resolve(args: argparse.Namespace) -> settings_module.Settings:
+    """Settings from every source; flags only for what the command offers."""
     overrides = {d.name: getattr(args, d.name, None) for d in settings_module.declarations()}
     return settings_module.load(args.config, overrides=overrides)
 
@@ -91,9 +99,13 @@ def _slide_info(args: argparse.Namespace, settings: settings_module.Settings | N
 
 
 def _conversion_options(settings: settings_module.Settings):  # type: ignore[no-untyped-def]
+    """How to convert, from the settings; the converter's process-wide corrections are
+    applied here, at the start of every command that converts."""
     import os
 
-    from converter import ConversionOptions
+    from converter import ConversionOptions, patches
+
+    patches.apply()
 
     return ConversionOptions(
         workers=settings.convert_workers or os.cpu_count() or 1,
@@ -112,12 +124,10 @@ def _progress_bar(name: str, done: int, total: int) -> None:
     print(f"\r{name[:40]} [{bar}] {done}/{total} tiles {fraction:4.0%}", end=end, file=sys.stderr)
 
 
-def _open_archive(settings: settings_module.Settings):  # type: ignore[no-untyped-def]
+def _open_archive(settings: settings_module.Settings) -> Archive:
     from storage import open_archive
 
-    return open_archive(
-        settings.database, settings.blobs, settings.duplicate_policy, settings.fsync
-    )
+    return open_archive(settings)
 
 
 def _report(text: str) -> None:
@@ -171,9 +181,7 @@ def command_watch(args: argparse.Namespace) -> int:
     from wsiarchive.watch import DropFolder
 
     settings = _resolve(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings_module.configure_logging(settings)
     try:
         info = _slide_info(args, settings)
     except ConversionError as exc:
@@ -218,13 +226,14 @@ def command_settings(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    common = _settings_parser()
     root = argparse.ArgumentParser(
         prog="wsiarchive", description="DICOM WSI archive and DICOMweb server"
     )
     commands = root.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
-        "serve", parents=[common], help="run the DICOMweb server and the DICOM listener"
+        "serve",
+        parents=[_settings_parser("serve")],
+        help="run the DICOMweb server and the DICOM listener",
     )
     only = serve.add_mutually_exclusive_group()
     only.add_argument("--web-only", action="store_true", help="no DICOM listener")
@@ -233,26 +242,32 @@ def parser() -> argparse.ArgumentParser:
     slide = _slide_parser()
     importer = commands.add_parser(
         "import",
-        parents=[common, slide],
+        parents=[_settings_parser("import"), slide],
         help="ingest DICOM files or folders, and convert vendor slides, into the archive",
     )
     importer.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     importer.set_defaults(run=command_import)
     converter = commands.add_parser(
-        "convert", parents=[common, slide], help="convert vendor slides to DICOM files"
+        "convert",
+        parents=[_settings_parser("convert"), slide],
+        help="convert vendor slides to DICOM files",
     )
     converter.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     converter.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR")
     converter.set_defaults(run=command_convert)
     watcher = commands.add_parser(
-        "watch", parents=[common, slide], help="import slides dropped into a folder"
+        "watch",
+        parents=[_settings_parser("watch"), slide],
+        help="import slides dropped into a folder",
     )
     watcher.add_argument("directory", type=Path, metavar="DIR")
     watcher.add_argument("--interval", type=float, default=2.0, help="seconds between scans")
     watcher.add_argument("--once", action="store_true", help="stop when the folder is empty")
     watcher.set_defaults(run=command_watch)
     show = commands.add_parser(
-        "settings", parents=[common], help="show resolved settings, or document them"
+        "settings",
+        parents=[_settings_parser("settings")],
+        help="show resolved settings, or document them",
     )
     formats = show.add_mutually_exclusive_group()
     formats.add_argument("--toml", action="store_true", help="print the default TOML file")

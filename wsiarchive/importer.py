@@ -13,12 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
-
 from converter import ConversionError, ConversionOptions, SlideInfo, convert
 from storage import Archive, ArchiveError
-from storage.models import Patient, Study
-from storage.part10 import lacks_preamble
+from storage.dicom.part10 import lacks_preamble
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +43,7 @@ def study_for(archive: Archive, info: SlideInfo) -> SlideInfo:
     so several slides of one case share one study."""
     if info.study_uid or not info.accession_number:
         return info
-    query = (
-        select(Study.study_instance_uid)
-        .join(Patient, Study.patient_pk == Patient.pk)
-        .where(Study.accession_number == info.accession_number)
-    )
-    if info.patient_id:
-        query = query.where(Patient.patient_id == info.patient_id)
-    with archive.index.engine.connect() as connection:
-        uid = connection.scalar(query.order_by(Study.pk).limit(1))
+    uid = archive.study_for_accession(info.accession_number, info.patient_id)
     return info.updated(study_uid=uid) if uid else info
 
 
@@ -63,7 +52,7 @@ def import_slide(
 ) -> list[str]:
     """Convert *path* and store every instance; returns their SOP Instance UIDs."""
     info = study_for(archive, info)
-    workspace = archive.blobs.workspace()
+    workspace = archive.workspace()
     stored: list[str] = []
     try:
         files = convert(path, workspace, info, options)

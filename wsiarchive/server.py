@@ -10,31 +10,29 @@ from granian import Granian
 from granian.constants import Interfaces
 
 from storage import open_archive
-from wsiarchive.settings import Settings, to_environ
+from wsiarchive.settings import Settings, configure_logging, to_environ
 
 log = logging.getLogger(__name__)
 
 
 def prepare(settings: Settings) -> None:
     """Create or migrate the index and undo writes a crash interrupted, before workers start."""
-    archive = open_archive(
-        settings.database, settings.blobs, settings.duplicate_policy, settings.fsync
-    )
+    archive = open_archive(settings)
     archive.recover()
-    archive.index.engine.dispose()
+    archive.close()
 
 
 def _dimse(settings: Settings) -> None:
+    """The DICOM listener's process."""
     from dimse.server import run
 
-    run(settings)
+    configure_logging(settings)
+    run(settings, open_archive(settings))
 
 
 def serve(settings: Settings) -> None:
     """Serve DICOMweb and the DICOM listener until interrupted."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     if not settings.web and not settings.dimse:
         raise ValueError("both web and dimse are off: nothing to serve")
     prepare(settings)

@@ -3,130 +3,194 @@ WSIARCHIVE_* environment variables < command-line flags, and documented from the
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
+
+from storage.config import DuplicatePolicy
 
 ENV_PREFIX = "WSIARCHIVE_"
 
 
-def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:  # noqa: A002
-    return field(default=default, metadata={"help": help, "choices": choices})
+class Group(StrEnum):
+    """Who reads a setting; each command's --help lists the groups it uses (COMMANDS)."""
+
+    COMMON = "common"
+    SERVER = "server"  # the listening address of every server
+    WEB = "web"
+    DIMSE = "dimse"
+    ARCHIVE = "archive"  # where the archive is and how it stores
+    READING = "reading"  # the read path of a server: transcoding and rendering
+    CONVERSION = "conversion"
+    WATCH = "watch"
+
+
+# The settings each command uses.
+COMMANDS: dict[str, frozenset[Group]] = {
+    "serve": frozenset(Group) - {Group.CONVERSION, Group.WATCH},
+    "import": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION}),
+    "convert": frozenset({Group.COMMON, Group.CONVERSION}),
+    "watch": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.WATCH}),
+    "settings": frozenset(Group),
+}
+
+
+def setting(
+    group: Group,
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | None = None,  # noqa: A002
+) -> Any:
+    """Declare a setting: who reads it, its default, its help text and allowed values."""
+    if isinstance(default, StrEnum) and choices is None:
+        choices = tuple(type(default))
+    return field(default=default, metadata={"group": group, "help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
 class Settings:
     """The archive's configuration."""
 
-    host: str = setting("127.0.0.1", "Address the HTTP server listens on.")
-    port: int = setting(8080, "TCP port of the HTTP server (DICOMweb under /dicomweb).")
+    host: str = setting(
+        Group.SERVER, "127.0.0.1", "Address the HTTP server and the DICOM listener listen on."
+    )
+    port: int = setting(Group.WEB, 8080, "TCP port of the HTTP server (DICOMweb under /dicomweb).")
     data_dir: str = setting(
+        Group.ARCHIVE,
         "data",
         "Directory of the archive: the SQLite index and the blob store live here unless "
         "database_url / blob_dir say otherwise.",
     )
     database_url: str = setting(
+        Group.ARCHIVE,
         "",
         "SQLAlchemy URL of the study index; empty means SQLite at <data_dir>/index.sqlite3. "
         "PostgreSQL: postgresql+psycopg://user:password@host/dbname.",
     )
     blob_dir: str = setting(
-        "", "Directory of the filesystem blob store; empty means <data_dir>/blobs."
+        Group.ARCHIVE, "", "Directory of the filesystem blob store; empty means <data_dir>/blobs."
     )
-    duplicate_policy: str = setting(
-        "reject",
+    duplicate_policy: DuplicatePolicy = setting(
+        Group.ARCHIVE,
+        DuplicatePolicy.REJECT,
         "What storing an instance whose SOP Instance UID is already stored does: reject it "
         "(STOW Failure Reason 0111) or overwrite the stored one.",
-        ("reject", "overwrite"),
     )
     base_url: str = setting(
+        Group.WEB,
         "",
         "Public URL of the DICOMweb root (e.g. https://pacs.example.org/dicomweb), used in "
         "RetrieveURL and BulkDataURI; empty means taken from each request's Host.",
     )
     max_request_bytes: int = setting(
-        64 << 30, "Largest STOW-RS request body accepted, in bytes; a larger one gets 413."
+        Group.WEB,
+        64 << 30,
+        "Largest STOW-RS request body accepted, in bytes; a larger one gets 413.",
     )
     max_search_results: int = setting(
+        Group.WEB,
         1000,
         "Most results one QIDO-RS response returns; a larger or absent limit is cut to this, "
         "with a Warning header telling how many more can be requested.",
     )
     cache_max_age: int = setting(
+        Group.WEB,
         86400,
         "Seconds a client may reuse a frame, rendered image or bulk data value without asking "
         "again (Cache-Control: private, max-age); after that its ETag revalidates it with a "
         "304. 0 makes clients revalidate every time.",
     )
     transcode_cache_mb: int = setting(
+        Group.READING,
         256,
         "Megabytes of transcoded frames each server process keeps, so that a viewer panning "
         "over a slide stored in a form it cannot decode pays the transcoding once per tile.",
     )
     thumbnail_size: int = setting(
+        Group.READING,
         256,
         "Largest side in pixels of a thumbnail when the request gives no viewport.",
     )
     max_rendered_pixels: int = setting(
+        Group.READING,
         50_000_000,
         "Largest rendered image (width x height) the server produces; a request for more "
         "(e.g. a whole slide level without a viewport) gets 413 Payload Too Large.",
     )
     fsync: bool = setting(
+        Group.ARCHIVE,
         True,
         "fsync every blob, its directory and every index commit before reporting success. "
         "Turning it off risks losing acknowledged instances on power failure.",
     )
     slide_metadata: str = setting(
+        Group.CONVERSION,
         "",
         "JSON file of default slide metadata (docs/converter.md) for import and watch; "
         "flags and a slide's own .json sidecar override it.",
     )
-    convert_workers: int = setting(0, "Threads converting a slide; 0 means one per CPU core.")
+    convert_workers: int = setting(
+        Group.CONVERSION, 0, "Threads converting a slide; 0 means one per CPU core."
+    )
     max_instance_bytes: int = setting(
+        Group.CONVERSION,
         0,
         "A converted pyramid level with more pixel data than this many bytes is split into a "
         "concatenation of instances; 0 never splits (Extended Offset Tables address any size; "
         "dciodvfy's WG26SP2025 profile rejects concatenated TILED_FULL instances).",
     )
     watch_settle_seconds: float = setting(
-        10.0, "A dropped file counts as completely written once unchanged this long."
+        Group.WATCH, 10.0, "A dropped file counts as completely written once unchanged this long."
     )
-    web: bool = setting(True, "Serve DICOMweb (`--web-only` turns DIMSE off).")
+    web: bool = setting(Group.WEB, True, "Serve DICOMweb (`--web-only` turns DIMSE off).")
     dimse: bool = setting(
-        True, "Serve DIMSE: the DICOM listener (`--dimse-only` turns DICOMweb off)."
+        Group.DIMSE, True, "Serve DIMSE: the DICOM listener (`--dimse-only` turns DICOMweb off)."
     )
-    dimse_port: int = setting(11112, "TCP port of the DICOM listener.")
-    ae_title: str = setting("WSIARCHIVE", "Application Entity title of the DICOM listener.")
+    dimse_port: int = setting(Group.DIMSE, 11112, "TCP port of the DICOM listener.")
+    ae_title: str = setting(
+        Group.DIMSE, "WSIARCHIVE", "Application Entity title of the DICOM listener."
+    )
     dimse_allowed_aets: str = setting(
-        "", "Comma-separated calling AE titles allowed to associate; empty allows any."
+        Group.DIMSE, "", "Comma-separated calling AE titles allowed to associate; empty allows any."
     )
     dimse_allowed_hosts: str = setting(
-        "", "Comma-separated peer IP addresses allowed to associate; empty allows any."
+        Group.DIMSE, "", "Comma-separated peer IP addresses allowed to associate; empty allows any."
     )
-    dimse_max_associations: int = setting(20, "Most DICOM associations served at once.")
+    dimse_max_associations: int = setting(
+        Group.DIMSE, 20, "Most DICOM associations served at once."
+    )
     dimse_destinations: str = setting(
+        Group.DIMSE,
         "",
         "C-MOVE destinations as AE=host:port, comma-separated (e.g. "
         "PACS=10.0.0.5:104,VIEWER=10.0.0.9:11112).",
     )
     tls_certificate: str = setting(
-        "", "PEM certificate (chain) of the DICOM listener; set to use TLS (PS3.15 Annex B)."
+        Group.DIMSE,
+        "",
+        "PEM certificate (chain) of the DICOM listener; set to use TLS (PS3.15 Annex B).",
     )
-    tls_key: str = setting("", "PEM private key of tls_certificate.")
+    tls_key: str = setting(Group.DIMSE, "", "PEM private key of tls_certificate.")
     tls_ca: str = setting(
-        "", "PEM CA certificates; when set, DICOM peers must present a certificate they sign."
+        Group.DIMSE,
+        "",
+        "PEM CA certificates; when set, DICOM peers must present a certificate they sign.",
     )
-    workers: int = setting(0, "HTTP worker processes; 0 means one per CPU core.")
+    workers: int = setting(Group.WEB, 0, "HTTP worker processes; 0 means one per CPU core.")
     threads: int = setting(
+        Group.WEB,
         4,
         "Threads per HTTP worker process. Measured with 32 clients reading random frames on 2 "
         "cores: 4 gives the best p99 latency (more threads only contend for the GIL).",
     )
-    log_level: str = setting("info", "Logging level.", ("debug", "info", "warning", "error"))
+    log_level: str = setting(
+        Group.COMMON, "info", "Logging level.", ("debug", "info", "warning", "error")
+    )
 
     @property
     def database(self) -> str:
@@ -139,22 +203,33 @@ class Settings:
         return Path(self.blob_dir) if self.blob_dir else Path(self.data_dir) / "blobs"
 
 
-def declarations() -> list:  # type: ignore[type-arg]
-    """The dataclass fields: name, type, default and metadata (help, choices)."""
-    return list(fields(Settings))
+def declarations(command: str | None = None) -> list[Field[Any]]:
+    """The declared settings (name, type, default; metadata: group, help, choices), all of
+    them or those *command* uses."""
+    groups = COMMANDS[command] if command is not None else frozenset(Group)
+    return [d for d in fields(Settings) if d.metadata["group"] in groups]
 
 
-def _type(declaration) -> type:  # type: ignore[no-untyped-def]
-    return (
-        {"str": str, "int": int, "bool": bool, "float": float}[declaration.type]
-        if isinstance(declaration.type, str)
-        else declaration.type
-    )
+def commands_using(declaration: Field[Any]) -> list[str]:
+    """The commands (other than ``settings``) whose --help lists the setting."""
+    group = declaration.metadata["group"]
+    return [name for name, groups in COMMANDS.items() if group in groups and name != "settings"]
 
 
-def convert(declaration, value: Any, source: str) -> Any:  # type: ignore[no-untyped-def]
+_TYPES: dict[str, type] = {}
+
+
+def kind_of(declaration: Field[Any]) -> type:
+    """The declared type of a setting (annotations are strings here: PEP 563)."""
+    if not _TYPES:
+        _TYPES.update(get_type_hints(Settings))
+    return _TYPES[declaration.name]
+
+
+def convert(declaration: Field[Any], value: Any, source: str) -> Any:
     """Coerce *value* to the declared type; raise ValueError naming *source*."""
-    kind = _type(declaration)
+    kind = kind_of(declaration)
+    choices = declaration.metadata.get("choices")
     try:
         if kind is bool:
             if isinstance(value, bool):
@@ -165,21 +240,22 @@ def convert(declaration, value: Any, source: str) -> Any:  # type: ignore[no-unt
                 result = False
             else:
                 raise ValueError(value)
-        elif kind is int:
+        elif kind in (int, float):
             if isinstance(value, bool):
                 raise ValueError(value)
-            result = int(value)
-        elif kind is float:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            result = float(value)
+            result = kind(value)
+        elif issubclass(kind, StrEnum):
+            result = kind(str(value))
         else:
             result = str(value)
     except (TypeError, ValueError) as exc:
+        if choices:
+            raise ValueError(
+                f"{source}: {declaration.name} must be one of {', '.join(choices)}"
+            ) from exc
         raise ValueError(
             f"{source}: {declaration.name} must be {kind.__name__}, got {value!r}"
         ) from exc
-    choices = declaration.metadata.get("choices")
     if choices and result not in choices:
         raise ValueError(f"{source}: {declaration.name} must be one of {', '.join(choices)}")
     return result
@@ -224,6 +300,11 @@ def to_environ(settings: Settings) -> dict[str, str]:
     return out
 
 
+def _display_type(declaration: Field[Any]) -> str:
+    kind = kind_of(declaration)
+    return "str" if issubclass(kind, StrEnum) else kind.__name__
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -260,18 +341,26 @@ def markdown_document() -> str:
         "`WSIARCHIVE_CONFIG`), as an environment variable and as a command-line flag; later "
         "sources win: defaults < file < environment < flags.",
         "",
-        "| name | flag | environment | type | default | help |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| name | flag | environment | type | default | commands | help |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for d in declarations():
         help_text = d.metadata["help"]
         if d.metadata.get("choices"):
             help_text += f" One of: {', '.join(d.metadata['choices'])}."
         flag = f"--{d.name.replace('_', '-')}"
-        if _type(d) is bool:
+        if kind_of(d) is bool:
             flag += f" / --no-{d.name.replace('_', '-')}"
         lines.append(
-            f"| `{d.name}` | `{flag}` | `{ENV_PREFIX}{d.name.upper()}` | {_type(d).__name__} | "
-            f"`{_toml_value(d.default)}` | {help_text} |"
+            f"| `{d.name}` | `{flag}` | `{ENV_PREFIX}{d.name.upper()}` | {_display_type(d)} | "
+            f"`{_toml_value(d.default)}` | {', '.join(commands_using(d))} | {help_text} |"
         )
     return "\n".join(lines) + "\n"
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(settings: Settings) -> None:
+    """The application log of every process kind, at the configured level."""
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)

@@ -201,8 +201,9 @@ class PlanesImageData(BaseDicomizerImageData):
 class PlanesSource(DicomizerSource):
     """DicomizerSource over :class:`Planes`."""
 
+    # Set per conversion on a subclass (converter.convert._configured), never here.
     fallback_mpp: float | None = None
-    plane: int | None = None
+    plane: int = 0
 
     def __init__(
         self,
@@ -261,7 +262,7 @@ class PlanesSource(DicomizerSource):
     def pyramid_levels(self) -> dict[tuple[int, float, str], int]:
         # One focal plane per conversion (``plane``): the WG-26 profile allows a single focal
         # plane in a TILED_FULL instance, so a Z stack becomes one pyramid per plane.
-        plane = type(self).plane or 0
+        plane = type(self).plane
         return {(0, self._planes.focal_plane(plane), "0"): plane}
 
     def close(self) -> None:

@@ -1,0 +1,231 @@
+"""WADO-RS frames and bulk data (PS3.18 §10.4): pixel data by ranged reads of the blob,
+transcoded when the client asks for another transfer syntax."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+
+from flask import Response
+
+from dicomweb.http.caching import Representation
+from dicomweb.http.errors import HTTPError
+from dicomweb.http.mediatypes import (
+    OCTET_STREAM,
+    PIXEL_MEDIA_TYPE,
+    Parts,
+    negotiate,
+    not_acceptable,
+)
+from dicomweb.http.multipart import closing, part_header, write_parts
+from dicomweb.http.ranges import blob_reader, ranged_response, slices
+from dicomweb.http.streaming import stream
+from dicomweb.service import Service
+from dicomweb.transactions.wado import accepted
+from storage.dicom.document import instance_path
+from storage.dicom.syntaxes import ExplicitVRLittleEndian, same_pixels
+from storage.errors import BlobMissing, NotFound
+from storage.records import StoredRecord
+from storage.retrieve.bulkdata import parse_tag_path
+
+PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float and Double Float
+EAGER_FRAMES = 64  # up to this many frames are read before the response starts
+
+
+def parse_frame_list(text: str) -> list[int]:
+    """``1,2,5`` → [1, 2, 5]; 400 unless every number is a positive integer."""
+    numbers = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item.isdigit() or int(item) < 1:
+            raise HTTPError(
+                400,
+                f"frame list {text!r} is malformed: expected positive integers separated by ','",
+            )
+        numbers.append(int(item))
+    return numbers
+
+
+def _pixel_offers(service: Service, record: StoredRecord) -> tuple[tuple[str, str], ...]:
+    """The stored form first (§8.7.3: what is stored is preferred), then what the frames
+    can be transcoded to."""
+    return _offers_for(record.transfer_syntax, tuple(service.archive.transcode_targets(record)))
+
+
+@lru_cache(maxsize=1024)
+def _offers_for(stored_syntax: str, targets: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    stored = (PIXEL_MEDIA_TYPE.get(stored_syntax, OCTET_STREAM), stored_syntax)
+    if same_pixels(stored_syntax, ExplicitVRLittleEndian):
+        stored = (OCTET_STREAM, str(ExplicitVRLittleEndian))
+    offers = [stored]
+    for ts in targets:
+        offer = (PIXEL_MEDIA_TYPE[ts], ts)
+        if offer not in offers:
+            offers.append(offer)
+    return tuple(offers)
+
+
+def _on_instance(
+    service: Service,
+    study: str,
+    series: str,
+    instance: str,
+    respond: Callable[[StoredRecord], Response],
+) -> Response:
+    """respond(record) with the cached record of an instance, or, if its blob has gone since
+    (deleted or stored again), with the record the index has now (see Archive.instance)."""
+    record = service.archive.instance(study, series, instance)
+    try:
+        return respond(record)
+    except BlobMissing:
+        return respond(service.archive.instance(study, series, instance, fresh=True))
+
+
+def _frames_response(service: Service, record: StoredRecord, numbers: list[int]) -> Response:
+    frames = service.archive.frames(record)
+    frames.check(numbers)
+    offered = _pixel_offers(service, record)
+    choice = negotiate(accepted(), offered, Parts.OPTIONAL if len(numbers) == 1 else Parts.REQUIRED)
+    if choice is None:
+        raise not_acceptable(f"the frames of instance {record.instance}", offered)
+    part_type = choice.media_type
+    if choice.media_type != OCTET_STREAM or choice.transfer_syntax != ExplicitVRLittleEndian:
+        part_type += f"; transfer-syntax={choice.transfer_syntax}"
+    representation = Representation(
+        record.blob_key,
+        record.stored_at,
+        "frames",
+        ",".join(map(str, numbers)),
+        part_type,
+        choice.multipart,
+        max_age=service.config.cache_max_age,
+    )
+    if representation.unchanged():
+        service.archive.blob_size(record)  # BlobMissing if the record is stale
+        return representation.not_modified()
+    headers = representation.headers()
+    base = service.root() + instance_path(record.study, record.series, record.instance)
+    read = service.archive.frame_source(record, choice.transfer_syntax)
+    first = read(numbers[0])  # a stale record fails here, before anything is sent
+    if not choice.multipart:
+        headers["Content-Location"] = f"{base}/frames/{numbers[0]}"
+        return Response(first, content_type=part_type, headers=headers)
+
+    boundary = representation.boundary
+
+    def head(number: int, length: int) -> bytes:
+        return part_header(
+            boundary,
+            {
+                "Content-Type": part_type,
+                "Content-Length": str(length),
+                "Content-Location": f"{base}/frames/{number}",
+            },
+        )
+
+    content_type = f'multipart/related; type="{choice.media_type}"; boundary={boundary}'
+    if len(numbers) <= EAGER_FRAMES:
+        body = [head(numbers[0], len(first)), first, b"\r\n"]
+        for number in numbers[1:]:
+            data = read(number)
+            body += [head(number, len(data)), data, b"\r\n"]
+        body.append(closing(boundary))
+        headers["Content-Length"] = str(sum(map(len, body)))
+        return Response(body, content_type=content_type, headers=headers)
+
+    # Many frames stream. As stored, every length is in the frame table: the body's length
+    # is known, so a client can tell a body cut short by a failed read.
+    length = None
+    if same_pixels(record.transfer_syntax, choice.transfer_syntax):
+        lengths = [frames.length(n) for n in numbers]
+        if all(size is not None for size in lengths):
+            sizes = [size or 0 for size in lengths]
+            length = sum(
+                len(head(n, size)) + size + 2 for n, size in zip(numbers, sizes, strict=True)
+            )
+            length += len(closing(boundary))
+
+    def parts() -> Iterator[bytes]:
+        yield from (head(numbers[0], len(first)), first, b"\r\n")
+        for number in numbers[1:]:
+            data = read(number)
+            yield from (head(number, len(data)), data, b"\r\n")
+        yield closing(boundary)
+
+    what = f"{len(numbers)} frames of instance {record.instance}"
+    return stream(parts(), what, length, content_type=content_type, headers=headers)
+
+
+def retrieve_frames(
+    service: Service, study: str, series: str, instance: str, frames: str
+) -> Response:
+    """GET .../instances/{i}/frames/{list}: one part per frame, by ranged reads."""
+    numbers = parse_frame_list(frames)
+    return _on_instance(
+        service, study, series, instance, lambda record: _frames_response(service, record, numbers)
+    )
+
+
+def retrieve_bulkdata(
+    service: Service, study: str, series: str, instance: str, path: str
+) -> Response:
+    """GET .../instances/{i}/bulkdata/{tag path}: a value the metadata gave as BulkDataURI.
+
+    Single-part octet-stream responses honour Range (RFC 9110 §14): a part of an ICC profile
+    or of native pixel data is one ranged read.
+    """
+    steps = parse_tag_path(path)
+    record = service.archive.records(study, series, instance)[0]
+    location = service.root() + instance_path(study, series, instance) + f"/bulkdata/{path}"
+    octets = [(OCTET_STREAM, str(ExplicitVRLittleEndian))]
+    choice = negotiate(accepted(), octets, Parts.OPTIONAL)
+    if len(steps) == 1 and steps[0] in PIXEL_TAGS:
+        numbers = list(range(1, record.number_of_frames + 1))
+        if not numbers:
+            raise NotFound(f"instance {instance} has no pixel data")
+        native = same_pixels(record.transfer_syntax, ExplicitVRLittleEndian)
+        if native and choice is not None and not choice.multipart:
+            return _native_pixel_data(service, record, location)
+        return _frames_response(service, record, numbers)
+    if choice is None:
+        raise not_acceptable(f"bulk data {path}", octets)
+    _, value = service.archive.bulk_element(record, steps)
+    representation = Representation(
+        record.blob_key, record.stored_at, "bulkdata", path, max_age=service.config.cache_max_age
+    )
+    if representation.unchanged():
+        return representation.not_modified()
+    if not choice.multipart:
+        return ranged_response(
+            slices(value), len(value), OCTET_STREAM, representation, {"Content-Location": location}
+        )
+    boundary = representation.boundary
+    headers = {
+        "Content-Type": OCTET_STREAM,
+        "Content-Length": str(len(value)),
+        "Content-Location": location,
+    }
+    return Response(
+        write_parts(boundary, [(headers, [value])]),
+        content_type=f'multipart/related; type="{OCTET_STREAM}"; boundary={boundary}',
+        headers=representation.headers(),
+    )
+
+
+def _native_pixel_data(service: Service, record: StoredRecord, location: str) -> Response:
+    """The whole native Pixel Data value as one octet stream, read from the blob by offset."""
+    table = service.archive.frame_table(record)
+    if table is None or table.bit_packed:
+        frames = service.archive.frames(record)
+        data = b"".join(frames.read(n) for n in range(1, record.number_of_frames + 1))
+        read, size = slices(data), len(data)
+    else:
+        start = table.ranges(0)[0][0]
+        size = sum(table.frame_length(index) for index in range(len(table)))
+        read = blob_reader(lambda ranges: service.archive.read_ranges(record, ranges), start)
+    representation = Representation(
+        record.blob_key, record.stored_at, "pixeldata", max_age=service.config.cache_max_age
+    )
+    if representation.unchanged():
+        return representation.not_modified()
+    return ranged_response(read, size, OCTET_STREAM, representation, {"Content-Location": location})

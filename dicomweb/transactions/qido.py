@@ -1,0 +1,165 @@
+"""QIDO-RS (PS3.18 §10.6): searches for studies, series and instances."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response, request
+
+from dicomweb.http.datasets import wants_xml, xml_parts_response
+from dicomweb.http.errors import HTTPError
+from dicomweb.http.mediatypes import DICOM_JSON
+from dicomweb.http.warning import warning_header
+from dicomweb.service import Service
+from storage.dicom.document import absolutize
+from storage.dicom.levels import Level
+from storage.dicom.uids import validate_uid
+from storage.query.keys import attribute_for, by_keyword, parse_key
+from storage.query.search import Search
+
+# Query parameters that are not matching keys (PS3.18 Table 8.3.4-1 and §8.3.3).
+FLAGS = ("fuzzymatching", "emptyvaluematching", "multiplevaluematching")
+CONTROL = {"limit", "offset", "includefield", "accept", "charset", *FLAGS}
+UTF8 = {"utf-8", "utf8", "iso_ir 192", '"iso_ir 192"', "*"}
+
+
+def _non_negative(name: str) -> int | None:
+    text = request.args.get(name)
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise HTTPError(400, f"{name}={text!r} is not a non-negative integer")
+    return int(text)
+
+
+def build_search(
+    service: Service, level: Level, study: str | None, series: str | None
+) -> tuple[Search, list[str]]:
+    """A Search from the path and query string, with the Warning texts it gave rise to."""
+    search = Search(level)
+    warnings: list[str] = []
+    for uid, name in ((study, "StudyInstanceUID"), (series, "SeriesInstanceUID")):
+        if uid is not None:
+            search.where(by_keyword(name), validate_uid(uid, name))
+    flags = {}
+    for name in FLAGS:
+        value = request.args.get(name, "false").lower()
+        if value not in ("true", "false"):
+            raise HTTPError(400, f"{name}={value!r} must be true or false")
+        flags[name] = value == "true"
+    search.fuzzy = flags["fuzzymatching"]
+    search.empty_value_matching = flags["emptyvaluematching"]
+    search.multiple_value_matching = flags["multiplevaluematching"]
+    _check_charset()
+    search.levels = _result_levels(level, study, series)
+    unknown: list[str] = []
+    not_matched: list[str] = []
+    for key in request.args:
+        if key in CONTROL:
+            continue
+        path = parse_key(key)
+        if path is None:
+            # §8.3: "The origin server shall ignore any unsupported Query Parameters".
+            unknown.append(key)
+            continue
+        values = request.args.getlist(key)
+        if len(values) > 1:
+            raise HTTPError(400, f"{key} is repeated; §8.3.4.1 allows each attribute once")
+        attribute = attribute_for(path)
+        if attribute is None:
+            # Not kept by the index: its value is ignored for matching but the attribute is
+            # returned (PS3.4 C.2.2.1.3, optional keys).
+            not_matched.append(key)
+            search.include_other.append(path)
+            continue
+        search.where(attribute, values[0])
+    if unknown:
+        warnings.append(
+            "These query parameters are not supported and were ignored: " + ", ".join(unknown)
+        )
+    if not_matched:
+        warnings.append(
+            "These attributes are not supported as matching keys; their values were ignored: "
+            + ", ".join(not_matched)
+        )
+    for value in request.args.getlist("includefield"):
+        for key in value.split(","):
+            key = key.strip()
+            if not key:
+                continue
+            if key == "all":
+                search.include_all = True
+                continue
+            path = parse_key(key)
+            if path is None:
+                raise HTTPError(400, f"includefield {key!r} is neither a DICOM keyword nor a tag")
+            attribute = attribute_for(path)
+            if attribute is not None:
+                search.include.append(attribute)
+            else:
+                search.include_other.append(path)
+    limit = _non_negative("limit")
+    search.offset = _non_negative("offset") or 0
+    maximum = service.config.max_search_results
+    if limit is None or limit > maximum:
+        if limit is not None:
+            warnings.append(f"The limit {limit} exceeds the maximum of {maximum} results")
+        limit = maximum
+    search.limit = limit
+    return search, warnings
+
+
+def _result_levels(level: Level, study: str | None, series: str | None) -> set[Level]:
+    """PS3.18 §10.6.3: /series carries study attributes, /studies/{s}/instances series
+    attributes, /instances both; scoped resources carry only their own level."""
+    if level == Level.SERIES:
+        return {Level.SERIES} if study else {Level.STUDY, Level.SERIES}
+    if level == Level.INSTANCE:
+        if series:
+            return {Level.INSTANCE}
+        if study:
+            return {Level.SERIES, Level.INSTANCE}
+        return {Level.STUDY, Level.SERIES, Level.INSTANCE}
+    return {Level.STUDY}
+
+
+def _check_charset() -> None:
+    """Responses are UTF-8 (Annex F); a client that accepts no UTF-8 cannot be served."""
+    requested = request.args.get("charset")
+    if requested and not {c.strip().split(";")[0].lower() for c in requested.split(",")} & UTF8:
+        raise HTTPError(400, f"charset={requested!r} is not supported; responses are UTF-8")
+    accepted = request.headers.get("Accept-Charset")
+    if accepted:
+        names = {c.strip().split(";")[0].lower() for c in accepted.split(",")}
+        if not names & UTF8:
+            raise HTTPError(406, f"Accept-Charset {accepted!r} excludes UTF-8, the only charset")
+
+
+def _url(root: str, uids: tuple[str, ...]) -> str:
+    names = ("studies", "series", "instances")
+    return root + "".join(f"/{name}/{uid}" for name, uid in zip(names, uids, strict=False))
+
+
+def search(
+    service: Service, level: Level, study: str | None = None, series: str | None = None
+) -> Response:
+    """GET /studies, /series, /instances and their scoped forms."""
+    xml = wants_xml(multipart_xml=True)
+    search_, warnings = build_search(service, level, study, series)
+    page = service.archive.search(search_)
+    root = service.root()
+    results = []
+    for match in page.results:
+        dataset = absolutize(match.dataset, root)
+        dataset["00081190"] = {"vr": "UR", "Value": [_url(root, match.uids)]}
+        dataset["00080056"] = {"vr": "CS", "Value": ["ONLINE"]}
+        results.append(dict(sorted(dataset.items())))
+    if page.remaining:
+        # PS3.18 §10.6.3.2 (paging): tell the client more results can be requested.
+        warnings.append(f"There are {page.remaining} additional results that can be requested")
+    headers = warning_header(warnings, root)
+    if xml:
+        response = xml_parts_response(results)
+        response.headers.update(headers)
+        return response
+    return Response(json.dumps(results), content_type=DICOM_JSON, headers=headers)

@@ -1,0 +1,181 @@
+"""STOW-RS (PS3.18 §10.5): Part-10 instances in multipart/related, streamed to the archive."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Response, request
+
+from dicomweb.errors import CANNOT_UNDERSTAND, PROCESSING_FAILURE, SYNTAX_FAILURES, status_of
+from dicomweb.http.datasets import dataset_response
+from dicomweb.http.errors import HTTPError
+from dicomweb.http.mediatypes import DICOM, parse_media_type
+from dicomweb.http.multipart import BodyReader, MultipartReader
+from dicomweb.http.warning import warning_header
+from dicomweb.service import Service
+from storage.blobs import StagedBlob
+from storage.dicom.document import JsonObject, instance_path
+from storage.dicom.part10 import Part10Writer
+from storage.dicom.uids import validate_uid
+from storage.errors import ArchiveError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """The Store Instances Response Module (PS3.18 Annex I) being assembled."""
+
+    root: str
+    referenced: list[JsonObject]
+    failed: list[JsonObject]
+    other_failures: list[JsonObject]
+    reasons: list[str]
+
+    def stored(self, sop_class: str, sop_instance: str, url: str) -> None:
+        self.referenced.append(
+            {
+                "00081150": {"vr": "UI", "Value": [sop_class]},
+                "00081155": {"vr": "UI", "Value": [sop_instance]},
+                "00081190": {"vr": "UR", "Value": [url]},
+            }
+        )
+
+    def failure(
+        self, code: int, reason: str, sop_class: str | None, sop_instance: str | None
+    ) -> None:
+        item: JsonObject = {"00081197": {"vr": "US", "Value": [code]}}
+        if sop_class and sop_instance:
+            self.failed.append(
+                {
+                    "00081150": {"vr": "UI", "Value": [sop_class]},
+                    "00081155": {"vr": "UI", "Value": [sop_instance]},
+                    **item,
+                }
+            )
+        else:
+            self.other_failures.append(item)
+        self.reasons.append(f"{code:04X} {reason}")
+
+    @property
+    def codes(self) -> list[int]:
+        return [item["00081197"]["Value"][0] for item in self.failed + self.other_failures]
+
+    def status(self) -> int:
+        """Table 10.5.3-1: 200 all stored, 202 some, 400 none (bad syntax), 409 none (conflict)."""
+        if self.referenced:
+            return 202 if self.codes else 200
+        if self.codes and all(code in SYNTAX_FAILURES for code in self.codes):
+            return 400
+        return 409
+
+    def dataset(self, study_url: str | None) -> JsonObject:
+        module: JsonObject = {
+            "00081190": {"vr": "UR", "Value": [study_url]} if study_url else {"vr": "UR"}
+        }
+        if self.failed:
+            module["00081198"] = {"vr": "SQ", "Value": self.failed}
+        if self.referenced:
+            module["00081199"] = {"vr": "SQ", "Value": self.referenced}
+        if self.other_failures:
+            module["0008119A"] = {"vr": "SQ", "Value": self.other_failures}
+        return module
+
+
+def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
+    """Receive every part of the request into staged blobs; a malformed body raises HTTPError
+    after discarding what was staged, so nothing of a bad request is ever stored."""
+    media_type, params = parse_media_type(request.headers.get("Content-Type", ""))
+    length_header = request.headers.get("Content-Length")
+    content_length = int(length_header) if length_header and length_header.isdigit() else None
+    limit = service.config.max_request_bytes
+    if content_length is not None and content_length > limit:
+        raise HTTPError(
+            413,
+            f"the request body of {content_length} bytes is larger than the limit of {limit} bytes",
+        )
+    body = BodyReader(request.environ["wsgi.input"], content_length, limit)
+    staged: list[StagedBlob] = []
+    problems: list[str] = []
+    try:
+        if media_type == DICOM:
+            # A single Part-10 body: not in Table 10.5.1-1, accepted as a convenience.
+            blob = service.archive.stage()
+            staged.append(blob)
+            writer = Part10Writer(blob.write)
+            while data := body.read():
+                writer(data)
+            writer.close()
+            return staged, problems
+        if media_type != "multipart/related":
+            raise HTTPError(
+                415,
+                f"Content-Type {media_type or '(none)'} is not supported; send "
+                f'multipart/related; type="{DICOM}" with one Part-10 instance per part',
+            )
+        part_type = params.get("type", "").lower()
+        if part_type != DICOM:
+            raise HTTPError(
+                415,
+                f'multipart/related; type="{part_type}" is not supported; this server stores '
+                f'Part-10 instances sent as multipart/related; type="{DICOM}"',
+            )
+        reader = MultipartReader(body, params.get("boundary", ""))
+        for headers in reader.parts():
+            part_media_type, _ = parse_media_type(headers.get("content-type", DICOM))
+            if part_media_type != DICOM:
+                reader.copy_body(lambda _data: None)
+                problems.append(
+                    f"part {reader.part_number} has Content-Type {part_media_type}, not {DICOM}"
+                )
+                continue
+            blob = service.archive.stage()
+            staged.append(blob)
+            writer = Part10Writer(blob.write)
+            reader.copy_body(writer)
+            writer.close()
+            blob.finish()
+        if not staged and not problems:
+            raise HTTPError(400, "the request holds no instances")
+        return staged, problems
+    except BaseException:
+        for blob in staged:
+            blob.discard()
+        raise
+
+
+def store(service: Service, study: str | None = None) -> Response:
+    """POST /studies[/{study}]."""
+    if study is not None:
+        validate_uid(study, "Study Instance UID")
+    root = service.root()
+    staged, problems = _request_parts(service)
+    outcome = Outcome(root, [], [], [], [])
+    for problem in problems:
+        outcome.failure(CANNOT_UNDERSTAND, problem, None, None)
+    studies: set[str] = set()
+    for number, blob in enumerate(staged, start=1):
+        try:
+            result = service.archive.ingest(blob, study)
+        except ArchiveError as exc:
+            log.info("STOW part %d refused: %s", number, exc.reason)
+            code = status_of(exc).failure_reason
+            outcome.failure(code, f"part {number}: {exc.reason}", exc.sop_class, exc.sop_instance)
+            continue
+        except Exception:
+            log.exception("STOW part %d failed", number)
+            outcome.failure(PROCESSING_FAILURE, f"part {number}: internal error", None, None)
+            continue
+        studies.add(result.study)
+        outcome.stored(
+            result.sop_class,
+            result.instance,
+            root + instance_path(result.study, result.series, result.instance),
+        )
+    target = study or (next(iter(studies)) if len(studies) == 1 else None)
+    study_url = f"{root}/studies/{target}" if target and studies else None
+    # The Warning header carries the readable reasons (§10.5.3.2 recommends a DICOM status
+    # code and a description).
+    headers = warning_header(outcome.reasons, root)
+    return dataset_response(outcome.dataset(study_url), outcome.status(), headers)

@@ -1,0 +1,74 @@
+"""The one mapping of archive errors to DIMSE statuses: for C-STORE (PS3.4 B.2.3 Table B.2-1
+and the general statuses of PS3.7 Annex C) and for C-FIND / C-MOVE / C-GET (PS3.4 C.4.1.1.4,
+C.4.2.1.5, C.4.3.1.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage.errors import (
+    ArchiveError,
+    BlobMissing,
+    CodecError,
+    ConflictingInstance,
+    DuplicateInstance,
+    ImageTooLarge,
+    InstanceBusy,
+    InvalidInstance,
+    InvalidRequest,
+    InvalidUID,
+    NotFound,
+    NotRenderable,
+    OutOfResources,
+    RequestTooLarge,
+    StudyMismatch,
+    UnsupportedTransferSyntax,
+)
+
+SUCCESS, PENDING, CANCEL = 0x0000, 0xFF00, 0xFE00
+PROCESSING_FAILURE = 0x0110  # PS3.7 Annex C general status; STOW Table I.2-2 too
+DUPLICATE_SOP_INSTANCE = 0x0111  # PS3.7 Annex C general status
+OUT_OF_RESOURCES = 0xA700  # Table B.2-1 / C.4-1: Refused: Out of Resources
+IDENTIFIER_DOES_NOT_MATCH = 0xA900  # Table C.4-1: Identifier does not match SOP Class
+CANNOT_UNDERSTAND = 0xC000  # Table B.2-1: Error: Cannot understand; C.4-1: Unable to process
+TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122  # a Cxxx code, as in STOW (PS3.18 Table I.2-2)
+
+
+@dataclass(frozen=True)
+class DimseStatus:
+    """The status of an error when it refuses a C-STORE, and when it fails a query or
+    retrieve (C-FIND, C-MOVE, C-GET)."""
+
+    store: int
+    query: int
+
+
+# Every ArchiveError class, each with its own entry (tests/dimse/test_statuses.py fails when
+# one is missing). The C-STORE codes agree with STOW-RS's Failure Reasons
+# (dicomweb.errors.STATUS) wherever DIMSE has the same code.
+STATUS: dict[type[ArchiveError], DimseStatus] = {
+    ArchiveError: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    InvalidUID: DimseStatus(CANNOT_UNDERSTAND, IDENTIFIER_DOES_NOT_MATCH),
+    InvalidRequest: DimseStatus(CANNOT_UNDERSTAND, IDENTIFIER_DOES_NOT_MATCH),
+    NotFound: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    BlobMissing: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    CodecError: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    NotRenderable: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    RequestTooLarge: DimseStatus(OUT_OF_RESOURCES, OUT_OF_RESOURCES),
+    ImageTooLarge: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    OutOfResources: DimseStatus(OUT_OF_RESOURCES, OUT_OF_RESOURCES),
+    InvalidInstance: DimseStatus(CANNOT_UNDERSTAND, CANNOT_UNDERSTAND),
+    UnsupportedTransferSyntax: DimseStatus(TRANSFER_SYNTAX_NOT_SUPPORTED, CANNOT_UNDERSTAND),
+    StudyMismatch: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    DuplicateInstance: DimseStatus(DUPLICATE_SOP_INSTANCE, CANNOT_UNDERSTAND),
+    ConflictingInstance: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    InstanceBusy: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),  # transient: retry
+}
+
+
+def status_of(error: ArchiveError) -> DimseStatus:
+    """The entry of the error's class (or of its nearest listed ancestor)."""
+    for kind in type(error).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    raise AssertionError("ArchiveError is in STATUS")

@@ -1,0 +1,2 @@
+"""The study index, the only place besides storage.query that talks SQL: tables, migrations,
+the columns kept from each data set, the join ladder, writes and reads."""

@@ -1,0 +1,226 @@
+"""Study index tables: patient, study, series, instance, plus per-instance metadata and frames.
+
+Each column kept from a data set names its attribute: (group,element) VR VM."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Status(StrEnum):
+    """Where an instance row is in the two-phase ingest."""
+
+    PENDING = "pending"  # claimed; its blob is being written
+    STORED = "stored"  # committed; visible to queries and retrieves
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # (0010,0020) LO 1
+    patient_id: Mapped[str] = mapped_column(String(64), default="")
+    # (0010,0021) LO 1
+    issuer_of_patient_id: Mapped[str] = mapped_column(String(64), default="")
+    # (0010,0010) PN 1
+    patient_name: Mapped[str] = mapped_column(String(400), default="")
+    # Case-folded name for literal PN matching, and its normalised words for fuzzy matching.
+    patient_name_folded: Mapped[str] = mapped_column(String(400), default="", index=True)
+    patient_name_words: Mapped[str] = mapped_column(String(500), default="")
+    # (0010,0030) DA 1
+    patient_birth_date: Mapped[str] = mapped_column(String(8), default="")
+    # (0010,0040) CS 1
+    patient_sex: Mapped[str] = mapped_column(String(16), default="")
+
+    # One row per (Patient ID, Issuer); patients without an ID are never merged.
+    __table_args__ = (
+        Index(
+            "ux_patient_id",
+            "patient_id",
+            "issuer_of_patient_id",
+            unique=True,
+            sqlite_where=text("patient_id <> ''"),
+            postgresql_where=text("patient_id <> ''"),
+        ),
+        Index("ix_patient_birth_date", "patient_birth_date"),
+        # The partial unique index above is not usable for plain equality in SQLite.
+        Index("ix_patient_patient_id", "patient_id"),
+    )
+
+
+class Study(Base):
+    __tablename__ = "study"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_pk: Mapped[int] = mapped_column(ForeignKey("patient.pk"), index=True)
+    # (0020,000D) UI 1
+    study_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
+    # (0008,0020) DA 1
+    study_date: Mapped[str] = mapped_column(String(8), default="", index=True)
+    # (0008,0030) TM 1
+    study_time: Mapped[str] = mapped_column(String(16), default="")
+    # StudyDate + StudyTime as YYYYMMDDHHMMSS.FFFFFF, for combined date-time range matching.
+    study_datetime: Mapped[str] = mapped_column(String(21), default="", index=True)
+    # (0008,0050) SH 1
+    accession_number: Mapped[str] = mapped_column(String(16), default="", index=True)
+    # (0020,0010) SH 1
+    study_id: Mapped[str] = mapped_column(String(16), default="")
+    # (0008,1030) LO 1
+    study_description: Mapped[str] = mapped_column(String(64), default="")
+    # (0008,0090) PN 1
+    referring_physician_name: Mapped[str] = mapped_column(String(400), default="")
+    referring_physician_name_folded: Mapped[str] = mapped_column(String(400), default="")
+    referring_physician_name_words: Mapped[str] = mapped_column(String(500), default="")
+    # (0008,0201) SH 1
+    timezone_offset_from_utc: Mapped[str] = mapped_column(String(16), default="")
+    # (0008,0005) CS 1-n
+    specific_character_set: Mapped[str] = mapped_column(String(128), default="")
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("study.pk"), index=True)
+    # (0020,000E) UI 1
+    series_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
+    # (0008,0060) CS 1
+    modality: Mapped[str] = mapped_column(String(16), default="", index=True)
+    # (0020,0011) IS 1
+    series_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # (0008,103E) LO 1
+    series_description: Mapped[str] = mapped_column(String(64), default="")
+    # (0040,0244) DA 1
+    performed_procedure_step_start_date: Mapped[str] = mapped_column(String(8), default="")
+    # (0040,0245) TM 1
+    performed_procedure_step_start_time: Mapped[str] = mapped_column(String(16), default="")
+    performed_procedure_step_start_datetime: Mapped[str] = mapped_column(String(21), default="")
+
+
+class RequestAttributes(Base):
+    """One item of a series' Request Attributes Sequence (0040,0275), for sequence matching."""
+
+    __tablename__ = "request_attributes"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_pk: Mapped[int] = mapped_column(ForeignKey("series.pk", ondelete="CASCADE"), index=True)
+    # (0040,1001) SH 1, in (0040,0275)
+    requested_procedure_id: Mapped[str] = mapped_column(String(16), default="", index=True)
+    # (0040,0009) SH 1, in (0040,0275)
+    scheduled_procedure_step_id: Mapped[str] = mapped_column(String(16), default="", index=True)
+    # (0008,0050) SH 1, in (0040,0275)
+    accession_number: Mapped[str] = mapped_column(String(16), default="")
+
+
+class Instance(Base):
+    """One SOP instance. Visible to queries and retrieves only when ``status`` is stored.
+
+    An ingest claims the row first (``pending_key`` set, and ``status`` pending for a new
+    instance), writes the blob, then in one transaction stores metadata and frames, moves
+    ``pending_key`` to ``blob_key`` and sets ``status`` to stored.
+    """
+
+    __tablename__ = "instance"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # (0008,0018) UI 1
+    sop_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
+    series_pk: Mapped[int | None] = mapped_column(ForeignKey("series.pk"), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
+    # (0008,0016) UI 1
+    sop_class_uid: Mapped[str] = mapped_column(String(128), default="")
+    # (0020,0013) IS 1
+    instance_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # (0028,0010) US 1
+    rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # (0028,0011) US 1
+    columns: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # (0028,0008) IS 1
+    number_of_frames: Mapped[int] = mapped_column(Integer, default=0)
+    # (0002,0010) UI 1
+    transfer_syntax_uid: Mapped[str] = mapped_column(String(128), default="")
+    # (0028,0100) US 1
+    bits_allocated: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # (0040,0512) LO 1
+    container_identifier: Mapped[str] = mapped_column(String(64), default="", index=True)
+    # (0008,002A) DT 1
+    acquisition_datetime: Mapped[str] = mapped_column(String(32), default="")
+    acquisition_datetime_norm: Mapped[str] = mapped_column(String(21), default="", index=True)
+    blob_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    stored_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (
+        Index("ix_instance_series_status", "series_pk", "status"),
+        Index("ix_instance_sop_class", "sop_class_uid"),
+    )
+
+
+class Specimen(Base):
+    """A specimen an instance shows: one item of its Specimen Description Sequence."""
+
+    __tablename__ = "specimen"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_pk: Mapped[int] = mapped_column(
+        ForeignKey("instance.pk", ondelete="CASCADE"), index=True
+    )
+    # (0040,0551) LO 1, in (0040,0560)
+    specimen_identifier: Mapped[str] = mapped_column(String(64), default="", index=True)
+    # (0040,0554) UI 1, in (0040,0560)
+    specimen_uid: Mapped[str] = mapped_column(String(128), default="")
+
+
+class InstanceMetadata(Base):
+    """The DICOM JSON document of an instance (zlib), bulk data as BulkDataURIs."""
+
+    __tablename__ = "instance_metadata"
+
+    instance_pk: Mapped[int] = mapped_column(
+        ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True
+    )
+    document: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FrameIndex(Base):
+    """The frame table of an instance: byte ranges of every frame in its blob."""
+
+    __tablename__ = "frame_index"
+
+    instance_pk: Mapped[int] = mapped_column(
+        ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True
+    )
+    ranges: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+__all__ = [
+    "Base",
+    "FrameIndex",
+    "Instance",
+    "InstanceMetadata",
+    "Patient",
+    "RequestAttributes",
+    "Series",
+    "Specimen",
+    "Status",
+    "Study",
+]

@@ -1,0 +1,81 @@
+"""Recomputing the index's search values from the stored DICOM JSON documents (migrations)."""
+
+from __future__ import annotations
+
+import warnings
+
+from pydicom.dataset import Dataset
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.orm import Session
+
+from storage.dicom.document import load
+from storage.dicom.levels import Level
+from storage.index.columns import (
+    instance_values,
+    patient_values,
+    series_values,
+    specimens,
+    study_values,
+)
+from storage.index.ladder import ladder
+from storage.index.models import (
+    Instance,
+    InstanceMetadata,
+    Patient,
+    RequestAttributes,
+    Series,
+    Specimen,
+    Study,
+)
+from storage.index.writes import add_request_attributes
+
+
+def dataset_of(document: bytes) -> Dataset:
+    """A stored document as a pydicom Dataset; bulk data is left out."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Dataset.from_json(load(document), bulk_data_uri_handler=lambda *_: b"")
+
+
+def refresh_all(connection: Connection) -> int:
+    """Refill every derived column and search table from the documents; returns a count."""
+    session = Session(bind=connection)
+    columns = select(
+        Instance.pk,
+        Instance.series_pk,
+        Series.study_pk,
+        Study.patient_pk,
+        InstanceMetadata.document,
+    )
+    rows = session.execute(
+        ladder(columns, Level.INSTANCE, [Level.STUDY])
+        .join(InstanceMetadata, InstanceMetadata.instance_pk == Instance.pk)
+        .order_by(Instance.pk)
+    ).all()
+    session.execute(delete(RequestAttributes))
+    session.execute(delete(Specimen))
+    seen_series: set[int] = set()
+    seen_studies: set[int] = set()
+    for instance_pk, series_pk, study_pk, patient_pk, document in rows:
+        dataset = dataset_of(document)
+        session.execute(
+            update(Instance).where(Instance.pk == instance_pk).values(**instance_values(dataset))
+        )
+        for item in specimens(dataset):
+            session.add(Specimen(instance_pk=instance_pk, **item))
+        add_request_attributes(session, series_pk, dataset)
+        if series_pk not in seen_series:
+            seen_series.add(series_pk)
+            session.execute(
+                update(Series).where(Series.pk == series_pk).values(**series_values(dataset))
+            )
+        if study_pk not in seen_studies:
+            seen_studies.add(study_pk)
+            session.execute(
+                update(Study).where(Study.pk == study_pk).values(**study_values(dataset))
+            )
+            session.execute(
+                update(Patient).where(Patient.pk == patient_pk).values(**patient_values(dataset))
+            )
+        session.flush()
+    return len(rows)

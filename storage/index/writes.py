@@ -1,0 +1,364 @@
+"""Writing the study index: claiming, committing and releasing instances (the two phases of
+every ingest), bulk loading, deleting, and the rows of patients, studies and series."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from pydicom.dataset import Dataset
+from sqlalchemy import Engine, delete, exists, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from storage.dicom.dataset import Identity
+from storage.errors import ConflictingInstance, DuplicateInstance, InstanceBusy
+from storage.index.columns import (
+    instance_values,
+    patient_values,
+    request_attributes,
+    series_values,
+    specimens,
+    study_values,
+)
+from storage.index.engine import WRITE
+from storage.index.models import (
+    FrameIndex,
+    Instance,
+    InstanceMetadata,
+    Patient,
+    RequestAttributes,
+    Series,
+    Specimen,
+    Status,
+    Study,
+)
+
+# A claim this old belongs to a writer that died; a new writer may take it over.
+STALE_CLAIM = timedelta(minutes=30)
+T = TypeVar("T")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to write one SOP instance: its row and the blob key it will get."""
+
+    instance_pk: int
+    key: str
+    previous_key: str | None  # the blob this write replaces (overwrite policy)
+    abandoned_key: str | None  # a dead writer's blob to remove
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Everything the index records about one instance being stored."""
+
+    identity: Identity
+    dataset: Dataset
+    transfer_syntax: str
+    number_of_frames: int
+    size: int
+    document: bytes
+    frames: bytes | None
+    key: str
+
+
+class IndexWriter:
+    """Every write of the index tables, as SQLAlchemy expressions."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(**WRITE)
+
+    # -- writing -------------------------------------------------------------------------------
+    def _write(self, work: Callable[[Session], T], attempts: int = 5) -> T:
+        """Run *work* in a write transaction, retrying when a concurrent writer collided."""
+        for attempt in range(attempts):
+            try:
+                with Session(self._writer, expire_on_commit=False) as session, session.begin():
+                    return work(session)
+            except (IntegrityError, OperationalError):
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def claim(self, sop_instance_uid: str, key: str, overwrite: bool) -> Claim:
+        """Reserve *sop_instance_uid* for a write whose blob will be *key*."""
+
+        def work(session: Session) -> Claim:
+            row = session.scalar(
+                select(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
+            )
+            now = _now()
+            if row is None:
+                row = Instance(
+                    sop_instance_uid=sop_instance_uid,
+                    status=Status.PENDING,
+                    pending_key=key,
+                    claimed_at=now,
+                    number_of_frames=0,
+                    size=0,
+                )
+                session.add(row)
+                session.flush()
+                return Claim(row.pk, key, None, None)
+            abandoned = None
+            if row.pending_key is not None:
+                if row.claimed_at is not None and now - row.claimed_at < STALE_CLAIM:
+                    raise InstanceBusy(
+                        f"SOP Instance {sop_instance_uid} is being stored by another request"
+                    )
+                abandoned = row.pending_key
+            if row.status == Status.STORED and not overwrite:
+                raise DuplicateInstance(
+                    f"SOP Instance {sop_instance_uid} is stored already "
+                    "(the archive's duplicate policy is to reject)"
+                )
+            row.pending_key, row.claimed_at = key, now
+            previous = row.blob_key if row.status == Status.STORED else None
+            return Claim(row.pk, key, previous, abandoned)
+
+        try:
+            return self._write(work, attempts=1)
+        except IntegrityError as exc:
+            raise InstanceBusy(
+                f"SOP Instance {sop_instance_uid} is being stored by another request"
+            ) from exc
+
+    def commit(self, claim: Claim, entry: Entry) -> None:
+        """Make a claimed instance visible: index values, metadata, frame table, ``stored``."""
+
+        def work(session: Session) -> None:
+            row = session.get(Instance, claim.instance_pk)
+            if row is None or row.pending_key != claim.key:
+                raise InstanceBusy(
+                    f"the claim on {entry.identity.instance} was lost to another writer"
+                )
+            old_series_pk = row.series_pk
+            fresh = row.status != Status.STORED
+            self._apply(session, row, entry, claim.key, fresh)
+            if old_series_pk is not None and old_series_pk != row.series_pk:
+                self._drop_if_empty(session, old_series_pk)
+
+        self._write(work)
+
+    def load(self, entries: list[Entry]) -> None:
+        """Bulk loading: store new instances whose blobs are in place, in one transaction.
+
+        The index values come from the same functions as ``commit`` uses (``_series`` for the
+        patient, study and series rows, ``instance_values`` and ``specimens`` for the rest);
+        only the instance rows are inserted in bulk. No claims are taken: nothing else may be
+        writing these SOP Instance UIDs.
+        """
+
+        def work(session: Session) -> None:
+            series_pk: dict[str, int] = {}
+            rows = []
+            now = _now()
+            for entry in entries:
+                if entry.identity.series not in series_pk:
+                    series_pk[entry.identity.series] = self._series(
+                        session, entry.identity, entry.dataset
+                    ).pk
+                rows.append(
+                    {
+                        "sop_instance_uid": entry.identity.instance,
+                        "series_pk": series_pk[entry.identity.series],
+                        "status": Status.STORED,
+                        "sop_class_uid": entry.identity.sop_class,
+                        **instance_values(entry.dataset),
+                        "number_of_frames": entry.number_of_frames,
+                        "transfer_syntax_uid": entry.transfer_syntax,
+                        "size": entry.size,
+                        "blob_key": entry.key,
+                        "stored_at": now,
+                    }
+                )
+            pks = dict(
+                session.execute(
+                    insert(Instance).returning(Instance.sop_instance_uid, Instance.pk), rows
+                ).all()
+            )
+            specimen_rows, documents, frame_rows = [], [], []
+            for entry in entries:
+                pk = pks[entry.identity.instance]
+                specimen_rows += [{"instance_pk": pk, **item} for item in specimens(entry.dataset)]
+                documents.append({"instance_pk": pk, "document": entry.document})
+                if entry.frames is not None:
+                    frame_rows.append({"instance_pk": pk, "ranges": entry.frames})
+            for table, values in (
+                (Specimen, specimen_rows),
+                (InstanceMetadata, documents),
+                (FrameIndex, frame_rows),
+            ):
+                if values:
+                    session.execute(insert(table), values)
+
+        self._write(work, attempts=1)
+
+    def _apply(self, session: Session, row: Instance, entry: Entry, key: str, fresh: bool) -> None:
+        series = self._series(session, entry.identity, entry.dataset)
+        row.series_pk = series.pk
+        row.sop_class_uid = entry.identity.sop_class
+        for name, value in instance_values(entry.dataset).items():
+            setattr(row, name, value)
+        row.number_of_frames = entry.number_of_frames
+        row.transfer_syntax_uid = entry.transfer_syntax
+        row.size = entry.size
+        row.blob_key, row.pending_key, row.claimed_at = key, None, None
+        row.status = Status.STORED
+        row.stored_at = _now()
+        session.flush()
+        if not fresh:
+            session.execute(delete(Specimen).where(Specimen.instance_pk == row.pk))
+            session.execute(delete(FrameIndex).where(FrameIndex.instance_pk == row.pk))
+            session.execute(delete(InstanceMetadata).where(InstanceMetadata.instance_pk == row.pk))
+        for item in specimens(entry.dataset):
+            session.add(Specimen(instance_pk=row.pk, **item))
+        session.add(InstanceMetadata(instance_pk=row.pk, document=entry.document))
+        if entry.frames is not None:
+            session.add(FrameIndex(instance_pk=row.pk, ranges=entry.frames))
+        session.flush()
+
+    def release(self, claim: Claim) -> None:
+        """Give up a claim after a failed write; a new instance's row disappears."""
+
+        def work(session: Session) -> None:
+            row = session.get(Instance, claim.instance_pk)
+            if row is None or row.pending_key != claim.key:
+                return
+            if row.status == Status.PENDING:
+                session.delete(row)
+            else:
+                row.pending_key, row.claimed_at = None, None
+
+        self._write(work)
+
+    def delete(self, sop_instance_uid: str) -> str | None:
+        """Remove a stored instance from the index; returns its blob key (None if absent)."""
+
+        def work(session: Session) -> str | None:
+            row = session.scalar(
+                select(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
+            )
+            if row is None:
+                return None
+            key, series_pk = row.blob_key, row.series_pk
+            session.delete(row)
+            session.flush()
+            if series_pk is not None:
+                self._drop_if_empty(session, series_pk)
+            return key
+
+        return self._write(work)
+
+    def abandoned_claims(self) -> list[Claim]:
+        """Every open claim; only meaningful when no writer is running (start-up recovery)."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(Instance.pk, Instance.pending_key).where(Instance.pending_key.is_not(None))
+            ).all()
+        return [Claim(pk, key, None, None) for pk, key in rows]
+
+    # -- patient / study / series rows -----------------------------------------------------------
+    def _patient(self, session: Session, dataset: Dataset) -> Patient:
+        values = patient_values(dataset)
+        patient = None
+        if values["patient_id"]:
+            patient = session.scalar(
+                select(Patient).where(
+                    Patient.patient_id == values["patient_id"],
+                    Patient.issuer_of_patient_id == values["issuer_of_patient_id"],
+                )
+            )
+        if patient is None:
+            patient = Patient(**values)
+            session.add(patient)
+            session.flush()
+        else:
+            _fill_empty(patient, values)
+        return patient
+
+    def _series(self, session: Session, identity: Identity, dataset: Dataset) -> Series:
+        study = session.scalar(select(Study).where(Study.study_instance_uid == identity.study))
+        if study is None:
+            patient = self._patient(session, dataset)
+            study = Study(
+                patient_pk=patient.pk, study_instance_uid=identity.study, **study_values(dataset)
+            )
+            session.add(study)
+            session.flush()
+        else:
+            _fill_empty(study, study_values(dataset))
+        series = session.scalar(select(Series).where(Series.series_instance_uid == identity.series))
+        if series is None:
+            series = Series(
+                study_pk=study.pk, series_instance_uid=identity.series, **series_values(dataset)
+            )
+            session.add(series)
+            session.flush()
+        elif series.study_pk != study.pk:
+            raise ConflictingInstance(
+                f"Series {identity.series} is stored in another study than {identity.study}"
+            )
+        else:
+            _fill_empty(series, series_values(dataset))
+        add_request_attributes(session, series.pk, dataset)
+        return series
+
+    def _drop_if_empty(self, session: Session, series_pk: int) -> None:
+        """Remove a series left without instances, and its study and patient if left empty."""
+        if session.scalar(select(exists().where(Instance.series_pk == series_pk))):
+            return
+        series = session.get(Series, series_pk)
+        if series is None:
+            return
+        study = session.get(Study, series.study_pk)
+        session.delete(series)
+        session.flush()
+        if study is None or session.scalar(select(exists().where(Series.study_pk == study.pk))):
+            return
+        patient_pk = study.patient_pk
+        session.delete(study)
+        session.flush()
+        if not session.scalar(select(exists().where(Study.patient_pk == patient_pk))):
+            session.execute(delete(Patient).where(Patient.pk == patient_pk))
+
+
+def add_request_attributes(session: Session, series_pk: int, dataset: Dataset) -> None:
+    """Record the instance's Request Attributes Sequence items the series does not have yet."""
+    items = request_attributes(dataset)
+    if not items:
+        return
+    known = {
+        tuple(row)
+        for row in session.execute(
+            select(
+                RequestAttributes.requested_procedure_id,
+                RequestAttributes.scheduled_procedure_step_id,
+                RequestAttributes.accession_number,
+            ).where(RequestAttributes.series_pk == series_pk)
+        )
+    }
+    for item in items:
+        key = (
+            item["requested_procedure_id"],
+            item["scheduled_procedure_step_id"],
+            item["accession_number"],
+        )
+        if key not in known:
+            known.add(key)
+            session.add(RequestAttributes(series_pk=series_pk, **item))
+
+
+def _fill_empty(row: object, values: dict[str, object]) -> None:
+    """Keep what the first instance said; fill in only what it left empty."""
+    for name, value in values.items():
+        if value not in (None, "") and getattr(row, name) in (None, ""):
+            setattr(row, name, value)

@@ -1,0 +1,107 @@
+"""The one two-phase ingest every front door uses, and the recovery of writes a crash
+interrupted (after Microsoft's dicom-server: claim, place the blob, commit)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from storage.blobs import BlobStore, StagedBlob
+from storage.config import DuplicatePolicy
+from storage.dicom.dataset import Identity, named_uids
+from storage.dicom.document import build_document
+from storage.dicom.part10 import read_part10
+from storage.errors import ArchiveError, StudyMismatch
+from storage.index.writes import Entry, IndexWriter
+from storage.records import StoredInstance
+
+log = logging.getLogger(__name__)
+
+
+def ingest(
+    writer: IndexWriter,
+    blobs: BlobStore,
+    policy: DuplicatePolicy,
+    staged: StagedBlob,
+    study: str | None = None,
+) -> StoredInstance:
+    """Store one staged Part-10 instance; the staged file is consumed either way.
+
+    The index row is claimed ``pending``, the blob is renamed into place atomically, then
+    metadata, frame table and ``stored`` are committed in one transaction. A failure at any
+    step undoes the earlier ones, so no query or retrieve ever sees half an instance.
+    """
+    named: tuple[str | None, str | None] = (None, None)
+    try:
+        staged.finish()
+        parsed = read_part10(staged.path)
+        named = named_uids(parsed.dataset)
+        identity = Identity.of(parsed.dataset)
+        if study is not None and identity.study != study:
+            raise StudyMismatch(
+                f"instance {identity.instance} belongs to study {identity.study}, "
+                f"not to the target study {study}"
+            )
+        pixel = parsed.pixel
+        document = build_document(
+            parsed.dataset,
+            identity.study,
+            identity.series,
+            identity.instance,
+            pixel.vr if pixel else None,
+            pixel.tag if pixel else 0x7FE00010,
+        )
+        frames = parsed.frames.to_bytes() if parsed.frames is not None else None
+        key = f"{identity.study}/{identity.series}/{identity.instance}.{secrets.token_hex(6)}.dcm"
+        claim = writer.claim(identity.instance, key, policy == DuplicatePolicy.OVERWRITE)
+        if claim.abandoned_key:
+            blobs.delete(claim.abandoned_key)
+        try:
+            blobs.place(staged, key)
+            writer.commit(
+                claim,
+                Entry(
+                    identity,
+                    parsed.dataset,
+                    parsed.transfer_syntax,
+                    parsed.number_of_frames,
+                    parsed.size,
+                    document,
+                    frames,
+                    key,
+                ),
+            )
+        except BaseException:
+            writer.release(claim)
+            blobs.delete(key)
+            raise
+    except ArchiveError as exc:
+        if exc.sop_instance is None:
+            exc.sop_class, exc.sop_instance = named
+        raise
+    finally:
+        staged.discard()
+    if claim.previous_key and claim.previous_key != key:
+        blobs.delete(claim.previous_key)
+    return StoredInstance(
+        identity.study,
+        identity.series,
+        identity.instance,
+        identity.sop_class,
+        parsed.transfer_syntax,
+        parsed.number_of_frames,
+        parsed.size,
+        claim.previous_key is not None,
+    )
+
+
+def recover(writer: IndexWriter, blobs: BlobStore) -> int:
+    """Undo writes interrupted by a crash; call before any writer starts. Returns a count."""
+    claims = writer.abandoned_claims()
+    for claim in claims:
+        writer.release(claim)
+        blobs.delete(claim.key)
+    purged = blobs.purge_staging()
+    if claims or purged:
+        log.warning("recovered %d interrupted writes, %d staged uploads", len(claims), purged)
+    return len(claims) + purged
