@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import generate_uid
 
+from storage.dicom.frames import FrameTable
 from storage.dicom.part10 import read_part10
 
 _ITEM = struct.Struct("<HHI")
@@ -86,7 +87,9 @@ def split(file: Path, max_bytes: int) -> list[Path]:
     return parts
 
 
-def _write_part(path: Path, dataset: Dataset, fd: int, frames, group: list[int]) -> None:  # type: ignore[no-untyped-def]
+def _write_part(
+    path: Path, dataset: Dataset, fd: int, frames: FrameTable, group: list[int]
+) -> None:
     """Header, then Pixel Data with a Basic Offset Table, fragments copied byte for byte."""
     with open(path, "wb") as out:
         dcmwrite(out, dataset, enforce_file_format=True)

@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydicom.uid import generate_uid
 
@@ -49,7 +50,7 @@ class ConversionOptions:
     fast_copy: bool = True
 
 
-def _encoding_for(wsi, options: ConversionOptions):  # type: ignore[no-untyped-def]
+def _encoding_for(wsi: Any, options: ConversionOptions) -> Any:
     """The documented re-encoding for the slide's pixels: JPEG for 8-bit RGB, lossless
     JPEG 2000 for grey-level (fluorescence) and 16-bit data. A source whose tiles are copied
     as JPEG 2000 gets JPEG 2000 for its generated levels too: wsidicom labels every level of
@@ -70,7 +71,7 @@ def _encoding_for(wsi, options: ConversionOptions):  # type: ignore[no-untyped-d
     return Jpeg2kSettings(levels=[0], bits=bits, channels=Channels.GRAYSCALE)
 
 
-def _open(path: Path, info: SlideInfo, options: ConversionOptions, plane: int = 0):  # type: ignore[no-untyped-def]
+def _open(path: Path, info: SlideInfo, options: ConversionOptions, plane: int = 0) -> Any:
     """Open *path* with the first reader that can; raise ConversionError naming each reason.
     *plane*: the focal plane a reader of Z stacks gives (one pyramid per plane)."""
 
@@ -89,12 +90,12 @@ def _open(path: Path, info: SlideInfo, options: ConversionOptions, plane: int = 
 
 def _first_reader(
     path: Path,
-    metadata,
+    metadata: Any,
     options: ConversionOptions,
-    info: SlideInfo,  # type: ignore[no-untyped-def]
+    info: SlideInfo,
     plane: int,
     reasons: list[str],
-):
+) -> Any:
     from wsidicomizer import WsiDicomizer
 
     for candidate in candidates(path):
@@ -125,7 +126,7 @@ def _first_reader(
     raise ConversionError(f"{path}: cannot be read ({'; '.join(reasons)})")
 
 
-def _save(wsi, work: Path, path: Path, options: ConversionOptions) -> list[Path]:  # type: ignore[no-untyped-def]
+def _save(wsi: Any, work: Path, path: Path, options: ConversionOptions) -> list[Path]:
     if options.fast_copy and fastcopy.eligible(wsi, options):
         try:
             if options.progress:

@@ -17,10 +17,11 @@ from collections import deque
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import dcmwrite
-from pydicom.uid import JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, generate_uid
+from pydicom.uid import JPEG2000, UID, JPEG2000Lossless, JPEGBaseline8Bit, generate_uid
 
 from converter import pyramid
 from storage.blobs import DirectWriter
@@ -36,7 +37,7 @@ AHEAD_TILES = 1024  # tiles decoded ahead of the row being placed (bounds memory
 CHUNK = 8  # tiles decoded by one task
 
 
-def _others(wsi, options) -> list:  # type: ignore[no-untyped-def]
+def _others(wsi: Any, options: Any) -> list[Any]:
     """Label, overview and thumbnail images to write, as wsidicom's writer orders them."""
     groups = []
     if options.include_thumbnail:
@@ -48,7 +49,7 @@ def _others(wsi, options) -> list:  # type: ignore[no-untyped-def]
     return groups
 
 
-def eligible(wsi, options) -> bool:  # type: ignore[no-untyped-def]
+def eligible(wsi: Any, options: Any) -> bool:
     """True when every image is one opentile instance whose tiles are copied unchanged, and
     every level to generate can be made from JPEG tiles (converter.pyramid)."""
     from wsidicomizer.sources import OpenTileSource
@@ -76,7 +77,7 @@ class LevelFile:
     Offset Table, the frames in order, then the table (and a re-encoded level's compression
     ratio) written into the placeholders."""
 
-    def __init__(self, path: Path, dataset, transfer_syntax: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, path: Path, dataset: Any, transfer_syntax: str) -> None:
         self.path = path
         self.count = int(dataset.NumberOfFrames)
         self.uncompressed = (
@@ -85,7 +86,7 @@ class LevelFile:
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = dataset.SOPClassUID
         meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-        meta.TransferSyntaxUID = transfer_syntax
+        meta.TransferSyntaxUID = UID(transfer_syntax)
         dataset.file_meta = meta
         dataset.ExtendedOffsetTable = bytes(8 * self.count)
         dataset.ExtendedOffsetTableLengths = bytes(8 * self.count)
@@ -140,7 +141,7 @@ class LevelFile:
             self._out.close(fsync=False)
 
 
-def _dataset(group, scale: int, number: int, encoder):  # type: ignore[no-untyped-def]
+def _dataset(group: Any, scale: int, number: int, encoder: Any) -> Any:
     """The instance's header, as wsidicom's writer builds it (PyramidFileWriter)."""
     data = group.default_instance.image_data
     dataset = group.default_instance.dataset.as_tiled_full(
@@ -156,7 +157,7 @@ def _dataset(group, scale: int, number: int, encoder):  # type: ignore[no-untype
     return dataset
 
 
-def write(wsi, work: Path, options, name: str = "") -> list[Path]:  # type: ignore[no-untyped-def]
+def write(wsi: Any, work: Path, options: Any, name: str = "") -> list[Path]:
     """Write every image of *wsi* into *work*; returns the files."""
     from wsidicom.codec import Encoder, JpegSettings, Subsampling
 
@@ -216,12 +217,12 @@ def write(wsi, work: Path, options, name: str = "") -> list[Path]:  # type: igno
     return files
 
 
-def _copyable(group) -> bool:  # type: ignore[no-untyped-def]
+def _copyable(group: Any) -> bool:
     data = group.default_instance.image_data
     return not getattr(data, "needs_transcoding", True) and data.transfer_syntax in COPYABLE
 
 
-def _transcode(group, work: Path, encoder, number: int) -> list[Path]:  # type: ignore[no-untyped-def]
+def _transcode(group: Any, work: Path, encoder: Any, number: int) -> list[Path]:
     """A small image whose tiles DICOM cannot carry (an SVS label in LZW) goes through
     wsidicom's writer, re-encoded as the slide's other generated images are."""
     from wsidicom.file.file_writer import GroupFileWriter
@@ -243,7 +244,7 @@ def _transcode(group, work: Path, encoder, number: int) -> list[Path]:  # type: 
 class _Progress:
     """Counts the source tiles copied, for a progress bar."""
 
-    def __init__(self, name: str, groups: list, report) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, name: str, groups: list[Any], report: Any) -> None:
         self.name, self.report, self.done = name, report, 0
         self.total = sum(
             g.default_instance.image_data.tiled_size.width
@@ -258,8 +259,8 @@ class _Progress:
 
 
 def _stream_chain(
-    chain, files: list[LevelFile], codec, pool: Executor, progress: _Progress
-) -> None:  # type: ignore[no-untyped-def]
+    chain: Any, files: list[LevelFile], codec: Any, pool: Executor, progress: _Progress
+) -> None:
     """Copy the tiles of the present level *chain[0]* into its file, and build the generated
     levels *chain[1:]* from them on the way."""
     data = chain[0].group.default_instance.image_data
@@ -298,19 +299,21 @@ def _stream_chain(
     ahead = max(2, AHEAD_TILES // tiled.width)
 
     def place_oldest() -> None:
+        assert reduction is not None
         x = 0
         for future in decoding.popleft():
             for half in future.result():
-                reduction.place(x * half_width, half)  # type: ignore[union-attr]
+                reduction.place(x * half_width, half)
                 x += 1
-        reduction.advance(half_height)  # type: ignore[union-attr]
+        reduction.advance(half_height)
 
     with ThreadPoolExecutor(1) as reader:
         # The next batch is read while this one is written; the decoding of a few rows runs
         # ahead of their placing, so that the pool never waits for this thread.
         pending = reader.submit(_read, tiler, batches[0]) if batches else None
         for number in range(len(batches)):
-            tiles = pending.result()  # type: ignore[union-attr]
+            assert pending is not None
+            tiles = pending.result()
             if number + 1 < len(batches):
                 pending = reader.submit(_read, tiler, batches[number + 1])
             files[0].add(tiles)
@@ -333,10 +336,10 @@ def _stream_chain(
         reduction.finish()
 
 
-def _decode_halves(codec, tiles: list[bytes]) -> list:  # type: ignore[no-untyped-def]
+def _decode_halves(codec: Any, tiles: list[bytes]) -> list[Any]:
     return [codec.decode_half(tile) for tile in tiles]
 
 
-def _read(tiler, points: list[tuple[int, int]]) -> list[bytes]:  # type: ignore[no-untyped-def]
+def _read(tiler: Any, points: list[tuple[int, int]]) -> list[bytes]:
     """opentile's batched read; some of its tilers (NDPI) return a generator."""
     return list(tiler.get_tiles(points))

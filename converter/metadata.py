@@ -118,7 +118,7 @@ class SlideInfo:
             )
         return missing
 
-    def to_wsidicom(self):  # type: ignore[no-untyped-def]
+    def to_wsidicom(self) -> Any:
         """The WsiDicomizerMetadata for wsidicomizer; raise ConversionError if incomplete."""
         missing = self.missing()
         if missing:
@@ -147,7 +147,7 @@ class SlideInfo:
         )
         from wsidicomizer.metadata import WsiDicomizerMetadata
 
-        def coded(kind, meaning: str, what: str):  # type: ignore[no-untyped-def]
+        def coded(kind: Any, meaning: str, what: str) -> Any:
             known = {m.lower(): m for m in kind.list()}
             if meaning.strip().lower() in known:
                 return kind(known[meaning.strip().lower()])

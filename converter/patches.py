@@ -70,7 +70,7 @@ def conversion_validation() -> Iterator[None]:
 def _fix_wsidicom_datasets() -> None:
     from wsidicom.instance.dataset import WsiDataset
 
-    create = WsiDataset.create_instance_dataset.__func__  # type: ignore[attr-defined]
+    create = WsiDataset.create_instance_dataset.__func__
     update = WsiDataset.update_for_transcoding
     as_tiled_full = WsiDataset.as_tiled_full
 
@@ -89,9 +89,9 @@ def _fix_wsidicom_datasets() -> None:
             dataset.ImageType = ["DERIVED", "PRIMARY", "VOLUME", "RESAMPLED"]
         return dataset
 
-    WsiDataset.create_instance_dataset = classmethod(create_instance_dataset)  # type: ignore[method-assign,assignment]
-    WsiDataset.update_for_transcoding = update_for_transcoding  # type: ignore[method-assign]
-    WsiDataset.as_tiled_full = as_tiled_full_resampled  # type: ignore[method-assign]
+    WsiDataset.create_instance_dataset = classmethod(create_instance_dataset)
+    WsiDataset.update_for_transcoding = update_for_transcoding
+    WsiDataset.as_tiled_full = as_tiled_full_resampled
 
 
 def _fix_wsidicom_offset_table() -> None:
@@ -112,7 +112,7 @@ def _fix_wsidicom_offset_table() -> None:
         for start, end in zip(frame_positions, ends, strict=True):
             self._file.write_unsigned_long_long(end - start - 8)
 
-    EotWriter.write = write  # type: ignore[method-assign]
+    EotWriter.write = write
 
 
 def _fix_wsidicom_downsampling() -> None:
@@ -126,4 +126,4 @@ def _fix_wsidicom_downsampling() -> None:
             tile = self._downsampler.downsample(composite, self._tile_size)
         return pad(tile, self._tile_size)
 
-    EncoderPool._downsample_block = downsample_block  # type: ignore[method-assign]
+    EncoderPool._downsample_block = downsample_block

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -24,7 +25,7 @@ class PlannedLevel:
     *group*, the closest present level below it, reduced *scale* times."""
 
     index: int
-    group: object  # wsidicom Level
+    group: Any  # a wsidicom Level
     scale: int
 
     @property
@@ -32,7 +33,7 @@ class PlannedLevel:
         return self.scale > 1
 
 
-def plan(pyramid, add_missing_levels: bool) -> list[PlannedLevel]:  # type: ignore[no-untyped-def]
+def plan(pyramid: Any, add_missing_levels: bool) -> list[PlannedLevel]:
     """The levels wsidicom's writer would write, in order (PyramidFileWriter): every present
     level and, with *add_missing_levels*, every missing 2x step down to one tile."""
     present = pyramid.pyramid_indices
@@ -58,7 +59,7 @@ def can_generate(planned: Sequence[PlannedLevel]) -> bool:
     for level in planned:
         if not level.generated:
             continue
-        data = level.group.default_instance.image_data  # type: ignore[attr-defined]
+        data = level.group.default_instance.image_data
         tile = data.tile_size
         if (
             data.transfer_syntax != JPEGBaseline8Bit
@@ -85,14 +86,17 @@ class JpegCodec:
 
     def decode_half(self, tile: bytes) -> np.ndarray:
         """The tile at half its size, from the scaled IDCT (a low-pass reduction)."""
-        return self._jpeg.decode(tile, pixel_format=self._rgb, scaling_factor=(1, 2))
+        decoded: np.ndarray = self._jpeg.decode(tile, pixel_format=self._rgb, scaling_factor=(1, 2))
+        return decoded
 
     def encode(self, pixels: np.ndarray) -> bytes:
-        return self._jpeg.encode(
-            np.ascontiguousarray(pixels),
-            quality=self._quality,
-            pixel_format=self._rgb,
-            jpeg_subsample=self._subsampling,
+        return bytes(
+            self._jpeg.encode(
+                np.ascontiguousarray(pixels),
+                quality=self._quality,
+                pixel_format=self._rgb,
+                jpeg_subsample=self._subsampling,
+            )
         )
 
 

@@ -3,6 +3,8 @@ the one error mapping, gzip."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Flask, Response, request
 
 from dicomweb import errors
@@ -13,7 +15,7 @@ from dicomweb.transactions import capabilities
 from storage import Archive
 
 
-def _bound(route: Route, service: Service):  # type: ignore[no-untyped-def]
+def _bound(route: Route, service: Service) -> Callable[..., Response]:
     def view(**variables: str) -> Response:
         return route.view(service, **variables)
 

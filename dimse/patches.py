@@ -43,5 +43,6 @@ def apply(staging_area: Path) -> None:
             sendable = dataset.sendable(accepted_by(self), cleanup)
             return original(self, sendable, *args, **kwargs)
 
+    # mypy refuses assigning to a method; the wrapper has the method's own signature.
     Association.send_c_store = send_c_store  # type: ignore[method-assign]
     _applied = True

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
+from pydicom.uid import UID
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+from pynetdicom.events import EventHandlerType
 from pynetdicom.presentation import AllStoragePresentationContexts
-from pynetdicom.sop_class import (
-    PatientRootQueryRetrieveInformationModelFind,
-    PatientRootQueryRetrieveInformationModelGet,
-    PatientRootQueryRetrieveInformationModelMove,
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-    Verification,
-)
 
 from dimse import patches
 from dimse.handlers import (
@@ -34,7 +26,18 @@ from dimse.handlers import (
 from storage import Archive
 
 log = logging.getLogger(__name__)
-WSI_STORAGE = "1.2.840.10008.5.1.4.1.1.77.1.6"
+WSI_STORAGE = UID("1.2.840.10008.5.1.4.1.1.77.1.6")  # PS3.4 Table B.5-1
+# Verification (PS3.4 A.4) and Query/Retrieve (PS3.4 C.6.1.3, C.6.2.3): Patient Root and
+# Study Root, each FIND, MOVE and GET. (pynetdicom names them at run time only.)
+SERVICE_CLASSES = [
+    UID("1.2.840.10008.1.1"),
+    UID("1.2.840.10008.5.1.4.1.2.1.1"),
+    UID("1.2.840.10008.5.1.4.1.2.2.1"),
+    UID("1.2.840.10008.5.1.4.1.2.1.2"),
+    UID("1.2.840.10008.5.1.4.1.2.2.2"),
+    UID("1.2.840.10008.5.1.4.1.2.1.3"),
+    UID("1.2.840.10008.5.1.4.1.2.2.3"),
+]
 
 
 def parse_destinations(text: str) -> dict[str, tuple[str, int]]:
@@ -96,26 +99,19 @@ def build_ae(config: DimseConfig) -> AE:
     ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs for gigabyte slides
     if allowed_aets:
         ae.require_calling_aet = allowed_aets
-    storage_classes = {cx.abstract_syntax for cx in AllStoragePresentationContexts}
+    storage_classes = {
+        UID(cx.abstract_syntax) for cx in AllStoragePresentationContexts if cx.abstract_syntax
+    }
     storage_classes.add(WSI_STORAGE)
     for sop_class in sorted(storage_classes):
         # scu_role/scp_role: C-GET peers ask us to send C-STORE back over their association.
         ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
-    for sop_class in (
-        Verification,
-        PatientRootQueryRetrieveInformationModelFind,
-        StudyRootQueryRetrieveInformationModelFind,
-        PatientRootQueryRetrieveInformationModelMove,
-        StudyRootQueryRetrieveInformationModelMove,
-        PatientRootQueryRetrieveInformationModelGet,
-        StudyRootQueryRetrieveInformationModelGet,
-        STORAGE_COMMITMENT,
-    ):
+    for sop_class in (*SERVICE_CLASSES, UID(STORAGE_COMMITMENT)):
         ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
     return ae
 
 
-def handlers(services: Services, allowed_hosts: list[str]) -> list[tuple[Any, Callable[..., Any]]]:
+def handlers(services: Services, allowed_hosts: list[str]) -> list[EventHandlerType]:
     def check_host(event: Any) -> None:
         address = event.address[0]
         if allowed_hosts and address not in allowed_hosts:

@@ -8,8 +8,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from sqlalchemy import Engine
-
 from storage import ingest as ingesting
 from storage.blobs import BlobStore, FilesystemBlobStore, StagedBlob
 from storage.cache import Lru
@@ -20,7 +18,7 @@ from storage.dicom.syntaxes import same_pixels
 from storage.dicom.uids import validate_uid
 from storage.errors import CodecError
 from storage.imaging.codecs import ImageInfo, targets
-from storage.index.engine import create_index_engine, migrate
+from storage.index.engine import Database
 from storage.index.reads import IndexReader
 from storage.index.writes import IndexWriter
 from storage.query import results
@@ -43,10 +41,10 @@ FrameKey = tuple[int, str]
 class Archive:
     """Blob store + study index behind one ingest and the reads the front doors need."""
 
-    def __init__(self, engine: Engine, blobs: BlobStore, config: ArchiveConfig) -> None:
-        self._engine = engine
-        self._writer = IndexWriter(engine)
-        self._reader = IndexReader(engine)
+    def __init__(self, database: Database, blobs: BlobStore, config: ArchiveConfig) -> None:
+        self._database = database
+        self._writer = IndexWriter(database.engine)
+        self._reader = IndexReader(database.engine)
         self._blobs = blobs
         self._policy = DuplicatePolicy(config.duplicate_policy)
         # The read path, shared by every front door of this process.
@@ -68,7 +66,7 @@ class Archive:
 
     def close(self) -> None:
         """Release the index's connections (a process about to fork or exit)."""
-        self._engine.dispose()
+        self._database.dispose()
 
     # -- storing ---------------------------------------------------------------------------------
     def stage(self) -> StagedBlob:
@@ -110,11 +108,11 @@ class Archive:
     # -- finding ---------------------------------------------------------------------------------
     def search(self, search: Search) -> Page:
         """QIDO-RS / C-FIND: a page of matches and how many more there are."""
-        return results.run(self._engine, search)
+        return results.run(self._database.engine, search)
 
     def matching_files(self, search: Search) -> list[InstanceFile]:
         """C-MOVE / C-GET: every stored instance a search at any level matches."""
-        return results.instance_files(self._engine, search)
+        return results.instance_files(self._database.engine, search)
 
     def stored_classes(self, sop_instance_uids: Iterable[str]) -> dict[str, str]:
         """Storage commitment: SOP Class UID by SOP Instance UID of those that are stored."""
@@ -264,6 +262,5 @@ class Archive:
 
 def open_archive(config: ArchiveConfig) -> Archive:
     """Open (and migrate) the index and the filesystem blob store *config* names."""
-    engine = create_index_engine(config.database)
-    migrate(engine)
-    return Archive(engine, FilesystemBlobStore(config.blobs, config.fsync), config)
+    database = Database.open(config.database)
+    return Archive(database, FilesystemBlobStore(config.blobs, config.fsync), config)

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from threading import Lock
 from time import monotonic
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -61,13 +61,13 @@ class Lru(Generic[K, V]):
     def get(self, key: K) -> V | None:
         """The value of *key*, or None when it is not (or no longer) cached."""
         found = self._lookup(key)
-        return None if found is _MISSING else found  # type: ignore[return-value]
+        return None if found is _MISSING else cast(V, found)
 
     def get_or_make(self, key: K, make: Callable[[], V]) -> V:
         """The value of *key*, made (and kept) when missing; None values are kept too."""
         found = self._lookup(key)
         if found is not _MISSING:
-            return found  # type: ignore[return-value]
+            return cast(V, found)
         value = make()
         self.put(key, value)
         return value

@@ -14,7 +14,7 @@ from storage import Archive, OutOfResources
 from storage.blobs import FilesystemBlobStore
 from storage.dicom.dataset import Identity
 from storage.dicom.part10 import read_part10
-from storage.index.engine import create_index_engine, migrate
+from storage.index.engine import Database
 from storage.index.writes import IndexWriter
 from tests.dicomfiles import multipart_body, read
 from tests.servers import ArchiveServer
@@ -29,11 +29,10 @@ class Parts:
 
     def __init__(self, root: Path, policy: str = "reject", blobs: type = FilesystemBlobStore):
         config = Settings(data_dir=str(root), duplicate_policy=policy)  # type: ignore[arg-type]
-        self.engine = create_index_engine(config.database)
-        migrate(self.engine)
+        database = Database.open(config.database)
         self.blobs = blobs(config.blobs)
-        self.index = IndexWriter(self.engine)
-        self.archive = Archive(self.engine, self.blobs, config)
+        self.index = IndexWriter(database.engine)
+        self.archive = Archive(database, self.blobs, config)
 
 
 def make_archive(root: Path, policy: str = "reject") -> Archive:

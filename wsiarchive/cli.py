@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from wsiarchive import settings as settings_module
 
 if TYPE_CHECKING:
+    from converter import ConversionOptions, SlideInfo
     from storage import Archive
 
 log = logging.getLogger("wsiarchive")
@@ -87,7 +88,7 @@ SLIDE_FLAGS = [
 ]
 
 
-def _slide_info(args: argparse.Namespace, settings: settings_module.Settings | None):  # type: ignore[no-untyped-def]
+def _slide_info(args: argparse.Namespace, settings: settings_module.Settings | None) -> SlideInfo:
     from converter import SlideInfo
 
     info = SlideInfo()
@@ -98,7 +99,7 @@ def _slide_info(args: argparse.Namespace, settings: settings_module.Settings | N
     return info.updated(**{name: getattr(args, name, None) for _, name, _ in SLIDE_FLAGS})
 
 
-def _conversion_options(settings: settings_module.Settings):  # type: ignore[no-untyped-def]
+def _conversion_options(settings: settings_module.Settings) -> ConversionOptions:
     """How to convert, from the settings; the converter's process-wide corrections are
     applied here, at the start of every command that converts."""
     import os

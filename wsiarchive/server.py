@@ -8,6 +8,7 @@ import os
 
 from granian import Granian
 from granian.constants import Interfaces
+from granian.log import LogLevels
 
 from storage import open_archive
 from wsiarchive.settings import Settings, configure_logging, to_environ
@@ -74,6 +75,6 @@ def _web(settings: Settings) -> None:
         workers=workers,
         blocking_threads=settings.threads,
         factory=True,
-        log_level=settings.log_level,  # type: ignore[arg-type]
+        log_level=LogLevels(settings.log_level),
         respawn_failed_workers=True,
     ).serve()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
-def candidates(path: Path) -> list[type]:
+def candidates(path: Path) -> list[Any]:
     """Source classes that claim *path*, most faithful first (tile copying before decoding)."""
     from wsidicomizer.sources import CziSource, OpenTileSource, TiffSlideSource
 
@@ -13,7 +14,7 @@ def candidates(path: Path) -> list[type]:
     from converter.sources.planes import PlanesSource
     from converter.sources.zeiss import ZeissSource
 
-    ordered: list[type] = [AperioSource, OpenTileSource, ZeissSource, CziSource, TiffSlideSource]
+    ordered: list[Any] = [AperioSource, OpenTileSource, ZeissSource, CziSource, TiffSlideSource]
     try:
         from wsidicomizer.extras.openslide import OpenSlideSource
 

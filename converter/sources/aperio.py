@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from opentile.formats.svs import svs_metadata
 from wsidicomizer.sources import OpenTileSource
@@ -19,13 +20,13 @@ class AperioSource(OpenTileSource):
     def is_supported(path: Path) -> bool:
         return path.suffix.lower() == ".svs" and OpenTileSource.is_supported(path)
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         original = svs_metadata.SvsMetadata.mpp
         fallback = type(self).fallback_mpp
 
-        def mpp(metadata) -> float:  # type: ignore[no-untyped-def]
+        def mpp(metadata: object) -> float:
             try:
-                return original.fget(metadata)  # type: ignore[union-attr]
+                return float(original.fget(metadata))
             except KeyError:
                 if fallback is None:
                     raise ValueError(
@@ -34,8 +35,8 @@ class AperioSource(OpenTileSource):
                     ) from None
                 return fallback
 
-        svs_metadata.SvsMetadata.mpp = property(mpp)  # type: ignore[assignment]
+        svs_metadata.SvsMetadata.mpp = property(mpp)
         try:
             super().__init__(*args, **kwargs)
         finally:
-            svs_metadata.SvsMetadata.mpp = original  # type: ignore[assignment]
+            svs_metadata.SvsMetadata.mpp = original

@@ -64,7 +64,13 @@ class Planes:
 
     @property
     def rgb(self) -> bool:
-        return self.array.shape[-1] == 3
+        return bool(self.array.shape[-1] == 3)
+
+    @property
+    def spacing_mm(self) -> float:
+        """The pixel size in millimetres (known once the planes are read)."""
+        assert self.spacing_um is not None
+        return self.spacing_um / 1000
 
     def focal_plane(self, index: int) -> float:
         """The position (µm) of focal plane *index*."""
@@ -135,10 +141,8 @@ class PlanesImageData(BaseDicomizerImageData):
         _, _, height, width, _ = planes.array.shape
         self._tile_size = Size(tile_size, tile_size)
         self._image_size = Size(width, height)
-        self._spacing = metadata.pixel_spacing or SizeMm(
-            planes.spacing_um / 1000,
-            planes.spacing_um / 1000,  # type: ignore[operator]
-        )
+        spacing_mm = planes.spacing_mm
+        self._spacing = metadata.pixel_spacing or SizeMm(spacing_mm, spacing_mm)
         self._focal_planes = [planes.focal_plane(plane)]
 
     transfer_syntax = property(lambda self: self.encoder.transfer_syntax)
@@ -169,10 +173,10 @@ class PlanesImageData(BaseDicomizerImageData):
 
     @cached_property
     def blank_encoded_tile(self) -> bytes:
-        return self.encoder.encode(self._blank())
+        return bytes(self.encoder.encode(self._blank()))
 
     def _blank(self) -> np.ndarray:
-        shape = (self._tile_size.height, self._tile_size.width)
+        shape: tuple[int, ...] = (self._tile_size.height, self._tile_size.width)
         if self.samples_per_pixel == 3:
             shape += (3,)
         return np.zeros(shape, self._planes.array.dtype)
@@ -195,7 +199,7 @@ class PlanesImageData(BaseDicomizerImageData):
         return Pillow.fromarray(self._tile(tile_point, z, path))
 
     def get_encoded_tile(self, tile: Point, z: float, path: str) -> bytes:
-        return self.encoder.encode(self._tile(tile, z, path))
+        return bytes(self.encoder.encode(self._tile(tile, z, path)))
 
 
 class PlanesSource(DicomizerSource):
@@ -234,7 +238,7 @@ class PlanesSource(DicomizerSource):
             metadata_post_processor,
             uid_generator,
         )
-        spacing_mm = self._planes.spacing_um / 1000  # type: ignore[operator]
+        spacing_mm = self._planes.spacing_mm
         self._base_metadata = WsiDicomizerMetadata(
             pyramid=Pyramid(
                 image=ImageMetadata(pixel_spacing=SizeMm(spacing_mm, spacing_mm)),
@@ -256,7 +260,7 @@ class PlanesSource(DicomizerSource):
 
     @property
     def focal_plane_count(self) -> int:
-        return self._planes.array.shape[1]
+        return int(self._planes.array.shape[1])
 
     @property
     def pyramid_levels(self) -> dict[tuple[int, float, str], int]:

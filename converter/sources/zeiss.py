@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 
 from wsidicomizer.sources.czi import czi_source
 from wsidicomizer.sources.czi.czi_metadata import CziMetadata
@@ -17,28 +18,32 @@ class TolerantCziMetadata(CziMetadata):
     @property
     def aquisition_datetime(self) -> datetime | None:
         try:
-            return super().aquisition_datetime
+            found: datetime | None = super().aquisition_datetime
+            return found
         except (ValueError, AttributeError, TypeError):
             return None
 
     @property
     def scanner_model(self) -> str | None:
         try:
-            return super().scanner_model
+            model: str | None = super().scanner_model
+            return model
         except (ValueError, AttributeError, TypeError):
             return None
 
     @property
     def magnification(self) -> float | None:
         try:
-            return super().magnification
+            magnification: float | None = super().magnification
+            return magnification
         except (ValueError, AttributeError, TypeError):
             return None
 
     @property
     def scanner_software_versions(self) -> list[str] | None:
         try:
-            return super().scanner_software_versions
+            versions: list[str] | None = super().scanner_software_versions
+            return versions
         except (ValueError, AttributeError, TypeError):
             return None
 
@@ -69,13 +74,13 @@ class TolerantCziMetadata(CziMetadata):
 class ZeissSource(CziSource):
     """CziSource with TolerantCziMetadata."""
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         original = czi_source.CziMetadata
-        czi_source.CziMetadata = TolerantCziMetadata  # type: ignore[misc]
+        czi_source.CziMetadata = TolerantCziMetadata
         try:
             super().__init__(*args, **kwargs)
         finally:
-            czi_source.CziMetadata = original  # type: ignore[misc]
+            czi_source.CziMetadata = original
         # czifile returns a tuple for single-block files, wsidicomizer expects a list.
         directory = self._czi.filtered_subblock_directory
         if not isinstance(directory, list):

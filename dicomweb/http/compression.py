@@ -73,7 +73,7 @@ def compress(response: Response) -> Response:
         return response
     if not accepts_gzip(request.headers.get("Accept-Encoding")):
         return response
-    length = response.content_length
+    length: int | None = response.content_length  # None for a streamed body
     if length is not None and length < MINIMUM:
         return response
     response.response = _gzip(response.iter_encoded())

@@ -4,6 +4,7 @@ negotiation, and the multipart or single-part response around what storage rende
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from flask import Response, request
 
@@ -71,38 +72,39 @@ def parse_window(text: str) -> Window:
     return Window(center, width, WindowFunction(function))
 
 
-def parse_parameters(thumbnail: bool) -> tuple[dict[str, object], list[str]]:
-    """The rendering parameters of the request, and Warning texts for ignored ones."""
+def parse_parameters(thumbnail: bool) -> tuple[RenderRequest, list[str]]:
+    """The rendering parameters of the request (the media type is negotiated apart), and
+    Warning texts for ignored ones."""
     args = request.args
     warnings: list[str] = []
-    options: dict[str, object] = {}
-    if "viewport" in args:
-        options["viewport"] = parse_viewport(args["viewport"], thumbnail)
+    viewport = parse_viewport(args["viewport"], thumbnail) if "viewport" in args else None
     if thumbnail:
         # §8.3.5.2: only accept, charset and viewport apply to thumbnails.
         other = sorted(set(args) - {"viewport", "accept", "charset"})
         if other:
             raise HTTPError(400, f"thumbnails take no {', '.join(other)} parameter")
-        return options, warnings
+        return RenderRequest(viewport=viewport), warnings
+    quality = None
     if "quality" in args:
         quality = _int(args["quality"], "quality")
         if quality is None or not 1 <= quality <= 100:
             raise HTTPError(400, f"quality {args['quality']!r} must be an integer from 1 to 100")
-        options["quality"] = quality
-    if "window" in args:
-        options["window"] = parse_window(args["window"])
+    window = parse_window(args["window"]) if "window" in args else None
+    iccprofile = None
     if "iccprofile" in args:
         value = args["iccprofile"].strip().lower()
         if value not in set(IccProfile):
             raise HTTPError(400, f"iccprofile {value!r} is not one of {', '.join(IccProfile)}")
-        options["iccprofile"] = IccProfile(value)
+        iccprofile = IccProfile(value)
     if "annotation" in args:
         values = [value.strip() for value in args["annotation"].split(",")]
         if not values or any(value not in ("patient", "technique") for value in values):
             raise HTTPError(400, f"annotation {args['annotation']!r}: use patient, technique")
         # §8.3.5.1.1: unsupported annotation values are reported in a Warning.
         warnings.append(f"The following annotation values are not supported: {','.join(values)}")
-    return options, warnings
+    return RenderRequest(
+        viewport=viewport, quality=quality, window=window, iccprofile=iccprofile
+    ), warnings
 
 
 def _choose(multipart: Parts) -> Choice:
@@ -123,9 +125,9 @@ def _respond(
     frames: list[int] | None,
     single_image: bool,
 ) -> Response:
-    options, warnings = parse_parameters(thumbnail)
+    parameters, warnings = parse_parameters(thumbnail)
     choice = _choose(Parts.OPTIONAL if single_image else Parts.REQUIRED)
-    render_request = RenderRequest(RenderedType(choice.media_type), **options)  # type: ignore[arg-type]
+    render_request = replace(parameters, media_type=RenderedType(choice.media_type))
     archive = service.archive
     root = service.root()
     kind = "thumbnail" if thumbnail else "rendered"

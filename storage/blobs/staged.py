@@ -10,6 +10,7 @@ import mmap
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from storage.errors import OutOfResources
 
@@ -23,7 +24,7 @@ def raise_resources(exc: OSError) -> None:
     raise exc
 
 
-def _load_sync_file_range():  # type: ignore[no-untyped-def]
+def _load_sync_file_range() -> Any:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         function = libc.sync_file_range

@@ -33,8 +33,11 @@ def text(dataset: Dataset, keyword: str, limit: int) -> str:
 def integer(dataset: Dataset, keyword: str) -> int | None:
     """The first value as an integer, None when absent or not a number."""
     found = values(dataset, keyword)
+    if not found or found[0] in (None, ""):
+        return None
+    value = found[0]
     try:
-        return int(found[0]) if found and found[0] not in (None, "") else None  # type: ignore[call-overload]
+        return int(value) if isinstance(value, int | float) else int(str(value))
     except (TypeError, ValueError):
         return None
 

@@ -189,20 +189,16 @@ def encapsulated_frames(
         and extended_lengths is not None
         and len(extended_offsets) == len(extended_lengths) == number_of_frames
     ):
-        groups = [index_of_item.get(o) for o in extended_offsets]
-        if None not in groups and all(
-            fragments.lengths[g] >= size  # type: ignore[index]
-            for g, size in zip(groups, extended_lengths, strict=True)
+        groups = _items_at(index_of_item, extended_offsets)
+        if groups is not None and all(
+            fragments.lengths[g] >= size for g, size in zip(groups, extended_lengths, strict=True)
         ):
-            return FrameTable.from_ranges(
-                [values[g] for g in groups],  # type: ignore[index]
-                list(extended_lengths),
-            )
+            return FrameTable.from_ranges([values[g] for g in groups], list(extended_lengths))
 
     if len(fragments.basic_offsets) == number_of_frames:
-        groups = [index_of_item.get(o) for o in fragments.basic_offsets]
-        if None not in groups and groups == sorted(groups) and groups[0] == 0:
-            return FrameTable.from_ranges(values, fragments.lengths, groups)  # type: ignore[arg-type]
+        groups = _items_at(index_of_item, fragments.basic_offsets)
+        if groups is not None and groups == sorted(groups) and groups[0] == 0:
+            return FrameTable.from_ranges(values, fragments.lengths, groups)
 
     if n == number_of_frames:
         return FrameTable.from_ranges(values, fragments.lengths)
@@ -219,3 +215,9 @@ def encapsulated_frames(
     raise InvalidInstance(
         f"Pixel Data holds {n} fragments but Number of Frames is {number_of_frames}"
     )
+
+
+def _items_at(index_of_item: dict[int, int], offsets: Sequence[int]) -> list[int] | None:
+    """The fragment index at each offset (from the first item), None unless all are items."""
+    found = [index_of_item.get(offset) for offset in offsets]
+    return [index for index in found if index is not None] if None not in found else None

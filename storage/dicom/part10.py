@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -55,12 +56,12 @@ def lacks_preamble(head: bytes) -> bool:
 class Part10Writer:
     """Passes bytes to *write*, first adding the preamble if the object lacks one."""
 
-    def __init__(self, write) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, write: Callable[[bytes | bytearray | memoryview], None]) -> None:
         self._write = write
         self._head = bytearray()
         self._decided = False
 
-    def __call__(self, data) -> None:  # type: ignore[no-untyped-def]
+    def __call__(self, data: bytes | bytearray | memoryview) -> None:
         if self._decided:
             self._write(data)
             return
@@ -163,7 +164,7 @@ def _transfer_syntax(dataset: Dataset) -> UID:
 
 
 def _locate_pixel_data(
-    fp, pos: int, size: int, implicit: bool, little: bool
+    fp: BinaryIO, pos: int, size: int, implicit: bool, little: bool
 ) -> PixelLocation | None:
     """Read the element header at *pos* (where pydicom stopped) if it is a pixel data element."""
     if pos + 8 > size:

@@ -9,6 +9,7 @@ colour transform is YBR_RCT, §8.2.4; lossy JPEG of colour images is YBR_FULL_42
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import imagecodecs
 import numpy as np
@@ -46,7 +47,7 @@ DECODABLE = frozenset(
 # What a request may ask frames to be written in, in the order they are offered (lossless
 # first). Lossy targets carry the method code of LossyImageCompressionMethod (PS3.3
 # C.7.6.1.1.5.1).
-LOSSY_METHOD = {
+LOSSY_METHOD: dict[str, str] = {
     JPEGBaseline8Bit: "ISO_10918_1",
     JPEG2000: "ISO_15444_1",
     HTJ2K: "ISO_15444_15",
@@ -119,7 +120,7 @@ class ImageInfo:
     def native_frame_bytes(self) -> int:
         return self.rows * self.columns * self.samples * self.dtype.itemsize
 
-    def pydicom_options(self, photometric: str | None = None) -> dict[str, object]:
+    def pydicom_options(self, photometric: str | None = None) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "columns": self.columns,
@@ -256,38 +257,38 @@ def encode(pixels: Pixels, info: ImageInfo, transfer_syntax: str, quality: int =
             data = imagecodecs.jpeg8_encode(
                 array, lossless=True, predictor=1, bitspersample=info.bits_stored
             )
-            return Encoded(data, photometric)
+            return Encoded(bytes(data), photometric)
         if transfer_syntax == JPEGLSLossless:
-            return Encoded(imagecodecs.jpegls_encode(array, level=0), photometric)
+            return Encoded(bytes(imagecodecs.jpegls_encode(array, level=0)), photometric)
         if transfer_syntax == JPEGBaseline8Bit:
             data = imagecodecs.jpeg8_encode(
                 _rgb(array, photometric), level=quality, subsampling="422" if colour else None
             )
-            return Encoded(data, "YBR_FULL_422" if colour else photometric, method)
+            return Encoded(bytes(data), "YBR_FULL_422" if colour else photometric, method)
         if transfer_syntax == JPEG2000Lossless:
             data = imagecodecs.jpeg2k_encode(
                 array, codecformat="J2K", reversible=True, level=0, mct=photometric == "RGB"
             )
-            return Encoded(data, _mct(photometric, "YBR_RCT"))
+            return Encoded(bytes(data), _mct(photometric, "YBR_RCT"))
         if transfer_syntax == JPEG2000:
             # PSNR in dB: quality 90 → 47 dB, visually lossless for H&E.
-            level = 20 + 0.3 * quality
+            level = round(20 + 0.3 * quality)
             data = imagecodecs.jpeg2k_encode(
                 _rgb(array, photometric), codecformat="J2K", level=level, mct=colour
             )
-            return Encoded(data, "YBR_ICT" if colour else photometric, method)
+            return Encoded(bytes(data), "YBR_ICT" if colour else photometric, method)
         if transfer_syntax == HTJ2KLossless:
             data = imagecodecs.htj2k_encode(array, reversible=True)
-            return Encoded(data, _mct(photometric, "YBR_RCT"))
+            return Encoded(bytes(data), _mct(photometric, "YBR_RCT"))
         if transfer_syntax == HTJ2K:
             qstep = 0.001 * 2 ** ((100 - quality) / 10)  # quality 90 → 0.002
             data = imagecodecs.htj2k_encode(_rgb(array, photometric), level=qstep)
-            return Encoded(data, "YBR_ICT" if colour else photometric, method)
+            return Encoded(bytes(data), "YBR_ICT" if colour else photometric, method)
         if transfer_syntax == JPEGXLLossless:
-            return Encoded(imagecodecs.jpegxl_encode(array, lossless=True), photometric)
+            return Encoded(bytes(imagecodecs.jpegxl_encode(array, lossless=True)), photometric)
         if transfer_syntax == JPEGXL:
             data = imagecodecs.jpegxl_encode(_rgb(array, photometric), level=quality)
-            return Encoded(data, "RGB" if colour else photometric, method)
+            return Encoded(bytes(data), "RGB" if colour else photometric, method)
     except (imagecodecs.DelayedImportError, RuntimeError, ValueError) as exc:
         raise CodecError(f"cannot encode a frame as {transfer_syntax}: {exc}") from exc
     raise CodecError(f"frames cannot be written as {transfer_syntax}")
@@ -309,4 +310,5 @@ def ybr_full_to_rgb(array: np.ndarray) -> np.ndarray:
     ybr = array.astype(np.float32)
     y, cb, cr = ybr[..., 0], ybr[..., 1] - 128.0, ybr[..., 2] - 128.0
     rgb = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], axis=-1)
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    rgb8: np.ndarray = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return rgb8

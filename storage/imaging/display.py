@@ -168,7 +168,8 @@ def to_display(pixels: Pixels, presentation: Presentation, window: Window | None
             raise InvalidRequest(f"rendering {photometric} images is not supported")
         if array.dtype != np.uint8:
             shift = max(presentation.bits_stored - 8, 0)
-            return np.clip(array >> shift, 0, 255).astype(np.uint8)
+            shifted: np.ndarray = np.clip(array >> shift, 0, 255).astype(np.uint8)
+            return shifted
         return array
     if photometric == "PALETTE COLOR":
         raise InvalidRequest("rendering PALETTE COLOR images is not supported")

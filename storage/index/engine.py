@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -25,7 +27,7 @@ def create_index_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself (pysqlite's own transaction handling is off).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -40,7 +42,7 @@ def create_index_engine(url: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(connection: Any) -> None:
         # Writers take the write lock up front, so two writers never deadlock upgrading a
         # read lock; readers stay concurrent under WAL.
         if connection.get_execution_options().get("wsiarchive_write"):
@@ -51,7 +53,7 @@ def create_index_engine(url: str) -> Engine:
     return engine
 
 
-def _config(connection) -> Config:  # type: ignore[no-untyped-def]
+def _config(connection: Any) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -70,3 +72,20 @@ def is_current(engine: Engine) -> bool:
         current = MigrationContext.configure(connection).get_current_revision()
         head = ScriptDirectory.from_config(_config(connection)).get_current_head()
     return current == head
+
+
+@dataclass(frozen=True)
+class Database:
+    """The index's connection pool, opened and migrated to the newest revision."""
+
+    engine: Engine
+
+    @classmethod
+    def open(cls, url: str) -> Database:
+        engine = create_index_engine(url)
+        migrate(engine)
+        return cls(engine)
+
+    def dispose(self) -> None:
+        """Close every pooled connection (a process about to fork or exit)."""
+        self.engine.dispose()

@@ -4,7 +4,7 @@ from any level, joining only the rungs a query needs."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select
 
@@ -30,9 +30,11 @@ _LINKS: dict[Level, ColumnElement[bool]] = {
     Level.INSTANCE: Instance.series_pk == Series.pk,
 }
 STORED_ONLY = Instance.status == Status.STORED
+AnySelect = Select[*tuple[Any, ...]]
+Q = TypeVar("Q", bound=AnySelect)
 
 
-def ladder(query: Select[Any], start: Level, levels: Iterable[Level] = ()) -> Select[Any]:
+def ladder(query: Q, start: Level, levels: Iterable[Level] = ()) -> Q:
     """*query* selected from the table of *start*, joined to the tables of *levels* and of
     every level between. Where instances take part, only stored ones do (a pending row is an
     ingest in progress, PS3.4 C.4.1.2: never a match)."""

@@ -4,13 +4,12 @@ documents and frame tables, and the lookups the front doors need."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, select
 
 from storage.dicom.levels import Level
 from storage.errors import NotFound
-from storage.index.ladder import ladder
+from storage.index.ladder import AnySelect, ladder
 from storage.index.models import (
     FrameIndex,
     Instance,
@@ -31,7 +30,7 @@ class IndexReader:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _stored(self) -> Select[Any]:
+    def _stored(self) -> AnySelect:
         columns = select(
             Instance.pk,
             Study.study_instance_uid,

@@ -57,6 +57,8 @@ def refresh_all(connection: Connection) -> int:
     seen_series: set[int] = set()
     seen_studies: set[int] = set()
     for instance_pk, series_pk, study_pk, patient_pk, document in rows:
+        if series_pk is None:  # a claim of a new instance (never joined; for the types)
+            continue
         dataset = dataset_of(document)
         session.execute(
             update(Instance).where(Instance.pk == instance_pk).values(**instance_values(dataset))

@@ -3,7 +3,7 @@ every ingest), bulk loading, deleting, and the rows of patients, studies and ser
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -264,7 +264,7 @@ class IndexWriter:
             rows = session.execute(
                 select(Instance.pk, Instance.pending_key).where(Instance.pending_key.is_not(None))
             ).all()
-        return [Claim(pk, key, None, None) for pk, key in rows]
+        return [Claim(pk, key, None, None) for pk, key in rows if key is not None]
 
     # -- patient / study / series rows -----------------------------------------------------------
     def _patient(self, session: Session, dataset: Dataset) -> Patient:
@@ -357,7 +357,7 @@ def add_request_attributes(session: Session, series_pk: int, dataset: Dataset) -
             session.add(RequestAttributes(series_pk=series_pk, **item))
 
 
-def _fill_empty(row: object, values: dict[str, object]) -> None:
+def _fill_empty(row: object, values: Mapping[str, object]) -> None:
     """Keep what the first instance said; fill in only what it left empty."""
     for name, value in values.items():
         if value not in (None, "") and getattr(row, name) in (None, ""):

@@ -209,7 +209,7 @@ REGISTRY: list[Attribute] = [
 ]
 BY_PATH: dict[tuple[int, ...], Attribute] = {a.path: a for a in REGISTRY}
 # Keys a user may give without their sequence (the pathology keys of a slide's specimens).
-ALIASES = {
+ALIASES: dict[tuple[int, ...], Attribute] = {
     (_t("SpecimenIdentifier"),): BY_PATH[
         (_t("SpecimenDescriptionSequence"), _t("SpecimenIdentifier"))
     ],

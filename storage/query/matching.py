@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, true
+from sqlalchemy import ColumnElement, and_, exists, or_, true
 
 from storage.dicom.uids import is_valid_uid
 from storage.dicom.values import (
@@ -22,10 +22,11 @@ from storage.dicom.values import (
     strip_accents,
 )
 from storage.errors import InvalidRequest
+from storage.index.ladder import AnySelect
 from storage.index.models import Series, Study
 from storage.query.keys import ITEM_TABLES, Attribute, Kind
 
-Query = Select[Any]
+Query = AnySelect
 Matcher = Callable[[Query, Attribute, str], Query]
 _RANGE_VR = {Kind.DATE: "DA", Kind.TIME: "TM", Kind.DATETIME: "DT"}
 

@@ -3,12 +3,10 @@ the matching keys need."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Select, select
+from sqlalchemy import select
 
 from storage.dicom.levels import Level
-from storage.index.ladder import KEYS, ladder
+from storage.index.ladder import KEYS, AnySelect, ladder
 from storage.query.keys import Kind, by_keyword
 from storage.query.matching import match_combined_datetime, match_empty, matcher, values
 from storage.query.search import Filter, Search
@@ -16,7 +14,7 @@ from storage.query.search import Filter, Search
 _STUDY_DATE, _STUDY_TIME = by_keyword("StudyDate"), by_keyword("StudyTime")
 
 
-def matched(search: Search) -> Select[Any]:
+def matched(search: Search) -> AnySelect:
     """The primary keys (at the search's level) of every match, unordered and unpaged."""
     levels = search.matching_levels()
     query = ladder(select(KEYS[search.level]), search.level, levels)
@@ -47,7 +45,7 @@ def matched(search: Search) -> Select[Any]:
     return query
 
 
-def statement(search: Search, limit: int | None) -> Select[Any]:
+def statement(search: Search, limit: int | None) -> AnySelect:
     """The matches in a stable order, from the search's offset, at most *limit* of them."""
     query = matched(search).order_by(KEYS[search.level])
     if search.offset:

@@ -102,7 +102,10 @@ def instance_files(engine: Engine, search: Search) -> list[InstanceFile]:
         found: list[InstanceFile] = []
         for start in range(0, len(pks), CHUNK):
             rows = connection.execute(query.where(owner.in_(pks[start : start + CHUNK])))
-            found += [InstanceFile(*row) for row in rows]
+            found += [
+                InstanceFile(study, series, instance, sop_class, syntax, key or "")
+                for study, series, instance, sop_class, syntax, key in rows
+            ]
         return found
 
 
@@ -232,23 +235,24 @@ def _computed(
                 if modality:
                     modalities.setdefault(study_pk, []).append(modality)
             out["ModalitiesInStudy"] = modalities
-        query = ladder(
+        per_study = ladder(
             select(Series.study_pk, func.count(distinct(Series.pk)), func.count(Instance.pk)),
             Level.SERIES,
             [Level.INSTANCE],
         )
-        counts = connection.execute(
-            query.where(Series.study_pk.in_(pks)).group_by(Series.study_pk)
+        study_counts = connection.execute(
+            per_study.where(Series.study_pk.in_(pks)).group_by(Series.study_pk)
         ).all()
-        out["NumberOfStudyRelatedSeries"] = {pk: s for pk, s, _ in counts}
-        out["NumberOfStudyRelatedInstances"] = {pk: i for pk, _, i in counts}
+        out["NumberOfStudyRelatedSeries"] = {pk: s for pk, s, _ in study_counts}
+        out["NumberOfStudyRelatedInstances"] = {pk: i for pk, _, i in study_counts}
     elif level == Level.SERIES and "NumberOfSeriesRelatedInstances" in keywords:
-        query = ladder(select(Instance.series_pk, func.count(Instance.pk)), Level.INSTANCE)
+        per_series = ladder(select(Instance.series_pk, func.count(Instance.pk)), Level.INSTANCE)
         out["NumberOfSeriesRelatedInstances"] = {
             pk: count
             for pk, count in connection.execute(
-                query.where(Instance.series_pk.in_(pks)).group_by(Instance.series_pk)
+                per_series.where(Instance.series_pk.in_(pks)).group_by(Instance.series_pk)
             )
+            if pk is not None
         }
     return {k: v for k, v in out.items() if k in keywords}
 

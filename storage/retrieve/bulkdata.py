@@ -58,7 +58,7 @@ def header_element(blobs: BlobStore, key: str, steps: list[int | str]) -> tuple[
             if not isinstance(value, bytes | bytearray):
                 raise NotFound("no such bulk data")
             return element.VR, bytes(value)
-        item_number = int(steps[position + 1])  # type: ignore[arg-type]
+        item_number = int(steps[position + 1])
         if element.VR != "SQ" or item_number >= len(element.value):
             raise NotFound("no such bulk data")
         current = element.value[item_number]

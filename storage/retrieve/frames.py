@@ -74,4 +74,4 @@ class FrameReader:
         else:
             raise NotFound(f"instance {self.record.instance} has no pixel data")
         size = len(data) // max(self.record.number_of_frames, 1)
-        return data[(number - 1) * size : number * size]
+        return bytes(data[(number - 1) * size : number * size])

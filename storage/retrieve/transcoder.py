@@ -132,8 +132,8 @@ def _rewritten_header(
     meta = FileMetaDataset(dataset.file_meta) if hasattr(dataset, "file_meta") else None
     meta = meta or FileMetaDataset()
     meta.TransferSyntaxUID = UID(target)
-    meta.MediaStorageSOPClassUID = record.sop_class
-    meta.MediaStorageSOPInstanceUID = record.instance
+    meta.MediaStorageSOPClassUID = UID(record.sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(record.instance)
     dataset.file_meta = meta
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
