@@ -98,3 +98,48 @@ def postgres(tmp_path_factory: pytest.TempPathFactory):
     yield cluster
     cluster.stop()
     shutil.rmtree(directory, ignore_errors=True)
+
+
+# -- the in-process layer: no server process, the index on a temporary SQLite file ------------
+@pytest.fixture
+def empty_archive(tmp_path: Path):
+    """An empty archive of this test's own."""
+    from tests.inprocess import open_at
+
+    opened, _ = open_at(tmp_path / "archive")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def empty_web(tmp_path: Path):
+    """(archive, Flask test client) over an empty archive of this test's own."""
+    from tests.inprocess import client, open_at
+
+    opened, settings = open_at(tmp_path / "archive")
+    yield opened, client(opened, settings)
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def corpus_archive(tmp_path_factory: pytest.TempPathFactory, testdata: Path):
+    """An archive holding the search corpus (tests/corpus.py) and a real WSI instance, shared
+    by the in-process tests that only read; with its settings."""
+    from tests import corpus
+    from tests.inprocess import open_at, store
+
+    opened, settings = open_at(tmp_path_factory.mktemp("corpus") / "archive")
+    for dataset in corpus.instances():
+        store(opened, dataset)
+    store(opened, (testdata / "dicom" / "wsi2dcm_jpeg.dcm").read_bytes())
+    yield opened, settings
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def corpus_web(corpus_archive):
+    """Flask's test client over the corpus archive."""
+    from tests.inprocess import client
+
+    opened, settings = corpus_archive
+    return client(opened, settings)

@@ -41,6 +41,11 @@ class ArchiveServer:
 
     def start(self, timeout: float = 60) -> ArchiveServer:
         env = dict(os.environ)
+        # WSIARCHIVE_SERVER_SOURCE: serve from another checkout (e.g. to show that a test
+        # fails on an older build); the tests and their clients stay this checkout's.
+        source = env.pop("WSIARCHIVE_SERVER_SOURCE", None)
+        if source:
+            env["PYTHONPATH"] = source
         env.update({f"WSIARCHIVE_{k.upper()}": str(v) for k, v in self.settings.items()})
         env.setdefault("WSIARCHIVE_BASE_URL", self.url)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
@@ -63,6 +68,7 @@ class ArchiveServer:
                 str(self.dimse_port),
             ],
             env=env,
+            cwd=source or None,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -329,3 +329,24 @@ def test_big_endian_frames_are_not_taken_for_little_endian_ones(fresh_server) ->
     )
     assert stored.status_code == 406  # little endian was asked for; no byte swapping here
     assert body == pixels.tobytes()
+
+
+def test_whole_lossy_instance_to_lossy_jpeg2000_keeps_its_history(fresh_server, testdata) -> None:
+    """A JPEG instance (single-valued LossyImageCompressionMethod and Ratio) asked for as
+    lossy JPEG 2000. Before: TypeError ('DSfloat' object is not iterable) inside the streamed
+    body, and the client got a cut stream."""
+    server = fresh_server()
+    path = testdata / "dicom" / "3dhistech-wg26-BPAEC" / "10_0"
+    original = read(path)
+    server.store([path.read_bytes()])
+    received = _instance(server, original, "1.2.840.10008.1.2.4.91")
+    assert received.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.91"
+    assert received.LossyImageCompression == "01"
+    # PS3.3 C.7.6.1.1.5: each lossy step in order, with its ratio.
+    assert list(received.LossyImageCompressionMethod) == ["ISO_10918_1", "ISO_15444_1"]
+    ratios = [float(r) for r in received.LossyImageCompressionRatio]
+    assert ratios[0] == float(original.LossyImageCompressionRatio) and ratios[1] > 1
+    assert int(received.NumberOfFrames) == int(original.NumberOfFrames)
+    expected = np.stack([imagecodecs.jpeg8_decode(frame) for frame in frames(path)])
+    error = np.abs(pixel_array(received).astype(int) - expected.astype(int))
+    assert error.mean() < 2  # quality 90 on 8-bit RGB: visually lossless

@@ -283,6 +283,10 @@ def test_unsupported_keys_are_ignored_with_a_warning(server) -> None:
         {"offset": "-1"},
         {"fuzzymatching": "maybe"},
         {"StudyDate": "2020*"},
+        {"StudyDate": "abc"},
+        {"StudyDate": "20251345"},
+        {"StudyDate": "2025-13-45"},
+        {"StudyTime": "2400"},
         {"StudyInstanceUID": "1.2.abc"},
         {"SeriesNumber": "one"},
         {"charset": "ISO-8859-1"},
@@ -351,6 +355,33 @@ def test_viewer_search_patterns(client, server) -> None:
         },
     )
     assert {value(r, "00100020") for r in ohif.json()} == {"P1", "P2"}
+
+
+@pytest.mark.parametrize(
+    "path,includefield",
+    [
+        ("/studies", "00101010,00081030"),  # PatientAge: only in documents
+        ("/studies/{a}/series", "00080021,00080031,0008103E,00200011"),  # what OHIF sends
+        ("/series", "00080021,00080060"),
+        ("/studies/{a}/instances", "00080008,00200013"),
+        ("/instances", "00080008,00200013"),
+    ],
+)
+def test_includefield_of_attributes_kept_and_not_at_every_level(server, path, includefield) -> None:
+    """Before: 500 at the study and series levels for attributes the index does not keep
+    (TypeError: 'CursorResult' object is not subscriptable)."""
+    a = corpus.STUDIES["A"].uid
+    response = get(server, path.format(a=a), includefield=includefield)
+    assert response.status_code == 200, response.text
+    results = response.json()
+    assert results
+    for result in results:
+        for tag in includefield.split(","):
+            assert tag in result, (path, tag)
+    if "{a}/series" in path:
+        # corpus series: SeriesDescription "SM series 1 of A"; no Series Date in the data.
+        assert {value(r, "0008103E") for r in results} >= {"SM series 1 of A"}
+        assert all(r["00080021"] == {"vr": "DA"} for r in results)
 
 
 def test_capabilities(server) -> None:

@@ -134,3 +134,26 @@ def test_metadata_and_searches_are_gzipped_when_accepted(archive, testdata) -> N
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert frame.content == frames(testdata / JPEG)[0]
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [("DELETE", "/studies"), ("POST", "/studies/1.2.3/series/1.2.4"), ("PUT", "/series")],
+)
+def test_methods_a_resource_lacks_get_405_with_allow(archive, method, path) -> None:
+    """RFC 9110 §15.5.6: a 405 names the methods the resource supports. Before: no Allow."""
+    response = requests.request(method, archive.url + path)
+    assert response.status_code == 405
+    allowed = {name.strip() for name in response.headers["Allow"].split(",")}
+    assert method not in allowed and "GET" in allowed and "OPTIONS" in allowed
+    assert ("POST" in allowed) == (path == "/studies")
+
+
+def test_warning_texts_are_quoted_strings(archive) -> None:
+    """RFC 9110 §5.6.4: a '"' in a Warning text is escaped. Before: it ended the text."""
+    from tests.http_fields import parse_warnings
+
+    response = requests.get(archive.url + '/studies?Odd"Key=1')
+    assert response.status_code == 200
+    ((code, _, text),) = parse_warnings(response.headers["Warning"])
+    assert code == 299 and text.endswith('ignored: Odd"Key')

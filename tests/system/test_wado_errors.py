@@ -199,3 +199,37 @@ def test_urls_follow_the_host_header(fresh_server, testdata) -> None:
     assert response.status_code == 200
     assert "evil" not in response.text
     assert response.json()[0]["00081190"]["Value"][0].startswith("http://127.0.0.1")
+
+
+def test_a_body_cut_short_after_it_started_is_detected_by_the_client(fresh_server) -> None:
+    """A blob damaged after it was stored (truncated on disk) fails a read in the middle of a
+    streamed response: the status is sent already, so the client must see the cut. Over a
+    real connection: requests reports the body shorter than its Content-Length, and a
+    transcoded multipart body (length unknown) lacks its close-delimiter."""
+    import email.errors
+    import email.parser
+    import email.policy
+    import os
+
+    from tests.inprocess import multiframe, part10
+
+    server = fresh_server()
+    dataset = multiframe(100, seed=5)
+    server.store([part10(dataset)])
+    (blob,) = (server.data_dir / "blobs").rglob(f"*{dataset.SOPInstanceUID}*.dcm")
+    os.truncate(blob, blob.stat().st_size - 20 * 16 * 16)  # the last 20 frames are gone
+    target = (
+        f"{server.url}/studies/{dataset.StudyInstanceUID}/series/{dataset.SeriesInstanceUID}"
+        f"/instances/{dataset.SOPInstanceUID}/frames/" + ",".join(map(str, range(1, 101)))
+    )
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
+        requests.get(
+            target, headers={"Accept": 'multipart/related; type="application/octet-stream"'}
+        )
+    transcoded = requests.get(target, headers={"Accept": 'multipart/related; type="image/jp2"'})
+    assert transcoded.status_code == 200
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {transcoded.headers['Content-Type']}\r\n\r\n".encode() + transcoded.content
+    )
+    assert any(isinstance(d, email.errors.CloseBoundaryNotFoundDefect) for d in message.defects)
+    assert "cut short after" in server.log_path.read_text()

@@ -1,0 +1,78 @@
+"""Value normal forms and the grammar of DA / TM / DT matching values (PS3.5 Table 6.2-1,
+PS3.4 C.2.2.2.5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage.dicom.values import (
+    Span,
+    combine,
+    fold,
+    normalize_date,
+    normalize_datetime,
+    normalize_time,
+    parse_span,
+    valid_date,
+    valid_datetime,
+    valid_time,
+    words_column,
+)
+
+
+@pytest.mark.parametrize(
+    "value,valid",
+    [("20240229", True), ("20230229", False), ("20251345", False), ("abc", False),
+     ("2025.01.02", True), ("2025-01-02", False), ("2025010", False), ("00010101", True)],
+)  # fmt: skip
+def test_dates(value: str, valid: bool) -> None:
+    assert valid_date(value) is valid
+
+
+@pytest.mark.parametrize(
+    "value,valid",
+    [("23", True), ("24", False), ("2359", True), ("2360", False), ("235960", True),
+     ("235961", False), ("101010.123456", True), ("101010.1234567", False), ("10:30", True),
+     ("10:30:15.5", True), ("1", False), ("", False)],
+)  # fmt: skip
+def test_times(value: str, valid: bool) -> None:
+    assert valid_time(value) is valid
+
+
+@pytest.mark.parametrize(
+    "value,valid",
+    [("2020", True), ("202013", False), ("20200230", False), ("2020010112", True),
+     ("20200101250000", False), ("20200101120000.5+0100", True), ("20200101+1400", True),
+     ("20200101+1401", False), ("20200101-1200", True), ("20200101-1300", False),
+     ("20200101+0160", False)],
+)  # fmt: skip
+def test_datetimes(value: str, valid: bool) -> None:
+    assert valid_datetime(value) is valid
+
+
+def test_spans() -> None:
+    assert parse_span("20200101", "DA") == Span("20200101", "20200101", False)
+    assert parse_span("20200101-", "DA") == Span("20200101", "", True)
+    assert parse_span("-20200101", "DA") == Span("", "20200101", True)
+    assert parse_span("2300-0100", "TM") == Span("2300", "0100", True)
+    # A DT with a negative UTC offset is one value; two years are a range.
+    assert parse_span("20200101120000-0500", "DT").is_range is False
+    assert parse_span("2020-2021", "DT") == Span("2020", "2021", True)
+    for bad, vr in (("-", "DA"), ("2025-13-45", "DA"), ("abc", "TM"), ("20201-", "DT")):
+        with pytest.raises(ValueError, match="PS3.5"):
+            parse_span(bad, vr)
+
+
+def test_normal_forms() -> None:
+    assert normalize_date("2020.12.31") == "20201231"
+    assert normalize_time("10") == "100000.000000"
+    assert normalize_time("10", upper=True) == "105959.999999"
+    assert normalize_time("10:30:15.5") == "103015.500000"
+    assert normalize_datetime("2020") == "20200101000000.000000"
+    assert normalize_datetime("2020", upper=True) == "20201231235959.999999"
+    # The offset is applied: 12:00 at +0100 is 11:00 UTC.
+    assert normalize_datetime("20200101120000+0100") == "20200101110000.000000"
+    assert combine("20201231", "2330") == "20201231233000.000000"
+    assert combine("2020", "2330") == ""
+    assert fold("MÜLLER^Jürgen") == "müller^jürgen"
+    assert words_column("Müller^Jean-Luc") == " muller jean luc "
