@@ -10,24 +10,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from dicomweb.http.errors import HTTPError, error_response
-from storage.errors import (
-    ArchiveError,
-    BlobMissing,
-    CodecError,
-    ConflictingInstance,
-    DuplicateInstance,
-    ImageTooLarge,
-    InstanceBusy,
-    InvalidInstance,
-    InvalidRequest,
-    InvalidUID,
-    NotFound,
-    NotRenderable,
-    OutOfResources,
-    RequestTooLarge,
-    StudyMismatch,
-    UnsupportedTransferSyntax,
-)
+from storage import errors
 
 log = logging.getLogger(__name__)
 
@@ -52,31 +35,31 @@ class WireStatus:
 
 # Every ArchiveError class, each with its own entry (tests/dicomweb/test_errors.py fails when
 # one is missing). Statuses: PS3.18 §8.5 and Table 10.5.3-1 (STOW-RS), RFC 9110 §15.
-STATUS: dict[type[ArchiveError], WireStatus] = {
-    ArchiveError: WireStatus(500, PROCESSING_FAILURE),  # unclassified: a server error
-    InvalidUID: WireStatus(400, CANNOT_UNDERSTAND),  # §8.3: invalid value → 400
-    InvalidRequest: WireStatus(400, CANNOT_UNDERSTAND),
-    NotFound: WireStatus(404, PROCESSING_FAILURE),
-    BlobMissing: WireStatus(404, PROCESSING_FAILURE),  # deleted or stored again meanwhile
-    CodecError: WireStatus(500, PROCESSING_FAILURE),  # stored pixels the server cannot decode
-    NotRenderable: WireStatus(406, PROCESSING_FAILURE),  # §8.7.4: no acceptable rendering
-    RequestTooLarge: WireStatus(413, OUT_OF_RESOURCES),
-    ImageTooLarge: WireStatus(413, PROCESSING_FAILURE),
-    OutOfResources: WireStatus(503, OUT_OF_RESOURCES),  # Table I.2-2: A7xx
-    InvalidInstance: WireStatus(400, CANNOT_UNDERSTAND),  # Table I.2-2: Cxxx
-    UnsupportedTransferSyntax: WireStatus(400, TRANSFER_SYNTAX_NOT_SUPPORTED),  # C122
+STATUS: dict[type[errors.ArchiveError], WireStatus] = {
+    errors.ArchiveError: WireStatus(500, PROCESSING_FAILURE),  # unclassified: a server error
+    errors.InvalidUID: WireStatus(400, CANNOT_UNDERSTAND),  # §8.3: invalid value → 400
+    errors.InvalidRequest: WireStatus(400, CANNOT_UNDERSTAND),
+    errors.NotFound: WireStatus(404, PROCESSING_FAILURE),
+    errors.BlobMissing: WireStatus(404, PROCESSING_FAILURE),  # deleted or stored again
+    errors.CodecError: WireStatus(500, PROCESSING_FAILURE),  # stored pixels it cannot decode
+    errors.NotRenderable: WireStatus(406, PROCESSING_FAILURE),  # §8.7.4: none acceptable
+    errors.RequestTooLarge: WireStatus(413, OUT_OF_RESOURCES),
+    errors.ImageTooLarge: WireStatus(413, PROCESSING_FAILURE),
+    errors.OutOfResources: WireStatus(503, OUT_OF_RESOURCES),  # Table I.2-2: A7xx
+    errors.InvalidInstance: WireStatus(400, CANNOT_UNDERSTAND),  # Table I.2-2: Cxxx
+    errors.UnsupportedTransferSyntax: WireStatus(400, TRANSFER_SYNTAX_NOT_SUPPORTED),  # C122
     # Table 10.5.3-1: "a conflict in the request (e.g. ... Study Instance UID mismatch)".
-    StudyMismatch: WireStatus(409, STUDY_MISMATCH),
-    DuplicateInstance: WireStatus(409, DUPLICATE_SOP_INSTANCE),
-    ConflictingInstance: WireStatus(409, PROCESSING_FAILURE),  # Table I.2-2: 0110
-    InstanceBusy: WireStatus(409, PROCESSING_FAILURE),  # transient: the reason says retry
+    errors.StudyMismatch: WireStatus(409, STUDY_MISMATCH),
+    errors.DuplicateInstance: WireStatus(409, DUPLICATE_SOP_INSTANCE),
+    errors.ConflictingInstance: WireStatus(409, PROCESSING_FAILURE),  # Table I.2-2: 0110
+    errors.InstanceBusy: WireStatus(409, PROCESSING_FAILURE),  # transient: the reason says so
 }
 # Failure Reasons that mean the payload itself was unreadable: when nothing was stored and
 # every failure is one of these, the request had "bad syntax" (400), else a conflict (409).
 SYNTAX_FAILURES = frozenset({CANNOT_UNDERSTAND, TRANSFER_SYNTAX_NOT_SUPPORTED})
 
 
-def status_of(error: ArchiveError) -> WireStatus:
+def status_of(error: errors.ArchiveError) -> WireStatus:
     """The entry of the error's class (or of its nearest listed ancestor)."""
     for kind in type(error).__mro__:
         if kind in STATUS:
@@ -92,8 +75,8 @@ def install(app: Flask) -> None:
     def _http_error(error: HTTPError) -> Response:
         return error_response(error.status, error.reason, error.headers)
 
-    @app.errorhandler(ArchiveError)
-    def _archive_error(error: ArchiveError) -> Response:
+    @app.errorhandler(errors.ArchiveError)
+    def _archive_error(error: errors.ArchiveError) -> Response:
         return error_response(status_of(error).http, error.reason)
 
     @app.errorhandler(MethodNotAllowed)

@@ -22,7 +22,8 @@ from pynetdicom.presentation import PresentationContext
 from dimse.identifiers import IdentifierError, dataset_from, search_for
 from dimse.sending import StoredFile
 from dimse.statuses import CANCEL, PENDING, PROCESSING_FAILURE, SUCCESS, status_of
-from storage import Archive, ArchiveError
+from storage import Archive
+from storage.errors import ArchiveError
 from storage.records import InstanceFile
 
 log = logging.getLogger(__name__)

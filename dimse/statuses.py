@@ -6,24 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage.errors import (
-    ArchiveError,
-    BlobMissing,
-    CodecError,
-    ConflictingInstance,
-    DuplicateInstance,
-    ImageTooLarge,
-    InstanceBusy,
-    InvalidInstance,
-    InvalidRequest,
-    InvalidUID,
-    NotFound,
-    NotRenderable,
-    OutOfResources,
-    RequestTooLarge,
-    StudyMismatch,
-    UnsupportedTransferSyntax,
-)
+from storage import errors
 
 SUCCESS, PENDING, CANCEL = 0x0000, 0xFF00, 0xFE00
 PROCESSING_FAILURE = 0x0110  # PS3.7 Annex C general status; STOW Table I.2-2 too
@@ -46,27 +29,27 @@ class DimseStatus:
 # Every ArchiveError class, each with its own entry (tests/dimse/test_statuses.py fails when
 # one is missing). The C-STORE codes agree with STOW-RS's Failure Reasons
 # (dicomweb.errors.STATUS) wherever DIMSE has the same code.
-STATUS: dict[type[ArchiveError], DimseStatus] = {
-    ArchiveError: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
-    InvalidUID: DimseStatus(CANNOT_UNDERSTAND, IDENTIFIER_DOES_NOT_MATCH),
-    InvalidRequest: DimseStatus(CANNOT_UNDERSTAND, IDENTIFIER_DOES_NOT_MATCH),
-    NotFound: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
-    BlobMissing: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
-    CodecError: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
-    NotRenderable: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
-    RequestTooLarge: DimseStatus(OUT_OF_RESOURCES, OUT_OF_RESOURCES),
-    ImageTooLarge: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
-    OutOfResources: DimseStatus(OUT_OF_RESOURCES, OUT_OF_RESOURCES),
-    InvalidInstance: DimseStatus(CANNOT_UNDERSTAND, CANNOT_UNDERSTAND),
-    UnsupportedTransferSyntax: DimseStatus(TRANSFER_SYNTAX_NOT_SUPPORTED, CANNOT_UNDERSTAND),
-    StudyMismatch: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
-    DuplicateInstance: DimseStatus(DUPLICATE_SOP_INSTANCE, CANNOT_UNDERSTAND),
-    ConflictingInstance: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
-    InstanceBusy: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),  # transient: retry
+STATUS: dict[type[errors.ArchiveError], DimseStatus] = {
+    errors.ArchiveError: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    errors.InvalidUID: DimseStatus(CANNOT_UNDERSTAND, IDENTIFIER_DOES_NOT_MATCH),
+    errors.InvalidRequest: DimseStatus(CANNOT_UNDERSTAND, IDENTIFIER_DOES_NOT_MATCH),
+    errors.NotFound: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    errors.BlobMissing: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    errors.CodecError: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    errors.NotRenderable: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    errors.RequestTooLarge: DimseStatus(OUT_OF_RESOURCES, OUT_OF_RESOURCES),
+    errors.ImageTooLarge: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    errors.OutOfResources: DimseStatus(OUT_OF_RESOURCES, OUT_OF_RESOURCES),
+    errors.InvalidInstance: DimseStatus(CANNOT_UNDERSTAND, CANNOT_UNDERSTAND),
+    errors.UnsupportedTransferSyntax: DimseStatus(TRANSFER_SYNTAX_NOT_SUPPORTED, CANNOT_UNDERSTAND),
+    errors.StudyMismatch: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    errors.DuplicateInstance: DimseStatus(DUPLICATE_SOP_INSTANCE, CANNOT_UNDERSTAND),
+    errors.ConflictingInstance: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
+    errors.InstanceBusy: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),  # transient: retry
 }
 
 
-def status_of(error: ArchiveError) -> DimseStatus:
+def status_of(error: errors.ArchiveError) -> DimseStatus:
     """The entry of the error's class (or of its nearest listed ancestor)."""
     for kind in type(error).__mro__:
         if kind in STATUS:

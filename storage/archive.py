@@ -18,6 +18,7 @@ from storage.dicom.syntaxes import same_pixels
 from storage.dicom.uids import validate_uid
 from storage.errors import CodecError
 from storage.imaging.codecs import ImageInfo, targets
+from storage.imaging.display import Rendered, RenderRequest
 from storage.index.engine import Database
 from storage.index.reads import IndexReader
 from storage.index.writes import IndexWriter
@@ -28,7 +29,7 @@ from storage.records import ByteStream, InstanceFile, StoredInstance, StoredReco
 from storage.retrieve.bulkdata import blob_chunks, header_element
 from storage.retrieve.described import Descriptions, Image
 from storage.retrieve.frames import FrameReader
-from storage.retrieve.renderer import Rendered, Renderer, RenderRequest
+from storage.retrieve.renderer import Renderer
 from storage.retrieve.transcoder import Transcoder
 
 # Read-path cache sizes: entries, not bytes (the transcoded frames are bounded in bytes).

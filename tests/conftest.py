@@ -56,35 +56,37 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     instance.stop()
 
 
+class _Servers:
+    """Starts archive servers of their own under *root*, and stops them all at the end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.started: list[ArchiveServer] = []
+
+    def __call__(self, **settings: str) -> ArchiveServer:
+        instance = ArchiveServer(self.root / f"data{len(self.started)}", dict(settings)).start()
+        self.started.append(instance)
+        return instance
+
+    def stop(self) -> None:
+        for instance in self.started:
+            instance.stop()
+
+
 @pytest.fixture
 def fresh_server(tmp_path: Path):
     """A server of its own for tests that need an empty archive or special settings."""
-    servers: list[ArchiveServer] = []
-
-    def start(**settings: str) -> ArchiveServer:
-        instance = ArchiveServer(tmp_path / f"data{len(servers)}", dict(settings)).start()
-        servers.append(instance)
-        return instance
-
-    yield start
-    for instance in servers:
-        instance.stop()
+    servers = _Servers(tmp_path)
+    yield servers
+    servers.stop()
 
 
 @pytest.fixture(scope="module")
 def fresh_server_module(tmp_path_factory: pytest.TempPathFactory):
     """Like fresh_server, shared by the tests of one module."""
-    servers: list[ArchiveServer] = []
-    root = tmp_path_factory.mktemp("module-archive")
-
-    def start(**settings: str) -> ArchiveServer:
-        instance = ArchiveServer(root / f"data{len(servers)}", dict(settings)).start()
-        servers.append(instance)
-        return instance
-
-    yield start
-    for instance in servers:
-        instance.stop()
+    servers = _Servers(tmp_path_factory.mktemp("module-archive"))
+    yield servers
+    servers.stop()
 
 
 @pytest.fixture(scope="session")

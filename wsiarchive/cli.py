@@ -135,17 +135,26 @@ def _report(text: str) -> None:
     print(text, file=sys.stderr if text.startswith("error:") else sys.stdout)
 
 
-def command_import(args: argparse.Namespace) -> int:
-    """Ingest DICOM files or folders, and convert vendor slides, straight into the archive."""
+class _Refused(Exception):
+    """The command cannot start: its slide metadata is wrong (exit status 2)."""
+
+
+def _conversion(args: argparse.Namespace) -> tuple[settings_module.Settings, SlideInfo]:
+    """The settings and slide metadata of a command that converts."""
     from converter import ConversionError
-    from wsiarchive.importer import import_paths
 
     settings = _resolve(args)
     try:
-        info = _slide_info(args, settings)
+        return settings, _slide_info(args, settings)
     except ConversionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise _Refused(str(exc)) from exc
+
+
+def command_import(args: argparse.Namespace) -> int:
+    """Ingest DICOM files or folders, and convert vendor slides, straight into the archive."""
+    from wsiarchive.importer import import_paths
+
+    settings, info = _conversion(args)
     outcome = import_paths(
         _open_archive(settings), list(args.paths), info, _conversion_options(settings), _report
     )
@@ -157,12 +166,7 @@ def command_convert(args: argparse.Namespace) -> int:
     """Convert vendor slides into DICOM Part-10 files in OUTDIR (one folder per slide)."""
     from converter import ConversionError, convert
 
-    settings = _resolve(args)
-    try:
-        info = _slide_info(args, settings)
-    except ConversionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    settings, info = _conversion(args)
     options = _conversion_options(settings)
     failed = 0
     for path in args.inputs:
@@ -178,16 +182,10 @@ def command_convert(args: argparse.Namespace) -> int:
 
 def command_watch(args: argparse.Namespace) -> int:
     """Import every slide dropped into DIR, moving it to done/ or failed/."""
-    from converter import ConversionError
     from wsiarchive.watch import DropFolder
 
-    settings = _resolve(args)
+    settings, info = _conversion(args)
     settings_module.configure_logging(settings)
-    try:
-        info = _slide_info(args, settings)
-    except ConversionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     folder = DropFolder(
         args.directory,
         _open_archive(settings),
@@ -281,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except ValueError as exc:  # settings errors name their source
+    except (ValueError, _Refused) as exc:  # settings errors name their source
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from converter import ConversionError, ConversionOptions, SlideInfo, convert
-from storage import Archive, ArchiveError
+from storage import Archive
 from storage.dicom.part10 import lacks_preamble
+from storage.errors import ArchiveError
 
 log = logging.getLogger(__name__)
 

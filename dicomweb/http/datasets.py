@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from enum import StrEnum
 
 from flask import Response, request
 
@@ -13,6 +14,13 @@ from dicomweb.http.mediatypes import DICOM_JSON, DICOM_XML, JSON, MediaRange, re
 from dicomweb.http.multipart import new_boundary, write_parts
 from dicomweb.http.streaming import stream
 from storage.dicom.document import JsonObject
+
+
+class Encoding(StrEnum):
+    """The two encodings of DICOM data sets on the web (PS3.18 Annex F, PS3.19 Annex A)."""
+
+    JSON = "json"
+    XML = "xml"
 
 
 def wants_xml(multipart_xml: bool) -> bool:
@@ -25,7 +33,7 @@ def wants_xml(multipart_xml: bool) -> bool:
     for media_range in ranges:
         kind = _kind(media_range, multipart_xml)
         if kind is not None:
-            return kind == "xml"
+            return kind == Encoding.XML
     raise HTTPError(
         406,
         f"this resource is available as {DICOM_JSON}"
@@ -33,14 +41,14 @@ def wants_xml(multipart_xml: bool) -> bool:
     )
 
 
-def _kind(media_range: MediaRange, multipart_xml: bool) -> str | None:
+def _kind(media_range: MediaRange, multipart_xml: bool) -> Encoding | None:
     if media_range.is_multipart:
-        return "xml" if media_range.part_type in (DICOM_XML,) and multipart_xml else None
+        return Encoding.XML if media_range.part_type == DICOM_XML and multipart_xml else None
     media_type = media_range.media_type
     if media_type in (DICOM_JSON, JSON, "*/*", "application/*"):
-        return "json"
+        return Encoding.JSON
     if media_type == DICOM_XML:
-        return "xml"
+        return Encoding.XML
     return None
 
 

@@ -274,21 +274,21 @@ def _resource_json(resource: Resource) -> dict[str, Any]:
 def describe(resources: list[Resource], root: str, path: str) -> Response:
     """OPTIONS {root}{path}: the Capabilities Description of the target resource."""
     selected = _select(resources, path)
-    kind = None
+    kind: str | None = None
     for media_range in requested_ranges(
         request.headers.get("Accept"), request.args.getlist("accept")
     ):
         if media_range.media_type in (WADL, "application/xml", "*/*", "application/*"):
-            kind = "wadl"
+            kind = WADL
         elif media_range.media_type == "application/json":
-            kind = "json"
+            kind = "application/json"
         if kind:
             break
     if kind is None:
         raise HTTPError(406, f"the capabilities are available as {WADL} or application/json")
     allow = sorted({m.name for r in selected for m in r.methods} | {"OPTIONS"})
     headers = {"Allow": ", ".join(allow)}
-    if kind == "json":
+    if kind == "application/json":
         body = {
             "application": {
                 "resources": {"base": root, "resources": [_resource_json(r) for r in selected]}

@@ -17,10 +17,17 @@ from dicomweb.service import Service
 from dicomweb.transactions.frames import parse_frame_list
 from dicomweb.transactions.wado import accepted
 from storage.dicom.document import instance_path
-from storage.imaging.display import IccProfile, RenderedType, Viewport, Window, WindowFunction
+from storage.imaging.display import (
+    IccProfile,
+    Rendered,
+    RenderedType,
+    RenderRequest,
+    Viewport,
+    Window,
+    WindowFunction,
+)
+from storage.imaging.tiles import TiledImage
 from storage.records import StoredRecord
-from storage.retrieve.described import Image
-from storage.retrieve.renderer import Rendered, RenderRequest
 
 
 def _int(text: str, name: str, allow_empty: bool = False) -> int | None:
@@ -174,7 +181,7 @@ def _respond(
         # The pyramid levels of an instance are the images of its own series, all of which
         # are among *records* already.
         shown = [(image.source, image) for image in archive.images(records)]
-        levels: dict[str, list[Image]] = {}
+        levels: dict[str, list[TiledImage[StoredRecord]]] = {}
         for record, image in shown:
             levels.setdefault(record.series, []).append(image)
         # Instances without pixel data (or none that renders) have nothing to show.
@@ -214,10 +221,7 @@ def rendered(
     frames: str | None = None,
 ) -> Response:
     """GET .../rendered of a study, series, instance or frame list."""
-    numbers = parse_frame_list(frames) if frames is not None else None
-    records = service.archive.records(study, series, instance)
-    single = instance is not None and (numbers is None or len(numbers) == 1)
-    return _respond(service, records, False, numbers, single)
+    return _resource(service, False, study, series, instance, frames)
 
 
 def thumbnail(
@@ -228,9 +232,18 @@ def thumbnail(
     frames: str | None = None,
 ) -> Response:
     """GET .../thumbnail of a study, series, instance or frame list: always one image."""
+    return _resource(service, True, study, series, instance, frames)
+
+
+def _resource(
+    service: Service,
+    thumbnail: bool,
+    study: str,
+    series: str | None,
+    instance: str | None,
+    frames: str | None,
+) -> Response:
     numbers = parse_frame_list(frames) if frames is not None else None
     records = service.archive.records(study, series, instance)
-    return _respond(service, records, True, numbers, True)
-
-
-__all__ = ["rendered", "thumbnail"]
+    single = thumbnail or (instance is not None and (numbers is None or len(numbers) == 1))
+    return _respond(service, records, thumbnail, numbers, single)

@@ -4,7 +4,7 @@ encoding as JPEG, PNG or GIF (the Rendered Media Types of PS3.18 §8.7.4)."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import imagecodecs
@@ -82,6 +82,25 @@ class Region:
     out_height: int
     flip_x: bool = False
     flip_y: bool = False
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """The rendering parameters of a request (§8.3.5.1), already validated."""
+
+    media_type: RenderedType = RenderedType.JPEG
+    viewport: Viewport | None = None
+    quality: int | None = None
+    window: Window | None = None
+    iccprofile: IccProfile | None = None
+
+
+@dataclass
+class Rendered:
+    """An encoded image and the warnings (Warning: 299 texts) its rendering gave."""
+
+    data: bytes
+    warnings: list[str] = field(default_factory=list)
 
 
 def plan(width: int, height: int, viewport: Viewport | None, max_pixels: int) -> Region:
@@ -281,6 +300,8 @@ __all__ = [
     "IccProfile",
     "Presentation",
     "Region",
+    "Rendered",
+    "RenderRequest",
     "RenderedType",
     "Viewport",
     "Window",

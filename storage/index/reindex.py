@@ -10,13 +10,7 @@ from sqlalchemy.orm import Session
 
 from storage.dicom.document import load
 from storage.dicom.levels import Level
-from storage.index.columns import (
-    instance_values,
-    patient_values,
-    series_values,
-    specimens,
-    study_values,
-)
+from storage.index import columns
 from storage.index.ladder import ladder
 from storage.index.models import (
     Instance,
@@ -40,7 +34,7 @@ def dataset_of(document: bytes) -> Dataset:
 def refresh_all(connection: Connection) -> int:
     """Refill every derived column and search table from the documents; returns a count."""
     session = Session(bind=connection)
-    columns = select(
+    selected = select(
         Instance.pk,
         Instance.series_pk,
         Series.study_pk,
@@ -48,7 +42,7 @@ def refresh_all(connection: Connection) -> int:
         InstanceMetadata.document,
     )
     rows = session.execute(
-        ladder(columns, Level.INSTANCE, [Level.STUDY])
+        ladder(selected, Level.INSTANCE, [Level.STUDY])
         .join(InstanceMetadata, InstanceMetadata.instance_pk == Instance.pk)
         .order_by(Instance.pk)
     ).all()
@@ -61,23 +55,29 @@ def refresh_all(connection: Connection) -> int:
             continue
         dataset = dataset_of(document)
         session.execute(
-            update(Instance).where(Instance.pk == instance_pk).values(**instance_values(dataset))
+            update(Instance)
+            .where(Instance.pk == instance_pk)
+            .values(**columns.instance_values(dataset))
         )
-        for item in specimens(dataset):
+        for item in columns.specimens(dataset):
             session.add(Specimen(instance_pk=instance_pk, **item))
         add_request_attributes(session, series_pk, dataset)
         if series_pk not in seen_series:
             seen_series.add(series_pk)
             session.execute(
-                update(Series).where(Series.pk == series_pk).values(**series_values(dataset))
+                update(Series)
+                .where(Series.pk == series_pk)
+                .values(**columns.series_values(dataset))
             )
         if study_pk not in seen_studies:
             seen_studies.add(study_pk)
             session.execute(
-                update(Study).where(Study.pk == study_pk).values(**study_values(dataset))
+                update(Study).where(Study.pk == study_pk).values(**columns.study_values(dataset))
             )
             session.execute(
-                update(Patient).where(Patient.pk == patient_pk).values(**patient_values(dataset))
+                update(Patient)
+                .where(Patient.pk == patient_pk)
+                .values(**columns.patient_values(dataset))
             )
         session.flush()
     return len(rows)

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from storage.errors import ImageTooLarge, NotFound, NotRenderable
 from storage.imaging.codecs import decode
 from storage.imaging.display import (
-    IccProfile,
+    Rendered,
     RenderedType,
+    RenderRequest,
     Viewport,
-    Window,
     colour_manage,
     encode_image,
     plan,
@@ -24,25 +23,6 @@ from storage.imaging.tiles import best_level, thumbnail_candidate
 from storage.records import StoredRecord
 from storage.retrieve.described import Descriptions, Image
 from storage.retrieve.frames import FrameReader
-
-
-@dataclass(frozen=True)
-class RenderRequest:
-    """The rendering parameters of a request (§8.3.5.1), already validated."""
-
-    media_type: RenderedType = RenderedType.JPEG
-    viewport: Viewport | None = None
-    quality: int | None = None
-    window: Window | None = None
-    iccprofile: IccProfile | None = None
-
-
-@dataclass
-class Rendered:
-    """An encoded image and the warnings (Warning: 299 texts) its rendering gave."""
-
-    data: bytes
-    warnings: list[str] = field(default_factory=list)
 
 
 class Renderer:

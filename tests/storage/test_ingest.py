@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from storage import Archive, OutOfResources
+from storage import Archive
 from storage.blobs import FilesystemBlobStore
 from storage.dicom.dataset import Identity
 from storage.dicom.part10 import read_part10
+from storage.errors import OutOfResources
 from storage.index.engine import Database
 from storage.index.writes import IndexWriter
 from tests.dicomfiles import read

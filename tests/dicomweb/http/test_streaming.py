@@ -34,39 +34,38 @@ def _close_delimiter_missing(content_type: str, body: bytes) -> bool:
     return any(isinstance(d, email.errors.CloseBoundaryNotFoundDefect) for d in message.defects)
 
 
-def test_stored_frames_cut_short_fall_short_of_their_length(empty_web, caplog) -> None:
+def _damaged_frames(empty_web, caplog, seed: int, cut_at: int, part_type: str):  # type: ignore[no-untyped-def]
+    """All frames of an instance whose blob was cut at frame *cut_at*, as *part_type*
+    parts: the response, its whole body, and whether the failure was logged."""
     archive, client = empty_web
-    stored = store(archive, multiframe(FRAMES))
-    _truncate_blob(archive, stored, _pixel_offset(archive, stored, 80))
+    stored = store(archive, multiframe(FRAMES, seed=seed))
+    _truncate_blob(archive, stored, _pixel_offset(archive, stored, cut_at))
     numbers = ",".join(str(n) for n in range(1, FRAMES + 1))
     with caplog.at_level(logging.ERROR, "dicomweb.http.streaming"):
         response = client.get(
             f"{instance_url(stored)}/frames/{numbers}",
-            headers={"Accept": 'multipart/related; type="application/octet-stream"'},
+            headers={"Accept": f'multipart/related; type="{part_type}"'},
         )
         body = response.get_data()
+    logged = any("cut short" in record.getMessage() for record in caplog.records)
+    return response, body, logged
+
+
+def test_stored_frames_cut_short_fall_short_of_their_length(empty_web, caplog) -> None:
+    response, body, logged = _damaged_frames(empty_web, caplog, 1, 80, "application/octet-stream")
     assert response.status_code == 200  # sent before the failure
     assert len(body) < int(response.headers["Content-Length"])
     assert _close_delimiter_missing(response.headers["Content-Type"], body)
-    assert any("cut short" in record.getMessage() for record in caplog.records)
+    assert logged
 
 
 def test_transcoded_frames_cut_short_lack_the_close_delimiter(empty_web, caplog) -> None:
-    archive, client = empty_web
-    stored = store(archive, multiframe(FRAMES, seed=2))
-    _truncate_blob(archive, stored, _pixel_offset(archive, stored, 90))
-    numbers = ",".join(str(n) for n in range(1, FRAMES + 1))
-    with caplog.at_level(logging.ERROR, "dicomweb.http.streaming"):
-        response = client.get(
-            f"{instance_url(stored)}/frames/{numbers}",
-            headers={"Accept": 'multipart/related; type="image/jp2"'},
-        )
-        body = response.get_data()
+    response, body, logged = _damaged_frames(empty_web, caplog, 2, 90, "image/jp2")
     assert response.status_code == 200
     assert "Content-Length" not in response.headers  # transcoded sizes are not known ahead
     assert _close_delimiter_missing(response.headers["Content-Type"], body)
     assert body.count(b"Content-Type: image/jp2") >= 80
-    assert any("cut short" in record.getMessage() for record in caplog.records)
+    assert logged
 
 
 def test_a_failure_before_the_first_byte_gets_a_status(empty_web) -> None:
