@@ -120,7 +120,11 @@ class Ours(Peer):
         workers: int = 2,
         keep: bool = False,
         database_url: str = "",
+        source: Path | None = None,
+        name: str = "wsiarchive",
     ) -> None:
+        """*source*: serve the code of another checkout (its folder) instead of this one."""
+        self.name = name
         if not keep:
             shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True, exist_ok=True)
@@ -131,11 +135,16 @@ class Ours(Peer):
         command += ["--web-only"]
         if database_url:
             command += ["--database-url", database_url]
+        env = dict(os.environ)
+        if source is not None:
+            env["PYTHONPATH"] = str(source)
         self.process = subprocess.Popen(
             command,
-            stdout=open(directory.parent / "wsiarchive.log", "wb"),  # noqa: SIM115
+            stdout=open(directory.parent / f"{name}.log", "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            cwd=source,
+            env=env,
         )
         self.wait_ready(self.root + "/studies?limit=1")
 

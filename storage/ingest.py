@@ -9,8 +9,8 @@ import secrets
 from storage.blobs import BlobStore, StagedBlob
 from storage.config import DuplicatePolicy
 from storage.dicom.dataset import Identity, named_uids
-from storage.dicom.document import build_document
-from storage.dicom.part10 import read_part10
+from storage.dicom.document import PIXEL_DATA, build_document
+from storage.dicom.part10 import ParsedInstance, read_part10
 from storage.errors import ArchiveError, StudyMismatch
 from storage.index.writes import Entry, IndexWriter
 from storage.records import StoredInstance
@@ -36,53 +36,17 @@ def ingest(
         staged.finish()
         parsed = read_part10(staged.path)
         named = named_uids(parsed.dataset)
-        identity = Identity.of(parsed.dataset)
-        if study is not None and identity.study != study:
-            raise StudyMismatch(
-                f"instance {identity.instance} belongs to study {identity.study}, "
-                f"not to the target study {study}"
-            )
-        pixel = parsed.pixel
-        document = build_document(
-            parsed.dataset,
-            identity.study,
-            identity.series,
-            identity.instance,
-            pixel.vr if pixel else None,
-            pixel.tag if pixel else 0x7FE00010,
-        )
-        frames = parsed.frames.to_bytes() if parsed.frames is not None else None
-        key = f"{identity.study}/{identity.series}/{identity.instance}.{secrets.token_hex(6)}.dcm"
-        claim = writer.claim(identity.instance, key, policy == DuplicatePolicy.OVERWRITE)
-        if claim.abandoned_key:
-            blobs.delete(claim.abandoned_key)
-        try:
-            blobs.place(staged, key)
-            writer.commit(
-                claim,
-                Entry(
-                    identity,
-                    parsed.dataset,
-                    parsed.transfer_syntax,
-                    parsed.number_of_frames,
-                    parsed.size,
-                    document,
-                    frames,
-                    key,
-                ),
-            )
-        except BaseException:
-            writer.release(claim)
-            blobs.delete(key)
-            raise
+        entry = _entry(parsed, study)
+        previous = _place(writer, blobs, policy, staged, entry)
     except ArchiveError as exc:
         if exc.sop_instance is None:
             exc.sop_class, exc.sop_instance = named
         raise
     finally:
         staged.discard()
-    if claim.previous_key and claim.previous_key != key:
-        blobs.delete(claim.previous_key)
+    if previous and previous != entry.key:
+        blobs.delete(previous)
+    identity = entry.identity
     return StoredInstance(
         identity.study,
         identity.series,
@@ -91,8 +55,61 @@ def ingest(
         parsed.transfer_syntax,
         parsed.number_of_frames,
         parsed.size,
-        claim.previous_key is not None,
+        previous is not None,
     )
+
+
+def _entry(parsed: ParsedInstance, study: str | None) -> Entry:
+    """What the index records of a parsed instance, and the blob key it will get."""
+    identity = Identity.of(parsed.dataset)
+    if study is not None and identity.study != study:
+        raise StudyMismatch(
+            f"instance {identity.instance} belongs to study {identity.study}, "
+            f"not to the target study {study}"
+        )
+    pixel = parsed.pixel
+    document = build_document(
+        parsed.dataset,
+        identity.study,
+        identity.series,
+        identity.instance,
+        pixel.vr if pixel else None,
+        pixel.tag if pixel else PIXEL_DATA,
+    )
+    frames = parsed.frames.to_bytes() if parsed.frames is not None else None
+    key = f"{identity.study}/{identity.series}/{identity.instance}.{secrets.token_hex(6)}.dcm"
+    return Entry(
+        identity,
+        parsed.dataset,
+        parsed.transfer_syntax,
+        parsed.number_of_frames,
+        parsed.size,
+        document,
+        frames,
+        key,
+    )
+
+
+def _place(
+    writer: IndexWriter,
+    blobs: BlobStore,
+    policy: DuplicatePolicy,
+    staged: StagedBlob,
+    entry: Entry,
+) -> str | None:
+    """The two phases: claim, place the blob, commit (each undone if a later one fails);
+    returns the key of the blob the instance had before, if it was stored already."""
+    claim = writer.claim(entry.identity.instance, entry.key, policy == DuplicatePolicy.OVERWRITE)
+    if claim.abandoned_key:
+        blobs.delete(claim.abandoned_key)
+    try:
+        blobs.place(staged, entry.key)
+        writer.commit(claim, entry)
+    except BaseException:
+        writer.release(claim)
+        blobs.delete(entry.key)
+        raise
+    return claim.previous_key
 
 
 def recover(writer: IndexWriter, blobs: BlobStore) -> int:

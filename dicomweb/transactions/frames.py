@@ -4,6 +4,7 @@ transcoded when the client asks for another transfer syntax."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 
 from flask import Response
@@ -30,6 +31,7 @@ from storage.retrieve.bulkdata import parse_tag_path
 
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float and Double Float
 EAGER_FRAMES = 64  # up to this many frames are read before the response starts
+FrameSource = Callable[[int], bytes]
 
 
 def parse_frame_list(text: str) -> list[int]:
@@ -81,6 +83,43 @@ def _on_instance(
         return respond(service.archive.instance(study, series, instance, fresh=True))
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """The multipart body of frames of one instance, one part per frame."""
+
+    boundary: str
+    part_type: str
+    base: str  # the instance's URL
+
+    def head(self, number: int, length: int) -> bytes:
+        return part_header(
+            self.boundary,
+            {
+                "Content-Type": self.part_type,
+                "Content-Length": str(length),
+                "Content-Location": f"{self.base}/frames/{number}",
+            },
+        )
+
+    def chunks(self, numbers: list[int], first: bytes, read: FrameSource) -> Iterator[bytes]:
+        """Every part, frame 1 made already; frames are read as they are sent."""
+        yield from (self.head(numbers[0], len(first)), first, b"\r\n")
+        for number in numbers[1:]:
+            data = read(number)
+            yield from (self.head(number, len(data)), data, b"\r\n")
+        yield closing(self.boundary)
+
+    def length(self, numbers: list[int], sizes: list[int | None]) -> int | None:
+        """The body's length when every frame's is known (stored frames: the frame table)."""
+        if any(size is None for size in sizes):
+            return None
+        known = [size or 0 for size in sizes]
+        parts = zip(numbers, known, strict=True)
+        return sum(len(self.head(n, size)) + size + 2 for n, size in parts) + len(
+            closing(self.boundary)
+        )
+
+
 def _frames_response(service: Service, record: StoredRecord, numbers: list[int]) -> Response:
     frames = service.archive.frames(record)
     frames.check(numbers)
@@ -91,15 +130,11 @@ def _frames_response(service: Service, record: StoredRecord, numbers: list[int])
     part_type = choice.media_type
     if choice.media_type != OCTET_STREAM or choice.transfer_syntax != ExplicitVRLittleEndian:
         part_type += f"; transfer-syntax={choice.transfer_syntax}"
+    list_text = ",".join(map(str, numbers))
     representation = Representation(
-        record.blob_key,
-        record.stored_at,
-        "frames",
-        ",".join(map(str, numbers)),
-        part_type,
-        choice.multipart,
+        record.blob_key, record.stored_at, "frames", list_text, part_type, choice.multipart,
         max_age=service.config.cache_max_age,
-    )
+    )  # fmt: skip
     if representation.unchanged():
         service.archive.blob_size(record)  # BlobMissing if the record is stale
         return representation.not_modified()
@@ -110,50 +145,20 @@ def _frames_response(service: Service, record: StoredRecord, numbers: list[int])
     if not choice.multipart:
         headers["Content-Location"] = f"{base}/frames/{numbers[0]}"
         return Response(first, content_type=part_type, headers=headers)
-
-    boundary = representation.boundary
-
-    def head(number: int, length: int) -> bytes:
-        return part_header(
-            boundary,
-            {
-                "Content-Type": part_type,
-                "Content-Length": str(length),
-                "Content-Location": f"{base}/frames/{number}",
-            },
-        )
-
-    content_type = f'multipart/related; type="{choice.media_type}"; boundary={boundary}'
+    parts = _Parts(representation.boundary, part_type, base)
+    content_type = f'multipart/related; type="{choice.media_type}"; boundary={parts.boundary}'
     if len(numbers) <= EAGER_FRAMES:
-        body = [head(numbers[0], len(first)), first, b"\r\n"]
-        for number in numbers[1:]:
-            data = read(number)
-            body += [head(number, len(data)), data, b"\r\n"]
-        body.append(closing(boundary))
+        body = list(parts.chunks(numbers, first, read))
         headers["Content-Length"] = str(sum(map(len, body)))
         return Response(body, content_type=content_type, headers=headers)
-
     # Many frames stream. As stored, every length is in the frame table: the body's length
     # is known, so a client can tell a body cut short by a failed read.
-    length = None
-    if same_pixels(record.transfer_syntax, choice.transfer_syntax):
-        lengths = [frames.length(n) for n in numbers]
-        if all(size is not None for size in lengths):
-            sizes = [size or 0 for size in lengths]
-            length = sum(
-                len(head(n, size)) + size + 2 for n, size in zip(numbers, sizes, strict=True)
-            )
-            length += len(closing(boundary))
-
-    def parts() -> Iterator[bytes]:
-        yield from (head(numbers[0], len(first)), first, b"\r\n")
-        for number in numbers[1:]:
-            data = read(number)
-            yield from (head(number, len(data)), data, b"\r\n")
-        yield closing(boundary)
-
+    as_stored = same_pixels(record.transfer_syntax, choice.transfer_syntax)
+    length = parts.length(numbers, [frames.length(n) for n in numbers]) if as_stored else None
     what = f"{len(numbers)} frames of instance {record.instance}"
-    return stream(parts(), what, length, content_type=content_type, headers=headers)
+    return stream(
+        parts.chunks(numbers, first, read), what, length, content_type=content_type, headers=headers
+    )
 
 
 def retrieve_frames(

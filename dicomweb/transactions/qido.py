@@ -36,22 +36,36 @@ def build_search(
     service: Service, level: Level, study: str | None, series: str | None
 ) -> tuple[Search, list[str]]:
     """A Search from the path and query string, with the Warning texts it gave rise to."""
-    search = Search(level)
-    warnings: list[str] = []
+    search = Search(level, levels=_result_levels(level, study, series))
     for uid, name in ((study, "StudyInstanceUID"), (series, "SeriesInstanceUID")):
         if uid is not None:
             search.where(by_keyword(name), validate_uid(uid, name))
-    flags = {}
-    for name in FLAGS:
-        value = request.args.get(name, "false").lower()
-        if value not in ("true", "false"):
-            raise HTTPError(400, f"{name}={value!r} must be true or false")
-        flags[name] = value == "true"
-    search.fuzzy = flags["fuzzymatching"]
-    search.empty_value_matching = flags["emptyvaluematching"]
-    search.multiple_value_matching = flags["multiplevaluematching"]
+    search.fuzzy = _flag("fuzzymatching")
+    search.empty_value_matching = _flag("emptyvaluematching")
+    search.multiple_value_matching = _flag("multiplevaluematching")
     _check_charset()
-    search.levels = _result_levels(level, study, series)
+    warnings = _matching_keys(search)
+    _include_fields(search)
+    limit = _non_negative("limit")
+    search.offset = _non_negative("offset") or 0
+    maximum = service.config.max_search_results
+    if limit is None or limit > maximum:
+        if limit is not None:
+            warnings.append(f"The limit {limit} exceeds the maximum of {maximum} results")
+        limit = maximum
+    search.limit = limit
+    return search, warnings
+
+
+def _flag(name: str) -> bool:
+    value = request.args.get(name, "false").lower()
+    if value not in ("true", "false"):
+        raise HTTPError(400, f"{name}={value!r} must be true or false")
+    return value == "true"
+
+
+def _matching_keys(search: Search) -> list[str]:
+    """Add the query's matching keys to *search*; the Warning texts for keys ignored."""
     unknown: list[str] = []
     not_matched: list[str] = []
     for key in request.args:
@@ -73,6 +87,7 @@ def build_search(
             search.include_other.append(path)
             continue
         search.where(attribute, values[0])
+    warnings = []
     if unknown:
         warnings.append(
             "These query parameters are not supported and were ignored: " + ", ".join(unknown)
@@ -82,9 +97,13 @@ def build_search(
             "These attributes are not supported as matching keys; their values were ignored: "
             + ", ".join(not_matched)
         )
+    return warnings
+
+
+def _include_fields(search: Search) -> None:
+    """``includefield``: keywords, tags or sequence paths, repeated or comma-separated."""
     for value in request.args.getlist("includefield"):
-        for key in value.split(","):
-            key = key.strip()
+        for key in (part.strip() for part in value.split(",")):
             if not key:
                 continue
             if key == "all":
@@ -98,15 +117,6 @@ def build_search(
                 search.include.append(attribute)
             else:
                 search.include_other.append(path)
-    limit = _non_negative("limit")
-    search.offset = _non_negative("offset") or 0
-    maximum = service.config.max_search_results
-    if limit is None or limit > maximum:
-        if limit is not None:
-            warnings.append(f"The limit {limit} exceeds the maximum of {maximum} results")
-        limit = maximum
-    search.limit = limit
-    return search, warnings
 
 
 def _result_levels(level: Level, study: str | None, series: str | None) -> set[Level]:

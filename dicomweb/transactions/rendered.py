@@ -135,62 +135,9 @@ def _respond(
     parameters, warnings = parse_parameters(thumbnail)
     choice = _choose(Parts.OPTIONAL if single_image else Parts.REQUIRED)
     render_request = replace(parameters, media_type=RenderedType(choice.media_type))
-    archive = service.archive
-    root = service.root()
-    kind = "thumbnail" if thumbnail else "rendered"
     if single_image:
-        record = records[0]
-        # A study or series thumbnail depends on every instance: its validators cover them all
-        # (the newest storing time, every blob key).
-        newest = max((r.stored_at for r in records if r.stored_at), default=None)
-        representation = Representation(
-            record.blob_key, newest, kind, [r.blob_key for r in records], frames, choice,
-            sorted(request.args.items(multi=True)), max_age=service.config.cache_max_age,
-        )  # fmt: skip
-        if representation.unchanged():
-            return representation.not_modified()
-        frame = frames[0] if frames else None
-        if thumbnail:
-            rendered = archive.thumbnail(records, render_request, frame)
-        elif frame is not None:
-            rendered = archive.render(record, render_request, frame)
-        else:
-            series = archive.records(record.study, record.series)
-            rendered = archive.render(record, render_request, None, archive.images(series))
-        headers = representation.headers() | warning_header(warnings + rendered.warnings, root)
-        if not choice.multipart:
-            return Response(rendered.data, content_type=choice.media_type, headers=headers)
-        boundary = representation.boundary
-        part = {"Content-Type": choice.media_type, "Content-Length": str(len(rendered.data))}
-        return Response(
-            write_parts(boundary, [(part, [rendered.data])]),
-            content_type=f'multipart/related; type="{choice.media_type}"; boundary={boundary}',
-            headers=headers,
-        )
-
-    # Several images: one part per instance (study, series) or per frame.
-    first = records[0]
-
-    def images() -> Iterator[tuple[str, Rendered]]:
-        if frames:
-            base = root + instance_path(first.study, first.series, first.instance)
-            for number in frames:
-                rendered = archive.render(first, render_request, number)
-                yield f"{base}/frames/{number}/rendered", rendered
-            return
-        # The pyramid levels of an instance are the images of its own series, all of which
-        # are among *records* already.
-        shown = [(image.source, image) for image in archive.images(records)]
-        levels: dict[str, list[TiledImage[StoredRecord]]] = {}
-        for record, image in shown:
-            levels.setdefault(record.series, []).append(image)
-        # Instances without pixel data (or none that renders) have nothing to show.
-        for record, _ in shown:
-            rendered = archive.render(record, render_request, None, levels[record.series])
-            location = root + instance_path(record.study, record.series, record.instance)
-            yield f"{location}/rendered", rendered
-
-    produced = list(images())  # rendered before answering, so errors get their status
+        return _one_image(service, records, thumbnail, frames, choice, render_request, warnings)
+    produced = list(_images(service, records, frames, render_request))  # errors get a status
     if not produced:
         raise HTTPError(404, "nothing here has pixel data that can be rendered")
     texts = warnings + [text for _, rendered in produced for text in rendered.warnings]
@@ -209,8 +156,79 @@ def _respond(
     return Response(
         write_parts(boundary, parts),
         content_type=f'multipart/related; type="{choice.media_type}"; boundary={boundary}',
-        headers=warning_header(texts, root),
+        headers=warning_header(texts, service.root()),
     )
+
+
+def _one_image(
+    service: Service,
+    records: list[StoredRecord],
+    thumbnail: bool,
+    frames: list[int] | None,
+    choice: Choice,
+    render_request: RenderRequest,
+    warnings: list[str],
+) -> Response:
+    """A thumbnail, or the rendering of one instance or frame, with its validators."""
+    archive = service.archive
+    record = records[0]
+    # A study or series thumbnail depends on every instance: its validators cover them all
+    # (the newest storing time, every blob key).
+    newest = max((r.stored_at for r in records if r.stored_at), default=None)
+    representation = Representation(
+        record.blob_key, newest, "thumbnail" if thumbnail else "rendered",
+        [r.blob_key for r in records], frames, choice, sorted(request.args.items(multi=True)),
+        max_age=service.config.cache_max_age,
+    )  # fmt: skip
+    if representation.unchanged():
+        return representation.not_modified()
+    frame = frames[0] if frames else None
+    if thumbnail:
+        rendered = archive.thumbnail(records, render_request, frame)
+    elif frame is not None:
+        rendered = archive.render(record, render_request, frame)
+    else:
+        series = archive.records(record.study, record.series)
+        rendered = archive.render(record, render_request, None, archive.images(series))
+    texts = warnings + rendered.warnings
+    headers = representation.headers() | warning_header(texts, service.root())
+    if not choice.multipart:
+        return Response(rendered.data, content_type=choice.media_type, headers=headers)
+    boundary = representation.boundary
+    part = {"Content-Type": choice.media_type, "Content-Length": str(len(rendered.data))}
+    return Response(
+        write_parts(boundary, [(part, [rendered.data])]),
+        content_type=f'multipart/related; type="{choice.media_type}"; boundary={boundary}',
+        headers=headers,
+    )
+
+
+def _images(
+    service: Service,
+    records: list[StoredRecord],
+    frames: list[int] | None,
+    render_request: RenderRequest,
+) -> Iterator[tuple[str, Rendered]]:
+    """Several images: one per frame of an instance, or one per instance (study, series),
+    with the location of each."""
+    archive, root = service.archive, service.root()
+    first = records[0]
+    if frames:
+        base = root + instance_path(first.study, first.series, first.instance)
+        for number in frames:
+            yield f"{base}/frames/{number}/rendered", archive.render(first, render_request, number)
+        return
+    # The pyramid levels of an instance are the images of its own series, all of which are
+    # among *records* already. Instances without pixel data that renders show nothing.
+    shown = archive.images(records)
+    levels: dict[str, list[TiledImage[StoredRecord]]] = {}
+    for image in shown:
+        levels.setdefault(image.source.series, []).append(image)
+    for image in shown:
+        record = image.source
+        rendered = archive.render(record, render_request, None, levels[record.series])
+        location = root + instance_path(record.study, record.series, record.instance)
+        yield f"{location}/rendered", rendered
 
 
 def rendered(

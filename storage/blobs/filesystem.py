@@ -22,7 +22,7 @@ class FilesystemBlobStore:
 
     STAGING = ".staging"
 
-    def __init__(self, root: Path, fsync: bool = True) -> None:
+    def __init__(self, root: Path, fsync: bool) -> None:
         self.root = root.resolve()
         self.fsync = fsync
         self.staging = self.root / self.STAGING

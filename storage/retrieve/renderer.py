@@ -7,8 +7,9 @@ import math
 from collections.abc import Callable, Sequence
 
 from storage.errors import ImageTooLarge, NotFound, NotRenderable
-from storage.imaging.codecs import decode
+from storage.imaging.codecs import Pixels, decode
 from storage.imaging.display import (
+    Region,
     Rendered,
     RenderedType,
     RenderRequest,
@@ -59,46 +60,15 @@ class Renderer:
         *levels* are the other images of the series: a whole-slide image is read from the
         smallest pyramid level that still has the pixels the output needs.
         """
-        image = self._described.image(record)
-        if image is None:
-            if not record.number_of_frames:
-                raise NotFound(f"instance {record.instance} has no pixel data to render")
-            raise NotRenderable(
-                f"instance {record.instance}: pixel data stored as {record.transfer_syntax} "
-                "cannot be rendered here"
-            )
-        warnings: list[str] = []
-        if frame is not None:
-            if not 1 <= frame <= record.number_of_frames:
-                raise NotFound(
-                    f"instance {record.instance} has no frame {frame} "
-                    f"(it has {record.number_of_frames})"
-                )
-            image = image.frame(frame)
+        image = self._image(record, frame)
         region = plan(image.width, image.height, request.viewport, self.max_pixels)
         level = (
             image
             if frame is not None
             else best_level(image, levels, region.width, region.out_width)
         )
-        fx, fy = level.width / image.width, level.height / image.height
-        x0, y0 = math.floor(region.x * fx), math.floor(region.y * fy)
-        x1 = min(level.width, math.ceil((region.x + region.width) * fx))
-        y1 = min(level.height, math.ceil((region.y + region.height) * fy))
-        if (x1 - x0) * (y1 - y0) > 4 * self.max_pixels:
-            raise ImageTooLarge(
-                f"rendering this region needs {(x1 - x0) * (y1 - y0)} decoded pixels of the "
-                "finest pyramid level available; give a smaller viewport or region"
-            )
-        reader = self._frames(level.source)
-        info = level.info
-        pixels = level.read(
-            x0,
-            y0,
-            max(x1 - x0, 1),
-            max(y1 - y0, 1),
-            lambda number: decode(reader.read(number), level.source.transfer_syntax, info),
-        )
+        pixels = self._read(image, level, region)
+        warnings: list[str] = []
         window = request.window
         if window is not None and pixels.array.ndim == 3:
             warnings.append("the window parameter applies to grey images only and was ignored")
@@ -111,6 +81,48 @@ class Renderer:
             profile = None  # GIF carries no profile; only an explicit request for one is an error
         quality = request.quality if request.media_type == RenderedType.JPEG else None
         return Rendered(encode_image(shown, request.media_type, quality, profile), warnings)
+
+    def _image(self, record: StoredRecord, frame: int | None) -> Image:
+        """The image of the instance (or of one of its frames); NotFound without pixel data,
+        NotRenderable when they cannot be decoded here."""
+        image = self._described.image(record)
+        if image is None:
+            if not record.number_of_frames:
+                raise NotFound(f"instance {record.instance} has no pixel data to render")
+            raise NotRenderable(
+                f"instance {record.instance}: pixel data stored as {record.transfer_syntax} "
+                "cannot be rendered here"
+            )
+        if frame is None:
+            return image
+        if not 1 <= frame <= record.number_of_frames:
+            raise NotFound(
+                f"instance {record.instance} has no frame {frame} "
+                f"(it has {record.number_of_frames})"
+            )
+        return image.frame(frame)
+
+    def _read(self, image: Image, level: Image, region: Region) -> Pixels:
+        """The pixels of *region* (in *image*'s coordinates) from pyramid *level*: only the
+        tiles that overlap it are decoded."""
+        fx, fy = level.width / image.width, level.height / image.height
+        x0, y0 = math.floor(region.x * fx), math.floor(region.y * fy)
+        x1 = min(level.width, math.ceil((region.x + region.width) * fx))
+        y1 = min(level.height, math.ceil((region.y + region.height) * fy))
+        if (x1 - x0) * (y1 - y0) > 4 * self.max_pixels:
+            raise ImageTooLarge(
+                f"rendering this region needs {(x1 - x0) * (y1 - y0)} decoded pixels of the "
+                "finest pyramid level available; give a smaller viewport or region"
+            )
+        reader = self._frames(level.source)
+        syntax, info = level.source.transfer_syntax, level.info
+        return level.read(
+            x0,
+            y0,
+            max(x1 - x0, 1),
+            max(y1 - y0, 1),
+            lambda number: decode(reader.read(number), syntax, info),
+        )
 
     def thumbnail(
         self, records: Sequence[StoredRecord], request: RenderRequest, frame: int | None = None

@@ -27,7 +27,7 @@ class Parts:
     def __init__(self, root: Path, policy: str = "reject", blobs: type = FilesystemBlobStore):
         config = Settings(data_dir=str(root), duplicate_policy=policy)  # type: ignore[arg-type]
         database = Database.open(config.database)
-        self.blobs = blobs(config.blobs)
+        self.blobs = blobs(config.blobs, config.fsync)
         self.index = IndexWriter(database.engine)
         self.archive = Archive(database, self.blobs, config)
 
