@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.frame_serving import WRK_SCRIPT, wrk  # noqa: E402
-from benchmarks.peers import Ours  # noqa: E402
+from benchmarks.peers import Ours, RssMonitor  # noqa: E402
 from benchmarks.qido_search import load, queries, time_queries  # noqa: E402
 from benchmarks.stow_frames import stow  # noqa: E402
 from benchmarks.synthetic import write_wsi  # noqa: E402
@@ -61,9 +61,14 @@ def one_round(build: str, source: Path | None, args: argparse.Namespace, data: d
             f"{server.root}/studies/{uids['study']}/series/{uids['series']}"
             f"/instances/{uids['instance']}/frames/"
         )
+        monitor = RssMonitor(server.process.pid)
         for clients in CLIENTS:
+            cpu = monitor.cpu_seconds()
             run = wrk(prefix, uids["frames"], clients, args.seconds, data["script"])
-            results[f"frames_{clients}"] = {k: run[k] for k in ("frames_per_s", "p50_ms", "p99_ms")}
+            figures = {k: run[k] for k in ("frames_per_s", "p50_ms", "p99_ms")}
+            # The server's CPU per frame: steadier than throughput on a shared machine.
+            figures["cpu_ms_per_frame"] = 1000 * (monitor.cpu_seconds() - cpu) / run["requests"]
+            results[f"frames_{clients}"] = figures
     finally:
         server.stop()
     server = Ours(data["qido"], free_port(), workers=2, keep=True, source=source, name=build)
@@ -89,7 +94,7 @@ def summary(runs: dict[str, list[dict]]) -> dict:
     """Median of each figure over the rounds, per build, and the ratio new / old."""
     figures: dict[str, tuple[str, ...]] = {"stow_mb_per_s": ("stow_mb_per_s",)}
     for clients in CLIENTS:
-        for field in ("frames_per_s", "p50_ms", "p99_ms"):
+        for field in ("frames_per_s", "p50_ms", "p99_ms", "cpu_ms_per_frame"):
             figures[f"frames_{clients}_{field}"] = (f"frames_{clients}", field)
     for name in runs["new"][0]["qido"]:
         for field in ("p50_ms", "p99_ms"):

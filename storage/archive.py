@@ -17,7 +17,7 @@ from storage.dicom.frames import FrameTable
 from storage.dicom.syntaxes import same_pixels
 from storage.dicom.uids import validate_uid
 from storage.errors import CodecError
-from storage.imaging.codecs import ImageInfo, targets
+from storage.imaging.codecs import ImageInfo
 from storage.imaging.display import Rendered, RenderRequest
 from storage.index.engine import Database
 from storage.index.reads import IndexReader
@@ -180,9 +180,9 @@ class Archive:
         """The frames of an instance, read by offset."""
         return FrameReader(self._blobs, record, self.frame_table(record))
 
-    def transcode_targets(self, record: StoredRecord) -> list[str]:
+    def transcode_targets(self, record: StoredRecord) -> tuple[str, ...]:
         """The transfer syntaxes the instance's frames can be transcoded to, in offer order."""
-        return targets(record.transfer_syntax, self.image_info(record))
+        return self._described.targets(record)
 
     def frame_source(self, record: StoredRecord, target: str) -> Callable[[int], bytes]:
         """How to get frame N in *target*: a ranged read, or a (cached) transcoding."""
@@ -231,7 +231,7 @@ class Archive:
 
     def _decodable(self, record: StoredRecord, target: str) -> ImageInfo:
         info = self.image_info(record)
-        if info is None or target not in targets(record.transfer_syntax, info):
+        if info is None or target not in self.transcode_targets(record):
             raise CodecError(
                 f"instance {record.instance} stored as {record.transfer_syntax} cannot be "
                 f"converted to {target}"

@@ -51,7 +51,7 @@ def parse_frame_list(text: str) -> list[int]:
 def _pixel_offers(service: Service, record: StoredRecord) -> tuple[tuple[str, str], ...]:
     """The stored form first (§8.7.3: what is stored is preferred), then what the frames
     can be transcoded to."""
-    return _offers_for(record.transfer_syntax, tuple(service.archive.transcode_targets(record)))
+    return _offers_for(record.transfer_syntax, service.archive.transcode_targets(record))
 
 
 @lru_cache(maxsize=1024)

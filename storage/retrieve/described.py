@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from storage.blobs import BlobStore
 from storage.cache import Lru
 from storage.dicom.document import JsonDataset
-from storage.imaging.codecs import ImageInfo, can_decode
+from storage.imaging.codecs import ImageInfo, can_decode, targets
 from storage.imaging.display import Presentation
 from storage.imaging.tiles import TiledImage
 from storage.records import StoredRecord
@@ -55,6 +55,12 @@ class Descriptions:
             )
 
         return self._get("image", record, make)
+
+    def targets(self, record: StoredRecord) -> tuple[str, ...]:
+        """The transfer syntaxes the instance's frames can be transcoded to, in offer order."""
+        return self._get(
+            "targets", record, lambda: tuple(targets(record.transfer_syntax, self.info(record)))
+        )
 
     def presentation(self, record: StoredRecord) -> Presentation:
         """The instance's own VOI and Modality LUT attributes."""
