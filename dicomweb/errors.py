@@ -22,6 +22,7 @@ OUT_OF_RESOURCES = 0xA700
 STUDY_MISMATCH = 0xA901
 CANNOT_UNDERSTAND = 0xC000
 TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
+NOT_AUTHORIZED = 0x0124  # PS3.7 Annex C: Refused: Not Authorized
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ STATUS: dict[type[errors.ArchiveError], WireStatus] = {
     errors.DuplicateInstance: WireStatus(409, DUPLICATE_SOP_INSTANCE),
     errors.ConflictingInstance: WireStatus(409, PROCESSING_FAILURE),  # Table I.2-2: 0110
     errors.InstanceBusy: WireStatus(409, PROCESSING_FAILURE),  # transient: the reason says so
+    errors.Forbidden: WireStatus(403, NOT_AUTHORIZED),  # RFC 9110 §15.5.4
 }
 # Failure Reasons that mean the payload itself was unreadable: when nothing was stored and
 # every failure is one of these, the request had "bad syntax" (400), else a conflict (409).

@@ -15,6 +15,7 @@ OUT_OF_RESOURCES = 0xA700  # Table B.2-1 / C.4-1: Refused: Out of Resources
 IDENTIFIER_DOES_NOT_MATCH = 0xA900  # Table C.4-1: Identifier does not match SOP Class
 CANNOT_UNDERSTAND = 0xC000  # Table B.2-1: Error: Cannot understand; C.4-1: Unable to process
 TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122  # a Cxxx code, as in STOW (PS3.18 Table I.2-2)
+NOT_AUTHORIZED = 0x0124  # PS3.7 Annex C general status: Refused: Not Authorized
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ STATUS: dict[type[errors.ArchiveError], DimseStatus] = {
     errors.DuplicateInstance: DimseStatus(DUPLICATE_SOP_INSTANCE, CANNOT_UNDERSTAND),
     errors.ConflictingInstance: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),
     errors.InstanceBusy: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),  # transient: retry
+    errors.Forbidden: DimseStatus(NOT_AUTHORIZED, NOT_AUTHORIZED),
 }
 
 

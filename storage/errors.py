@@ -75,3 +75,8 @@ class ImageTooLarge(RequestTooLarge):
 
 class NotRenderable(ArchiveError):
     """The pixel data is in a form that cannot be decoded for rendering."""
+
+
+class Forbidden(ArchiveError):
+    """The principal lacks the scope the operation needs (never said of a particular study:
+    a study the principal may not see is NotFound, so its existence does not leak)."""

@@ -92,6 +92,9 @@ class Study(Base):
     timezone_offset_from_utc: Mapped[str] = mapped_column(String(16), default="")
     # (0008,0005) CS 1-n
     specific_character_set: Mapped[str] = mapped_column(String(128), default="")
+    # The access group the study belongs to (storage.access): set when the study is first
+    # stored, from the attribute the access rules name; "" when none is configured.
+    access_group: Mapped[str] = mapped_column(String(64), default="", index=True)
 
 
 class Series(Base):
@@ -165,6 +168,9 @@ class Instance(Base):
     acquisition_datetime_norm: Mapped[str] = mapped_column(String(21), default="", index=True)
     blob_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
+    # SHA-256 of the blob as stored (hex), recorded at ingest; None for instances stored
+    # before hashes were recorded.
+    content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     pending_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     stored_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -212,7 +218,51 @@ class FrameIndex(Base):
     ranges: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class ApiToken(Base):
+    """A token for a machine or a share link: stored as a hash, never as the secret."""
+
+    __tablename__ = "api_token"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The public part of the token (shown by `token list`); the secret follows it.
+    token_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    scopes: Mapped[str] = mapped_column(String(100), default="")  # space-separated
+    # Space-separated access groups, or "*" for every group.
+    groups: Mapped[str] = mapped_column(String(1000), default="*")
+    # A share link: the one study it opens (read only); None for machine tokens.
+    study_instance_uid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AuditEvent(Base):
+    """One access to patient data: who, when, from where, what, which operation, outcome."""
+
+    __tablename__ = "audit_event"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)  # UTC
+    actor: Mapped[str] = mapped_column(String(256), default="", index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16), default="")
+    source: Mapped[str] = mapped_column(String(256), default="")  # address or AE@host
+    operation: Mapped[str] = mapped_column(String(32), index=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(128), default="", index=True)
+    series_instance_uid: Mapped[str] = mapped_column(String(128), default="")
+    sop_instance_uid: Mapped[str] = mapped_column(String(128), default="")
+    outcome: Mapped[int] = mapped_column(Integer, default=0)  # HTTP status or DIMSE status
+    detail: Mapped[str] = mapped_column(String(2000), default="")  # e.g. the query
+    # Set when the event has been sent as a DICOM Audit Message (syslog export).
+    exported_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+
+
 __all__ = [
+    "ApiToken",
+    "AuditEvent",
     "Base",
     "FrameIndex",
     "Instance",

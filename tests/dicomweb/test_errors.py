@@ -10,8 +10,8 @@ from storage.errors import ArchiveError, BlobMissing, NotFound
 from tests.error_classes import archive_errors
 
 # PS3.18 Table I.2-2 (A7xx, A9xx, Cxxx, C122, 0110, 0122) and the implementation-specific
-# codes docs/conformance.md declares (0111 duplicate).
-FAILURE_REASONS = {0x0110, 0x0111, 0x0122, 0xC122}
+# codes docs/conformance.md declares (0111 duplicate, 0124 not authorized).
+FAILURE_REASONS = {0x0110, 0x0111, 0x0122, 0x0124, 0xC122}
 
 
 @pytest.mark.parametrize("kind", archive_errors(), ids=lambda kind: kind.__name__)
