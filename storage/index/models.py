@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -255,6 +256,7 @@ class AuditEvent(Base):
     series_instance_uid: Mapped[str] = mapped_column(String(128), default="")
     sop_instance_uid: Mapped[str] = mapped_column(String(128), default="")
     outcome: Mapped[int] = mapped_column(Integer, default=0)  # HTTP status or DIMSE status
+    success: Mapped[bool] = mapped_column(Boolean, default=True)
     detail: Mapped[str] = mapped_column(String(2000), default="")  # e.g. the query
     # Set when the event has been sent as a DICOM Audit Message (syslog export).
     exported_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("series_instance_uid", sa.String(length=128), nullable=False),
         sa.Column("sop_instance_uid", sa.String(length=128), nullable=False),
         sa.Column("outcome", sa.Integer(), nullable=False),
+        sa.Column("success", sa.Boolean(), nullable=False),
         sa.Column("detail", sa.String(length=2000), nullable=False),
         sa.Column("exported_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("pk"),
