@@ -23,8 +23,8 @@ class Operation(StrEnum):
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One audited event. ``outcome`` is the wire status (HTTP status or DIMSE status), ``success`` whether
-    it was a success (PS3.15 A.5.3 EventOutcomeIndicator 0, else 4 or 8);
+    """One audited event. ``outcome`` is the wire status (HTTP status or DIMSE status),
+    ``success`` whether it was one (PS3.15 A.5.3 EventOutcomeIndicator 0, else 4 or 8);
     ``detail`` is e.g. the query of a search, never a secret."""
 
     at: datetime  # UTC, naive
