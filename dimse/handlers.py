@@ -23,6 +23,7 @@ from dimse.identifiers import IdentifierError, dataset_from, search_for
 from dimse.sending import StoredFile
 from dimse.statuses import CANCEL, PENDING, PROCESSING_FAILURE, SUCCESS, status_of
 from storage import Archive
+from storage.access import ALL_SCOPES, Principal, PrincipalKind
 from storage.errors import ArchiveError
 from storage.records import InstanceFile
 
@@ -36,6 +37,22 @@ class Services:
     archive: Archive
     ae_title: str
     destinations: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def who(event: Any) -> Principal:
+    """The principal of an association's calling AE."""
+    requestor = event.assoc.requestor
+    title = (
+        requestor.ae_title.strip()
+        if isinstance(requestor.ae_title, str)
+        else str(requestor.ae_title)
+    )
+    return Principal(
+        f"ae:{title}",
+        PrincipalKind.AE,
+        ALL_SCOPES,
+        source=f"{title}@{requestor.address}:{requestor.port}",
+    )
 
 
 def _status(code: int, comment: str | None = None) -> Dataset:
@@ -55,7 +72,7 @@ def handle_store(services: Services, event: Any) -> Dataset:
     dimse.patches) is handed to the one ingest function and renamed into place."""
     path = Path(event.dataset_path)
     try:
-        result = services.archive.ingest_staged_file(path)
+        result = services.archive.ingest_staged_file(path, who=who(event))
     except ArchiveError as exc:
         code = status_of(exc).store
         log.info("C-STORE refused (%04X): %s", code, exc.reason)
@@ -77,7 +94,7 @@ def handle_find(services: Services, event: Any) -> Iterator[tuple[int, Dataset |
         return
     level = str(event.identifier.QueryRetrieveLevel).strip().upper()
     try:
-        page = services.archive.search(search)
+        page = services.archive.search(search, who=who(event))
     except ArchiveError as exc:
         code = status_of(exc).query
         yield code, _status(code, exc.reason)
@@ -89,9 +106,9 @@ def handle_find(services: Services, event: Any) -> Iterator[tuple[int, Dataset |
         yield PENDING, dataset_from(match.dataset, requested, level, services.ae_title)
 
 
-def _matches(services: Services, identifier: Dataset) -> list[InstanceFile]:
-    search, _ = search_for(identifier)
-    return services.archive.matching_files(search)
+def _matches(services: Services, event: Any) -> list[InstanceFile]:
+    search, _ = search_for(event.identifier)
+    return services.archive.matching_files(search, who=who(event))
 
 
 def _contexts(matches: list[InstanceFile]) -> list[PresentationContext]:
@@ -124,7 +141,7 @@ def handle_move(services: Services, event: Any) -> Iterator[Any]:
         yield None, None  # pynetdicom answers 0xA801 (Move Destination unknown)
         return
     try:
-        matches = _matches(services, event.identifier)
+        matches = _matches(services, event)
     except IdentifierError:
         matches = []  # nothing to move: zero sub-operations
     yield destination[0], destination[1], {"contexts": _contexts(matches)}
@@ -135,7 +152,7 @@ def handle_move(services: Services, event: Any) -> Iterator[Any]:
 def handle_get(services: Services, event: Any) -> Iterator[Any]:
     """C-GET: the matches go back over the requesting association."""
     try:
-        matches = _matches(services, event.identifier)
+        matches = _matches(services, event)
     except IdentifierError:
         yield 0
         return
@@ -160,16 +177,18 @@ def handle_commitment(services: Services, event: Any) -> tuple[int, Dataset | No
     assoc = event.assoc
     threading.Thread(
         target=_report_commitment,
-        args=(services, assoc, str(transaction), references),
+        args=(services, assoc, str(transaction), references, who(event)),
         daemon=True,
     ).start()
     return SUCCESS, None
 
 
-def committed(services: Services, references: list[Dataset]) -> tuple[list[Dataset], list[Dataset]]:
+def committed(
+    services: Services, references: list[Dataset], principal: Principal
+) -> tuple[list[Dataset], list[Dataset]]:
     """Split references into those stored (with matching SOP class) and those not."""
     uids = [str(item.get("ReferencedSOPInstanceUID", "")) for item in references]
-    stored = services.archive.stored_classes(uids)
+    stored = services.archive.stored_classes(uids, who=principal)
     success, failed = [], []
     for item in references:
         uid = str(item.get("ReferencedSOPInstanceUID", ""))
@@ -181,10 +200,14 @@ def committed(services: Services, references: list[Dataset]) -> tuple[list[Datas
 
 
 def _report_commitment(
-    services: Services, assoc: Any, transaction: str, references: list[Dataset]
+    services: Services,
+    assoc: Any,
+    transaction: str,
+    references: list[Dataset],
+    principal: Principal,
 ) -> None:
     time.sleep(0.2)  # let the N-ACTION response go first
-    success, failed = committed(services, references)
+    success, failed = committed(services, references, principal)
     report = Dataset()
     report.TransactionUID = transaction
     report.RetrieveAETitle = services.ae_title

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import Response, request
 
+from dicomweb import auditing
 from dicomweb.errors import CANNOT_UNDERSTAND, PROCESSING_FAILURE, SYNTAX_FAILURES, status_of
 from dicomweb.http.datasets import dataset_response
 from dicomweb.http.errors import HTTPError
@@ -157,17 +158,19 @@ def store(service: Service, study: str | None = None) -> Response:
     studies: set[str] = set()
     for number, blob in enumerate(staged, start=1):
         try:
-            result = service.archive.ingest(blob, study)
+            result = service.archive.ingest(blob, study, who=service.who())
         except ArchiveError as exc:
             log.info("STOW part %d refused: %s", number, exc.reason)
             code = status_of(exc).failure_reason
             outcome.failure(code, f"part {number}: {exc.reason}", exc.sop_class, exc.sop_instance)
+            auditing.note(study or "", "", exc.sop_instance or "", False)
             continue
         except Exception:
             log.exception("STOW part %d failed", number)
             outcome.failure(PROCESSING_FAILURE, f"part {number}: internal error", None, None)
             continue
         studies.add(result.study)
+        auditing.note(result.study, result.series, result.instance, True)
         outcome.stored(
             result.sop_class,
             result.instance,
