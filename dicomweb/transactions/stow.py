@@ -15,6 +15,7 @@ from dicomweb.http.mediatypes import DICOM, parse_media_type
 from dicomweb.http.multipart import BodyReader, MultipartReader
 from dicomweb.http.warning import warning_header
 from dicomweb.service import Service
+from storage.access import Scope, require
 from storage.blobs import StagedBlob
 from storage.dicom.document import JsonObject, instance_path
 from storage.dicom.part10 import Part10Writer
@@ -148,6 +149,7 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
 
 def store(service: Service, study: str | None = None) -> Response:
     """POST /studies[/{study}]."""
+    require(service.who(), Scope.WRITE)  # before the body is read: 403 for the whole request
     if study is not None:
         validate_uid(study, "Study Instance UID")
     root = service.root()
