@@ -80,7 +80,9 @@ class ArchiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
-                if requests.get(self.url + "/studies?limit=1", timeout=2).status_code == 200:
+                # Up once it answers: 200, or 401 when it needs a token.
+                answer = requests.get(self.url + "/studies?limit=1", timeout=2).status_code
+                if answer in (200, 401):
                     return self
             except requests.ConnectionError:
                 pass
