@@ -31,6 +31,17 @@ def _dimse(settings: Settings) -> None:
     run(settings, open_archive(settings))
 
 
+def _audit_export(settings: Settings) -> None:
+    """The audit exporter's process: the audit trail sent as DICOM Audit Messages."""
+    import threading
+
+    from wsiarchive.audit.export import exporter
+
+    configure_logging(settings)
+    archive = open_archive(settings)
+    exporter(settings, archive.unexported_audit, archive.mark_audit_exported).run(threading.Event())
+
+
 def serve(settings: Settings) -> None:
     """Serve DICOMweb and the DICOM listener until interrupted."""
     configure_logging(settings)
@@ -40,19 +51,28 @@ def serve(settings: Settings) -> None:
     if not settings.web:
         _dimse(settings)
         return
-    listener = None
+    helpers: list[multiprocessing.process.BaseProcess] = []
+    if settings.audit_syslog_host:
+        helpers.append(
+            multiprocessing.get_context("spawn").Process(
+                target=_audit_export, args=(settings,), name="wsiarchive-audit", daemon=True
+            )
+        )
     if settings.dimse:
         # A process of its own: pynetdicom's threads never compete with the HTTP workers' GIL.
-        listener = multiprocessing.get_context("spawn").Process(
-            target=_dimse, args=(settings,), name="wsiarchive-dimse", daemon=True
+        helpers.append(
+            multiprocessing.get_context("spawn").Process(
+                target=_dimse, args=(settings,), name="wsiarchive-dimse", daemon=True
+            )
         )
-        listener.start()
+    for helper in helpers:
+        helper.start()
     try:
         _web(settings)
     finally:
-        if listener is not None:
-            listener.terminate()
-            listener.join(10)
+        for helper in helpers:
+            helper.terminate()
+            helper.join(10)
 
 
 def _web(settings: Settings) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from storage.config import DuplicatePolicy
+from wsiarchive.audit.syslog import Transport
 
 ENV_PREFIX = "WSIARCHIVE_"
 
@@ -29,6 +30,7 @@ class Group(StrEnum):
     CONVERSION = "conversion"
     WATCH = "watch"
     IDENTITY = "identity"  # who may use the servers: tokens, OpenID Connect, anonymous access
+    AUDIT = "audit"  # the audit trail's export as DICOM Audit Messages over syslog
 
 
 class AnonymousAccess(StrEnum):
@@ -44,7 +46,7 @@ COMMANDS: dict[str, frozenset[Group]] = {
     "serve": frozenset(Group) - {Group.CONVERSION, Group.WATCH},
     "token": frozenset({Group.COMMON, Group.ARCHIVE}),
     "share": frozenset({Group.COMMON, Group.ARCHIVE}),
-    "audit": frozenset({Group.COMMON, Group.ARCHIVE}),
+    "audit": frozenset({Group.COMMON, Group.ARCHIVE, Group.AUDIT}),
     "import": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION}),
     "convert": frozenset({Group.COMMON, Group.CONVERSION}),
     "watch": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.WATCH}),
@@ -199,6 +201,44 @@ class Settings:
         4,
         "Threads per HTTP worker process. Measured with 32 clients reading random frames on 2 "
         "cores: 4 gives the best p99 latency (more threads only contend for the GIL).",
+    )
+    audit_source_id: str = setting(
+        Group.AUDIT,
+        "",
+        "AuditSourceID of the archive's DICOM Audit Messages (PS3.15 A.5.2) and its UserID "
+        "in them; empty means the host name.",
+    )
+    audit_enterprise_site_id: str = setting(
+        Group.AUDIT, "", "AuditEnterpriseSiteID of the audit messages; empty leaves it out."
+    )
+    audit_syslog_host: str = setting(
+        Group.AUDIT,
+        "",
+        "Audit record repository the audit trail is sent to as syslog (RFC 5424); empty "
+        "sends nothing.",
+    )
+    audit_syslog_port: int = setting(
+        Group.AUDIT, 6514, "Port of the audit record repository (6514: syslog over TLS)."
+    )
+    audit_syslog_transport: Transport = setting(
+        Group.AUDIT,
+        Transport.TLS,
+        "tls: RFC 5425, the repository's certificate checked against audit_syslog_ca (IHE "
+        "ATNA); udp: RFC 5426, unprotected and lossy.",
+    )
+    audit_syslog_ca: str = setting(
+        Group.AUDIT,
+        "",
+        "PEM CA certificates the repository's certificate must chain to; empty means the system's.",
+    )
+    audit_syslog_certificate: str = setting(
+        Group.AUDIT, "", "PEM client certificate (chain) presented to the repository, if any."
+    )
+    audit_syslog_key: str = setting(Group.AUDIT, "", "PEM private key of audit_syslog_certificate.")
+    audit_syslog_facility: int = setting(
+        Group.AUDIT,
+        10,
+        "Syslog facility of the messages: 10 security/authorization (IHE ATNA) or 13 log audit.",
     )
     log_level: str = setting(
         Group.COMMON, "info", "Logging level.", ("debug", "info", "warning", "error")
