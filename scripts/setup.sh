@@ -17,6 +17,11 @@ for arg in "$@"; do
     esac
 done
 
+# The tests' OpenID provider runs on Node.js: Debian's when the machine has none.
+if [ "$node" = true ] && ! command -v npm >/dev/null; then
+    apt_packages="$apt_packages nodejs npm"
+fi
+
 missing=""
 for package in $apt_packages; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

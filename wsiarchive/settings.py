@@ -305,6 +305,13 @@ class Settings:
     oidc_subject_claim: str = setting(
         Group.IDENTITY, "sub", "Claim naming the identity in the audit trail."
     )
+    oidc_key_refresh_seconds: float = setting(
+        Group.IDENTITY,
+        10.0,
+        "Least seconds between fetches of the issuer's key set forced by an unknown key id: "
+        "a rotated key is accepted this soon after the last fetch, and made-up key ids cost "
+        "the issuer at most one fetch per period.",
+    )
 
     @property
     def database(self) -> str:
