@@ -99,7 +99,7 @@ def apply(staging_area: Path) -> None:
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True
     tempfile.tempdir = str(staging_area)
-    dimse_messages.NamedTemporaryFile = ReceivedFile  # type: ignore[attr-defined]
+    dimse_messages.NamedTemporaryFile = ReceivedFile  # type: ignore[assignment]
     original = Association.send_c_store
 
     def send_c_store(self: Any, dataset: Any, *args: Any, **kwargs: Any) -> Any:
