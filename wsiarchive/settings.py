@@ -28,6 +28,7 @@ class Group(StrEnum):
     READING = "reading"  # the read path of a server: transcoding and rendering
     CONVERSION = "conversion"
     WATCH = "watch"
+    VERIFY = "verify"
 
 
 # The settings each command uses.
@@ -36,6 +37,7 @@ COMMANDS: dict[str, frozenset[Group]] = {
     "import": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION}),
     "convert": frozenset({Group.COMMON, Group.CONVERSION}),
     "watch": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.WATCH}),
+    "verify": frozenset({Group.COMMON, Group.ARCHIVE, Group.VERIFY}),
     "settings": frozenset(Group),
 }
 
@@ -146,6 +148,18 @@ class Settings:
     )
     watch_settle_seconds: float = setting(
         Group.WATCH, 10.0, "A dropped file counts as completely written once unchanged this long."
+    )
+    verify_orphan_seconds: float = setting(
+        Group.VERIFY,
+        3600.0,
+        "`verify --repair` moves a blob no index row names to <blob_dir>/.quarantine once it "
+        "is this many seconds old (younger ones may belong to a write in progress).",
+    )
+    verify_claim_seconds: float = setting(
+        Group.VERIFY,
+        1800.0,
+        "`verify` reports a pending claim this many seconds old as abandoned, and `--repair` "
+        "releases it (as the start-up recovery does).",
     )
     web: bool = setting(Group.WEB, True, "Serve DICOMweb (`--web-only` turns DIMSE off).")
     dimse: bool = setting(
