@@ -20,8 +20,16 @@ from pynetdicom import build_context
 from pynetdicom.presentation import PresentationContext
 
 from dimse.identifiers import IdentifierError, dataset_from, search_for
+from dimse.patches import out_of_space
 from dimse.sending import StoredFile
-from dimse.statuses import CANCEL, PENDING, PROCESSING_FAILURE, SUCCESS, status_of
+from dimse.statuses import (
+    CANCEL,
+    OUT_OF_RESOURCES,
+    PENDING,
+    PROCESSING_FAILURE,
+    SUCCESS,
+    status_of,
+)
 from storage import Archive
 from storage.access import ALL_SCOPES, Principal, PrincipalKind
 from storage.errors import ArchiveError
@@ -71,6 +79,11 @@ def handle_store(services: Services, event: Any) -> Dataset:
     """C-STORE: the received file (written by pynetdicom into the staging area, see
     dimse.patches) is handed to the one ingest function and renamed into place."""
     path = Path(event.dataset_path)
+    if out_of_space(path):
+        path.unlink(missing_ok=True)
+        reason = "the archive cannot write: No space left on device"
+        log.info("C-STORE refused (%04X): %s", OUT_OF_RESOURCES, reason)
+        return _status(OUT_OF_RESOURCES, reason)
     try:
         result = services.archive.ingest_staged_file(path, who=who(event))
     except ArchiveError as exc:

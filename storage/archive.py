@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from storage import ingest as ingesting
+from storage import verify as verifying
 from storage.access import Principal, Scope, TokenInfo, require
 from storage.audit import AuditQuery, AuditRecord, Operation
 from storage.blobs import BlobStore, FilesystemBlobStore, StagedBlob
@@ -36,6 +37,7 @@ from storage.retrieve.described import Descriptions, Image
 from storage.retrieve.frames import FrameReader
 from storage.retrieve.renderer import Renderer
 from storage.retrieve.transcoder import Transcoder
+from storage.verify import Bounds, Report
 
 # Read-path cache sizes: entries, not bytes (the transcoded frames are bounded in bytes).
 RECORDS, RECORD_TTL = 4096, 30.0  # instance records by UIDs; seconds a record may be reused
@@ -131,6 +133,11 @@ class Archive:
         key = self._writer.delete(validate_uid(sop_instance_uid, "SOP Instance UID"))
         if key:
             self._blobs.delete(key)
+
+    def verify(self, bounds: Bounds, repair: bool = False, *, who: Principal) -> Report:
+        """Compare the index with the blob store; repair what is safe (storage.verify)."""
+        require(who, Scope.ADMIN)
+        return verifying.verify(self._database.engine, self._writer, self._blobs, bounds, repair)
 
     def recover(self) -> int:
         """Undo writes interrupted by a crash; call before any writer starts."""

@@ -11,16 +11,29 @@ from granian.constants import Interfaces
 from granian.log import LogLevels
 
 from storage import open_archive
+from storage.errors import OutOfResources
 from wsiarchive.settings import Settings, configure_logging, to_environ
 
 log = logging.getLogger(__name__)
 
 
 def prepare(settings: Settings) -> None:
-    """Create or migrate the index and undo writes a crash interrupted, before workers start."""
+    """Create or migrate the index and undo writes a crash interrupted, before workers start.
+
+    On a full disk the recovery may not be able to write: the server starts all the same and
+    serves reads (writes are refused with 507 / A700 until space returns; the claims left
+    open are released by the next start or by `wsiarchive verify --repair`)."""
     archive = open_archive(settings)
-    archive.recover()
-    archive.close()
+    try:
+        archive.recover()
+    except OutOfResources as exc:
+        log.warning(
+            "start-up recovery could not finish, the disk is full (%s); serving reads, "
+            "refusing writes until space returns",
+            exc.reason,
+        )
+    finally:
+        archive.close()
 
 
 def _dimse(settings: Settings) -> None:

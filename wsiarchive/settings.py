@@ -31,6 +31,7 @@ class Group(StrEnum):
     WATCH = "watch"
     IDENTITY = "identity"  # who may use the servers: tokens, OpenID Connect, anonymous access
     AUDIT = "audit"  # the audit trail's export as DICOM Audit Messages over syslog
+    VERIFY = "verify"
 
 
 class AnonymousAccess(StrEnum):
@@ -50,6 +51,7 @@ COMMANDS: dict[str, frozenset[Group]] = {
     "import": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION}),
     "convert": frozenset({Group.COMMON, Group.CONVERSION}),
     "watch": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.WATCH}),
+    "verify": frozenset({Group.COMMON, Group.ARCHIVE, Group.VERIFY}),
     "settings": frozenset(Group),
 }
 
@@ -160,6 +162,18 @@ class Settings:
     )
     watch_settle_seconds: float = setting(
         Group.WATCH, 10.0, "A dropped file counts as completely written once unchanged this long."
+    )
+    verify_orphan_seconds: float = setting(
+        Group.VERIFY,
+        3600.0,
+        "`verify --repair` moves a blob no index row names to <blob_dir>/.quarantine once it "
+        "is this many seconds old (younger ones may belong to a write in progress).",
+    )
+    verify_claim_seconds: float = setting(
+        Group.VERIFY,
+        1800.0,
+        "`verify` reports a pending claim this many seconds old as abandoned, and `--repair` "
+        "releases it (as the start-up recovery does).",
     )
     web: bool = setting(Group.WEB, True, "Serve DICOMweb (`--web-only` turns DIMSE off).")
     dimse: bool = setting(
