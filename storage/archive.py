@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from storage.dicom.uids import validate_uid
 from storage.errors import CodecError
 from storage.imaging.codecs import ImageInfo
 from storage.imaging.display import Rendered, RenderRequest
-from storage.index.audit import AuditStore
+from storage.index.audit import AuditStore, patients
 from storage.index.engine import Database
 from storage.index.reads import IndexReader
 from storage.index.tokens import TokenStore
@@ -366,6 +367,10 @@ class Archive:
         )
         if record.detail == "" and self._audited.get(key):
             return
+        if record.study and not record.patient_id:
+            found = patients(self._database.engine, [record.study]).get(record.study)
+            if found:
+                record = replace(record, patient_id=found[0], patient_name=found[1])
         self._audit.add([record])
         self._audited.put(key, True)
 

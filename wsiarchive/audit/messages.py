@@ -192,6 +192,25 @@ def _study(parent: ET.Element, record: AuditRecord) -> None:
         ET.SubElement(sop_class, "Instance", {"UID": record.instance})
 
 
+PATIENT_NUMBER = Code("2", "RFC-3881", "Patient Number")
+
+
+def _patient(parent: ET.Element, record: AuditRecord) -> None:
+    """The patient: person (1), patient (1), ID type 2 Patient Number (A.5.3.4, A.5.3.6,
+    A.5.3.7: "Patient", mandatory)."""
+    element = ET.SubElement(
+        parent,
+        "ParticipantObjectIdentification",
+        {
+            "ParticipantObjectID": record.patient_id,
+            "ParticipantObjectTypeCode": "1",
+            "ParticipantObjectTypeCodeRole": "1",
+        },
+    )
+    PATIENT_NUMBER.element(element, "ParticipantObjectIDTypeCode")
+    ET.SubElement(element, "ParticipantObjectName").text = record.patient_name or None
+
+
 def _query(parent: ET.Element, record: AuditRecord) -> None:
     """The query (A.5.3.10): system object (2), report (3). The record's query is the
     protocol's own (a QIDO-RS request target, C-FIND keys), not a data set, so it is
@@ -267,5 +286,7 @@ def audit_message(record: AuditRecord, source: AuditSource) -> bytes:
         _alert_subject(root, record, source)
     if record.study and record.operation is not Operation.LOGIN:
         _study(root, record)
+        if record.patient_id:
+            _patient(root, record)
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return document

@@ -246,6 +246,12 @@ def test_every_look_is_audited_once_with_who_what_and_outcome(site: Site) -> Non
         (site.christie.study, "", "", 404, False),
     ]
     assert retrieves[0].source == "127.0.0.1"
+    # The study's patient is named in the record (the audit message's Patient participant).
+    stored = read_stored(site, site.leeds)
+    assert (retrieves[0].patient_id, retrieves[0].patient_name) == (
+        str(stored.PatientID),
+        str(stored.PatientName),
+    )
     (search,) = [e for e in events if e.operation == Operation.SEARCH]
     assert search.detail == "PatientID=abc" and search.actor == actor
     (login,) = [e for e in events if e.operation == Operation.LOGIN]

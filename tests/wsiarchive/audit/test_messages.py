@@ -159,3 +159,18 @@ def test_the_schema_rejects_what_it_should():
         good.replace(b"AuditSourceID=", b"SourceID="),
     ):
         assert schema_errors(broken)
+
+
+@pytest.mark.parametrize("operation", [Operation.RETRIEVE, Operation.STORE, Operation.EXPORT])
+def test_the_patient_is_a_participant_of_instance_events(operation: Operation) -> None:
+    # PS3.15 A.5.3.4, A.5.3.6, A.5.3.7: Patient (TypeCode 1, Role 1, ID type 2).
+    message = parse(
+        audit_message(record(operation, patient_id="P-0042", patient_name="Doe^Jane"), SOURCE)
+    )
+    (patient,) = message.xpath("ParticipantObjectIdentification[@ParticipantObjectTypeCode='1']")
+    assert patient.get("ParticipantObjectID") == "P-0042"
+    assert patient.get("ParticipantObjectTypeCodeRole") == "1"
+    assert patient.find("ParticipantObjectIDTypeCode").get("csd-code") == "2"
+    assert patient.findtext("ParticipantObjectName") == "Doe^Jane"
+    without = parse(audit_message(record(operation), SOURCE))
+    assert not without.xpath("ParticipantObjectIdentification[@ParticipantObjectTypeCode='1']")
