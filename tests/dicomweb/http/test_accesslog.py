@@ -10,7 +10,7 @@ import pytest
 
 # %h %l %u [%t] "%r" %>s %b "%{Referer}i" "%{User-agent}i", then the time taken.
 COMBINED = re.compile(
-    r'(?P<host>\S+) - (?P<user>\S+) \[[^\]]+\] '
+    r"(?P<host>\S+) - (?P<user>\S+) \[[^\]]+\] "
     r'"(?P<method>\S+) (?P<target>\S+) (?P<protocol>[^"]+)" '
     r'(?P<status>\d{3}) (?P<size>\S+) "-" "[^"]*" [0-9.]+ms'
 )
