@@ -3,8 +3,10 @@ WSIARCHIVE_* environment variables < command-line flags, and documented from the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields, replace
@@ -319,6 +321,17 @@ class Settings:
     oidc_subject_claim: str = setting(
         Group.IDENTITY, "sub", "Claim naming the identity in the audit trail."
     )
+    oidc_client_id: str = setting(
+        Group.IDENTITY,
+        "",
+        "Client id of the browser login (a public client at the issuer, authorization code "
+        "flow with PKCE, redirect URI <public origin>/callback); empty: no /login.",
+    )
+    oidc_login_scopes: str = setting(
+        Group.IDENTITY,
+        "openid read",
+        "Scopes the browser login asks the issuer for.",
+    )
     oidc_key_refresh_seconds: float = setting(
         Group.IDENTITY,
         10.0,
@@ -336,6 +349,22 @@ class Settings:
     @property
     def blobs(self) -> Path:
         return Path(self.blob_dir) if self.blob_dir else Path(self.data_dir) / "blobs"
+
+    @property
+    def session_secret(self) -> str:
+        """The key that signs the browser login's cookies: <data_dir>/session.key, made on
+        first use (readable by the archive's user only), shared by every server process."""
+        path = Path(self.data_dir) / "session.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made = path.with_suffix(f".{os.getpid()}.tmp")
+            descriptor = os.open(made, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as fp:
+                fp.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(made, path)  # the first process to get here wins; others read it
+            made.unlink()
+        return path.read_text().strip()
 
 
 def declarations(command: str | None = None) -> list[Field[Any]]:

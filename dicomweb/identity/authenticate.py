@@ -10,6 +10,8 @@ from typing import Protocol
 from flask import Flask, g, request
 
 from dicomweb.http.errors import HTTPError
+from dicomweb.identity import login
+from dicomweb.identity.login import SESSION, LoginConfig
 from dicomweb.identity.oidc import InvalidToken, OidcConfig, OidcVerifier
 from dicomweb.service import Service
 from storage.access import ANONYMOUS, Principal, PrincipalKind, Scope
@@ -18,7 +20,7 @@ log = logging.getLogger(__name__)
 REALM = "wsiarchive"
 
 
-class IdentityConfig(OidcConfig, Protocol):
+class IdentityConfig(OidcConfig, LoginConfig, Protocol):
     """The identity settings of the web front door (declared in wsiarchive's settings)."""
 
     @property
@@ -60,6 +62,10 @@ class Authenticator:
     def principal(self) -> Principal:
         source = request.remote_addr or ""
         header = request.headers.get("Authorization", "")
+        if not header and self.oidc is not None and request.cookies.get(SESSION):
+            found = self._session(request.cookies[SESSION])
+            if found is not None:
+                return found.at(source)
         if not header:
             if self.anonymous == "anywhere" or (
                 self.anonymous == "loopback" and _loopback(request.remote_addr)
@@ -88,6 +94,21 @@ class Authenticator:
             _challenge("invalid_token", "the token is unknown, expired or revoked"),
         )
 
+    def _session(self, token: str) -> Principal | None:
+        """The principal of a browser session's cookie. A cookie is sent by the browser on
+        its own, so a request that changes something must come from this server's own
+        pages: its Origin must be ours (a cross-site request forgery is refused, 403)."""
+        assert self.oidc is not None
+        try:
+            found = self.oidc.verify(token)
+        except InvalidToken:
+            return None  # expired: as if there were no session
+        if request.method not in ("GET", "HEAD"):
+            origin = request.headers.get("Origin", "")
+            if origin != self.service.root()[: -len("/dicomweb")]:
+                raise HTTPError(403, "a session cookie is only accepted from this server's pages")
+        return found
+
 
 def install(app: Flask, service: Service, config: IdentityConfig) -> None:
     """Authenticate every request before its transaction runs."""
@@ -105,8 +126,13 @@ def install(app: Flask, service: Service, config: IdentityConfig) -> None:
             config.anonymous_scopes,
         )
 
+    if authenticator.oidc is not None and config.oidc_client_id:
+        login.install(app, service, authenticator.oidc, config)
+
     @app.before_request
     def _authenticate() -> None:
+        if request.endpoint in ("login", "callback", "logout"):
+            return
         if request.method == "OPTIONS":
             return  # CORS preflights and capabilities describe the service, not patient data
         g.principal = authenticator.principal()

@@ -61,6 +61,7 @@ def _words(value: Any) -> list[str]:
 class _Keys:
     issuer: str
     client: jwt.PyJWKClient
+    document: dict[str, Any]
 
 
 class OidcVerifier:
@@ -95,11 +96,22 @@ class OidcVerifier:
                     timeout=FETCH_TIMEOUT,
                     cooldown_duration=self.config.oidc_key_refresh_seconds,
                 )
-                self._keys = _Keys(document["issuer"], client)
+                self._keys = _Keys(document["issuer"], client, document)
             return self._keys
+
+    def endpoint(self, name: str) -> str:
+        """An endpoint of the issuer's discovery document (e.g. authorization_endpoint)."""
+        found = self._discovered().document.get(name)
+        if not isinstance(found, str):
+            raise InvalidToken(f"the issuer's discovery document names no {name}")
+        return found
 
     def verify(self, token: str) -> Principal:
         """The principal a JWT names; InvalidToken when it is not valid now."""
+        return self.principal(self.claims(token))
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """The verified claims of a JWT; InvalidToken when it is not valid now."""
         try:
             keys = self._discovered()
             # An unknown kid makes PyJWKClient fetch the key set again (key rotation).
@@ -117,7 +129,7 @@ class OidcVerifier:
             raise
         except (jwt.PyJWTError, OSError, ValueError, KeyError) as exc:
             raise InvalidToken(f"the bearer token is not valid: {exc}") from exc
-        return self.principal(claims)
+        return claims
 
     def principal(self, claims: dict[str, Any]) -> Principal:
         """Scopes and groups from the configured claims."""

@@ -12,29 +12,38 @@ from dicomweb_client import DICOMwebClient
 
 from tests.dicomfiles import read
 from tests.oidc import openid_provider
+from tests.servers import ArchiveServer, free_port
 
 SLIDE = "dicom/wsi2dcm_jpeg.dcm"
 XRAY = "radiology/pydicom_CT_small.dcm"
 
 
 @pytest.fixture(scope="module")
-def site(fresh_server_module, tmp_path_factory, testdata):
+def site(tmp_path_factory, testdata):
     root = tmp_path_factory.mktemp("oidc")
-    with openid_provider(root) as provider:
-        server = fresh_server_module(
-            anonymous_access="off",
-            access_group_attribute="InstitutionName",
-            oidc_issuer=provider.issuer,
-            oidc_audience=provider.resource,
-            oidc_groups_claim="groups",
-            oidc_key_refresh_seconds="1",
-        )
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/callback"
+    with openid_provider(root, redirect_uri=callback, groups=("LEEDS",)) as provider:
+        server = ArchiveServer(
+            root / "data",
+            {
+                "anonymous_access": "off",
+                "access_group_attribute": "InstitutionName",
+                "oidc_issuer": provider.issuer,
+                "oidc_audience": provider.resource,
+                "oidc_groups_claim": "groups",
+                "oidc_key_refresh_seconds": "1",
+                "oidc_client_id": provider.public_client_id,
+            },
+            port=port,
+        ).start()
         slide, xray = read(testdata / SLIDE), read(testdata / XRAY)
         slide.InstitutionName, xray.InstitutionName = "LEEDS", "CHRISTIE"
         writer = provider.token(["write", "admin"])
         stored = DICOMwebClient(server.url, headers={"Authorization": f"Bearer {writer}"})
         stored.store_instances([slide, xray])
         yield server, provider, slide, xray
+        server.stop()
 
 
 def studies(server, token: str) -> tuple[int, set[str]]:
@@ -81,3 +90,38 @@ def test_authorization_code_with_pkce_gives_a_token_the_archive_accepts(site) ->
     server, provider, slide, _ = site
     answer = provider.authorization_code(["openid", "read"])
     assert studies(server, answer["access_token"])[0] == 200
+
+
+def test_browser_login_by_authorization_code_with_pkce(site) -> None:
+    server, provider, slide, _ = site
+    origin = server.url[: -len("/dicomweb")]
+    browser = requests.Session()
+    # /login -> the issuer's authorization endpoint -> (formless) login and consent ->
+    # /callback?code=... -> the page asked for, with the session cookie set.
+    landed = browser.get(
+        f"{origin}/login", params={"next": "/dicomweb/studies", "login_hint": "alice"}, timeout=20
+    )
+    assert landed.url == f"{origin}/dicomweb/studies" and landed.status_code == 200
+    assert [s["0020000D"]["Value"][0] for s in landed.json()] == [slide.StudyInstanceUID]
+    cookie = next(c for c in browser.cookies if c.name == "wsiarchive_session")
+    assert cookie.has_nonstandard_attr("HttpOnly") and cookie.port is None
+    # A page of another site cannot make the browser store with its cookie (CSRF).
+    forged = browser.post(f"{origin}/dicomweb/studies", headers={"Origin": "https://evil.test"})
+    assert forged.status_code == 403 and "this server's pages" in forged.json()["error"]
+    own = browser.post(f"{origin}/dicomweb/studies", headers={"Origin": origin})
+    assert own.status_code == 403 and "write scope" in own.json()["error"]  # read only
+    # After logout the cookie is gone and the archive asks for a token again.
+    browser.get(f"{origin}/logout", timeout=10)
+    assert browser.get(f"{origin}/dicomweb/studies", timeout=10).status_code == 401
+
+
+def test_login_never_redirects_off_site(site) -> None:
+    server, _, _, _ = site
+    origin = server.url[: -len("/dicomweb")]
+    browser = requests.Session()
+    landed = browser.get(
+        f"{origin}/login", params={"next": "//evil.test/x", "login_hint": "alice"}, timeout=20
+    )
+    assert landed.url.startswith(origin + "/")
+    # A callback without a login in progress, or with another state, is refused.
+    assert requests.get(f"{origin}/callback?code=x&state=y", timeout=10).status_code == 400
