@@ -49,44 +49,53 @@ def _local(target: str | None) -> str:
     return target
 
 
-def install(app: Flask, service: Service, verifier: OidcVerifier, config: LoginConfig) -> None:
-    """The login routes, when an issuer and a browser client are configured."""
-    signer = URLSafeTimedSerializer(config.session_secret, salt="wsiarchive-login")
+class Login:
+    """The three routes of the browser login, over one issuer."""
 
-    def origin() -> str:
-        return service.root()[: -len(PREFIX)]
+    def __init__(self, service: Service, verifier: OidcVerifier, config: LoginConfig) -> None:
+        self.service, self.verifier, self.config = service, verifier, config
+        self.signer = URLSafeTimedSerializer(config.session_secret, salt="wsiarchive-login")
 
-    def secure() -> bool:
-        return origin().startswith("https:")
+    def origin(self) -> str:
+        return self.service.root()[: -len(PREFIX)]
 
-    @app.get("/login")
-    def login() -> Response:
-        state, code_verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
-        query = {
-            "client_id": config.oidc_client_id,
-            "response_type": "code",
-            "redirect_uri": origin() + "/callback",
-            "scope": config.oidc_login_scopes,
-            "state": state,
-            "code_challenge": _challenge(code_verifier),
-            "code_challenge_method": "S256",
+    def _cookie(self, response: Response, name: str, value: str, seconds: int) -> None:
+        secure = self.origin().startswith("https:")
+        response.set_cookie(
+            name, value, max_age=seconds, httponly=True, secure=secure, samesite="Lax"
+        )
+
+    def _common(self, verifier_or_challenge: dict[str, str]) -> dict[str, str]:
+        return {
+            "client_id": self.config.oidc_client_id,
+            "redirect_uri": self.origin() + "/callback",
             # RFC 8707: the archive as the resource, so the token names it as its audience.
-            "resource": verifier.config.oidc_audience,
+            "resource": self.verifier.config.oidc_audience,
+            **verifier_or_challenge,
         }
+
+    def login(self) -> Response:
+        state, code_verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
+        query = self._common(
+            {
+                "response_type": "code",
+                "scope": self.config.oidc_login_scopes,
+                "state": state,
+                "code_challenge": _challenge(code_verifier),
+                "code_challenge_method": "S256",
+            }
+        )
         if request.args.get("login_hint"):
             query["login_hint"] = request.args["login_hint"]
-        url = verifier.endpoint("authorization_endpoint") + "?" + urllib.parse.urlencode(query)
-        response = redirect(url, 302)
-        flow = signer.dumps([state, code_verifier, _local(request.args.get("next"))])
-        response.set_cookie(
-            FLOW, flow, max_age=FLOW_SECONDS, httponly=True, secure=secure(), samesite="Lax"
-        )
+        endpoint = self.verifier.endpoint("authorization_endpoint")
+        response = redirect(endpoint + "?" + urllib.parse.urlencode(query), 302)
+        flow = self.signer.dumps([state, code_verifier, _local(request.args.get("next"))])
+        self._cookie(response, FLOW, flow, FLOW_SECONDS)
         return response
 
-    @app.get("/callback")
-    def callback() -> Response:
+    def _flow(self) -> tuple[str, str, str]:
         try:
-            state, code_verifier, target = signer.loads(
+            state, code_verifier, target = self.signer.loads(
                 request.cookies.get(FLOW, ""), max_age=FLOW_SECONDS
             )
         except BadSignature as exc:
@@ -95,33 +104,40 @@ def install(app: Flask, service: Service, verifier: OidcVerifier, config: LoginC
             raise HTTPError(401, f"the issuer refused the login: {request.args['error']}")
         if not secrets.compare_digest(request.args.get("state", ""), state):
             raise HTTPError(400, "the login's state does not match (RFC 6749 §10.12)")
-        form = urllib.parse.urlencode(
+        return state, code_verifier, target
+
+    def callback(self) -> Response:
+        _, code_verifier, target = self._flow()
+        form = self._common(
             {
                 "grant_type": "authorization_code",
                 "code": request.args.get("code", ""),
-                "redirect_uri": origin() + "/callback",
-                "client_id": config.oidc_client_id,
                 "code_verifier": code_verifier,
-                "resource": verifier.config.oidc_audience,
             }
-        ).encode()
-        exchange = urllib.request.Request(verifier.endpoint("token_endpoint"), data=form)
+        )
+        exchange = urllib.request.Request(
+            self.verifier.endpoint("token_endpoint"), data=urllib.parse.urlencode(form).encode()
+        )
         try:
             with urllib.request.urlopen(exchange, timeout=FETCH_TIMEOUT) as answer:  # noqa: S310
                 token = str(json.load(answer)["access_token"])
-            claims = verifier.claims(token)
+            claims = self.verifier.claims(token)
         except (OSError, KeyError, ValueError, InvalidToken) as exc:
             raise HTTPError(401, "the issuer's token could not be obtained or verified") from exc
         response = redirect(target, 303)
-        lifetime = max(int(claims.get("exp", 0)) - int(time.time()), 0)
-        response.set_cookie(
-            SESSION, token, max_age=lifetime, httponly=True, secure=secure(), samesite="Lax"
-        )
+        self._cookie(response, SESSION, token, max(int(claims.get("exp", 0)) - int(time.time()), 0))
         response.delete_cookie(FLOW)
         return response
 
-    @app.get("/logout")
-    def logout() -> Response:
+    def logout(self) -> Response:
         response = redirect("/", 303)
         response.delete_cookie(SESSION)
         return response
+
+
+def install(app: Flask, service: Service, verifier: OidcVerifier, config: LoginConfig) -> None:
+    """The login routes, when an issuer and a browser client are configured."""
+    routes = Login(service, verifier, config)
+    app.add_url_rule("/login", "login", routes.login)
+    app.add_url_rule("/callback", "callback", routes.callback)
+    app.add_url_rule("/logout", "logout", routes.logout)
