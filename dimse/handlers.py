@@ -19,10 +19,22 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context
 from pynetdicom.presentation import PresentationContext
 
+from dimse import receiving
+from dimse.admission import Admission, operation_of
+from dimse.audit import audit_record, audited
 from dimse.identifiers import IdentifierError, dataset_from, search_for
 from dimse.sending import StoredFile
-from dimse.statuses import CANCEL, PENDING, PROCESSING_FAILURE, SUCCESS, status_of
+from dimse.statuses import (
+    CANCEL,
+    NOT_AUTHORIZED,
+    PENDING,
+    PROCESSING_FAILURE,
+    SUCCESS,
+    status_of,
+)
 from storage import Archive
+from storage.audit import Operation as Audited
+from storage.blobs.staged import raise_resources
 from storage.errors import ArchiveError
 from storage.records import InstanceFile
 
@@ -31,11 +43,40 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Services:
-    """What the handlers need: the archive, our AE title, the move destinations."""
+    """What the handlers need: the archive, our AE title, the trust policy (with the grant of
+    each association), the move destinations."""
 
     archive: Archive
     ae_title: str
+    admission: Admission
     destinations: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+# The audit event of each DIMSE operation (storage.audit.Operation, PS3.15 A.5.3).
+AUDITED = {
+    "C_STORE": Audited.STORE,
+    "C_FIND": Audited.SEARCH,
+    "C_MOVE": Audited.SEND,
+    "C_GET": Audited.SEND,
+}
+
+
+def refusal(services: Services, association: Any, request: Any) -> str | None:
+    """Why the peer may not make *request* (answered 0124 by dimse.patches), or None. The
+    one place the per-operation permissions of dimse_peers are enforced."""
+    operation = operation_of(request)
+    if operation is None or not association.is_acceptor:
+        return None
+    if services.admission.may(association, operation):
+        return None
+    reason = f"this AE may not use {operation.value.upper()}"
+    log.warning("%s refused for %s", operation.value, association.requestor.ae_title)
+    audit = AUDITED.get(type(request).__name__)
+    if audit is not None:
+        instance = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
+        record = audit_record(association, audit, NOT_AUTHORIZED, instance=instance)
+        audited(services.archive, record)
+    return reason
 
 
 def _status(code: int, comment: str | None = None) -> Dataset:
@@ -46,14 +87,43 @@ def _status(code: int, comment: str | None = None) -> Dataset:
     return status
 
 
-def handle_echo(event: Any) -> int:
+def handle_echo(services: Services, event: Any) -> int:
     return SUCCESS
+
+
+def _write_failure(path: Path) -> Dataset | None:
+    """The answer to a C-STORE whose data set could not be written (dimse.receiving): A700
+    for a full disk or quota (PS3.4 B.2.3), 0110 otherwise; the association stays."""
+    error = receiving.write_error(path)
+    if error is None:
+        return None
+    path.unlink(missing_ok=True)
+    try:
+        raise_resources(error)
+    except ArchiveError as exc:
+        log.warning("C-STORE refused: %s", exc.reason)
+        return _status(status_of(exc).store, exc.reason)
+    except OSError:
+        pass
+    log.error("C-STORE: receiving the data set failed: %s", error)
+    return _status(PROCESSING_FAILURE, f"processing failure: {error.strerror or error}")
 
 
 def handle_store(services: Services, event: Any) -> Dataset:
     """C-STORE: the received file (written by pynetdicom into the staging area, see
     dimse.patches) is handed to the one ingest function and renamed into place."""
+    status = _store(services, event)
+    instance = str(event.request.AffectedSOPInstanceUID or "")
+    record = audit_record(event.assoc, Audited.STORE, int(status.Status), instance=instance)
+    audited(services.archive, record)
+    return status
+
+
+def _store(services: Services, event: Any) -> Dataset:
     path = Path(event.dataset_path)
+    failure = _write_failure(path)
+    if failure is not None:
+        return failure
     try:
         result = services.archive.ingest_staged_file(path)
     except ArchiveError as exc:
@@ -70,6 +140,20 @@ def handle_store(services: Services, event: Any) -> Dataset:
 
 def handle_find(services: Services, event: Any) -> Iterator[tuple[int, Dataset | None]]:
     """C-FIND for Patient Root and Study Root, with the matching code QIDO-RS uses."""
+    outcome = SUCCESS
+    try:
+        for status, identifier in _find(services, event):
+            if status != PENDING:
+                outcome = status
+            yield status, identifier
+    finally:
+        study = str(event.identifier.get("StudyInstanceUID", "") or "")
+        level = str(event.identifier.get("QueryRetrieveLevel", "") or "")
+        record = audit_record(event.assoc, Audited.SEARCH, outcome, study=study, detail=level)
+        audited(services.archive, record)
+
+
+def _find(services: Services, event: Any) -> Iterator[tuple[int, Dataset | None]]:
     try:
         search, requested = search_for(event.identifier)
     except IdentifierError as exc:
@@ -116,11 +200,26 @@ def _send(services: Services, matches: list[InstanceFile], event: Any) -> Iterat
         yield PENDING, StoredFile(services.archive, match)
 
 
+def _audit_send(services: Services, event: Any, outcome: int, matches: list[InstanceFile]) -> None:
+    """The audit record of a C-MOVE or C-GET: the handler's outcome (pynetdicom adds the
+    sub-operations' failures to the final status) and the instances sent, by study."""
+    studies = sorted({m.study for m in matches}) if matches else []
+    study = studies[0] if len(studies) == 1 else ""
+    detail = f"{len(matches)} instances"
+    destination = getattr(event, "move_destination", None)  # C-MOVE only
+    if destination:
+        detail += f" to {str(destination).strip()}"
+    audited(
+        services.archive, audit_record(event.assoc, Audited.SEND, outcome, study, detail=detail)
+    )
+
+
 def handle_move(services: Services, event: Any) -> Iterator[Any]:
     """C-MOVE to a destination of the configuration; the files stream from the blobs."""
     destination = services.destinations.get(str(event.move_destination).strip())
     if destination is None:
         log.warning("C-MOVE to unknown destination %r", event.move_destination)
+        _audit_send(services, event, 0xA801, [])
         yield None, None  # pynetdicom answers 0xA801 (Move Destination unknown)
         return
     try:
@@ -130,6 +229,7 @@ def handle_move(services: Services, event: Any) -> Iterator[Any]:
     yield destination[0], destination[1], {"contexts": _contexts(matches)}
     yield len(matches)
     yield from _send(services, matches, event)
+    _audit_send(services, event, CANCEL if event.is_cancelled else SUCCESS, matches)
 
 
 def handle_get(services: Services, event: Any) -> Iterator[Any]:
@@ -137,10 +237,10 @@ def handle_get(services: Services, event: Any) -> Iterator[Any]:
     try:
         matches = _matches(services, event.identifier)
     except IdentifierError:
-        yield 0
-        return
+        matches = []
     yield len(matches)
     yield from _send(services, matches, event)
+    _audit_send(services, event, CANCEL if event.is_cancelled else SUCCESS, matches)
 
 
 # -- Storage Commitment Push Model (PS3.4 Annex J) ----------------------------------------------
