@@ -5,7 +5,7 @@ Both builds serve the same data from the same machine with the same settings; ea
 them in turn (the order swapped every round), so drifts of the machine fall on both. Reported
 per measurement: the median over the rounds for each build and the ratio new / old.
 
-    .venv/bin/python benchmarks/compare_builds.py --baseline c0bd63b [--rounds 3]
+    .venv/bin/python benchmarks/compare_builds.py --baseline c0bd63b [--new REF] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.frame_serving import WRK_SCRIPT, wrk  # noqa: E402
 from benchmarks.peers import Ours, RssMonitor  # noqa: E402
-from benchmarks.qido_search import load, queries, time_queries  # noqa: E402
+from benchmarks.qido_search import queries, time_queries  # noqa: E402
 from benchmarks.stow_frames import stow  # noqa: E402
 from benchmarks.synthetic import write_wsi  # noqa: E402
 from tests.servers import free_port  # noqa: E402
@@ -33,7 +33,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 CLIENTS = (8, 32)
 
 
-def baseline_tree(ref: str, workdir: Path) -> Path:
+def build_tree(ref: str, workdir: Path) -> Path:
     """A detached worktree of *ref* (made once, reused while it is at that commit)."""
     commit = subprocess.run(
         ["git", "-C", str(PROJECT), "rev-parse", ref], capture_output=True, text=True, check=True
@@ -46,6 +46,34 @@ def baseline_tree(ref: str, workdir: Path) -> Path:
             capture_output=True,
         )
     return tree
+
+
+def index_of(build: str, tree: Path | None, args: argparse.Namespace) -> Path:
+    """The QIDO index of one build, loaded by that build's own code (so each has its own
+    schema) with the same generated studies (the load is seeded)."""
+    data = args.workdir / f"qido-{build}-{revision(tree)[:12]}" / "data"
+    if not (data / "index.sqlite3").exists():
+        print(f"loading the index of the {build} build ...", flush=True)
+        data.mkdir(parents=True, exist_ok=True)
+        namespace = {k: v for k, v in vars(args).items() if isinstance(v, int | float | str)}
+        url = f"sqlite:///{data / 'index.sqlite3'}"
+        code = (
+            "import argparse; from benchmarks.qido_search import load; "
+            f"load({url!r}, argparse.Namespace(**{namespace!r}))"
+        )
+        env = {**os.environ, "PYTHONPATH": str(tree or PROJECT)}
+        subprocess.run([sys.executable, "-c", code], cwd=tree or PROJECT, env=env, check=True)
+    return data
+
+
+def revision(tree: Path | None) -> str:
+    """The commit a tree is at (this checkout's HEAD for None)."""
+    return subprocess.run(
+        ["git", "-C", str(tree or PROJECT), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def one_round(build: str, source: Path | None, args: argparse.Namespace, data: dict) -> dict:
@@ -71,7 +99,7 @@ def one_round(build: str, source: Path | None, args: argparse.Namespace, data: d
             results[f"frames_{clients}"] = figures
     finally:
         server.stop()
-    server = Ours(data["qido"], free_port(), workers=2, keep=True, source=source, name=build)
+    server = Ours(data["qido"][build], free_port(), workers=2, keep=True, source=source, name=build)
     try:
         plan = queries(server.root, args)
         results["qido"] = time_queries(server.root, plan)
@@ -109,6 +137,7 @@ def summary(runs: dict[str, list[dict]]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="git ref of the earlier build")
+    parser.add_argument("--new", default="", help="git ref of the later build (default: this one)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size-gb", type=float, default=1.0, help="of the STOWed instance")
     parser.add_argument("--seconds", type=int, default=8, help="per wrk run")
@@ -123,18 +152,15 @@ def main() -> int:
     )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    old_tree = baseline_tree(args.baseline, args.workdir)
+    old_tree = build_tree(args.baseline, args.workdir)
+    new_tree = build_tree(args.new, args.workdir) if args.new else None
     script = args.workdir / "frames.lua"
     script.write_text(WRK_SCRIPT)
     wsi = args.workdir / "synthetic.dcm"
     uids = write_wsi(wsi, int(args.size_gb * (1 << 30)))
-    qido = args.workdir / "qido" / "data"
-    if not (qido / "index.sqlite3").exists():
-        print("loading the shared index ...", flush=True)
-        qido.mkdir(parents=True, exist_ok=True)
-        load(f"sqlite:///{qido / 'index.sqlite3'}", args)
+    builds = {"old": old_tree, "new": new_tree}
+    qido = {build: index_of(build, tree, args) for build, tree in builds.items()}
     data = {"wsi": wsi, "uids": uids, "script": script, "qido": qido}
-    builds = {"old": old_tree, "new": None}
     runs: dict[str, list[dict]] = {"old": [], "new": []}
     started = time.time()
     for number in range(args.rounds):
@@ -143,6 +169,7 @@ def main() -> int:
             runs[build].append(one_round(build, builds[build], args, data))
     report = {
         "baseline": args.baseline,
+        "new": revision(new_tree),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "arguments": {k: str(v) for k, v in vars(args).items()},
         "seconds": time.time() - started,

@@ -135,7 +135,8 @@ class Ours(Peer):
         command += ["--web-only"]
         if database_url:
             command += ["--database-url", database_url]
-        env = dict(os.environ)
+        # Anonymous from loopback (a variable, which builds without identity ignore).
+        env = {**os.environ, "WSIARCHIVE_ANONYMOUS_ACCESS": "loopback"}
         if source is not None:
             env["PYTHONPATH"] = str(source)
         self.process = subprocess.Popen(

@@ -4,11 +4,14 @@ the one error mapping, gzip."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from flask import Blueprint, Flask, Response, request
 
-from dicomweb import errors
+from dicomweb import auditing, errors
 from dicomweb.http import compression
+from dicomweb.identity import authenticate
+from dicomweb.identity.authenticate import IdentityConfig
 from dicomweb.routes import ROUTES, Route
 from dicomweb.service import PREFIX, Service, WebConfig
 from dicomweb.transactions import capabilities
@@ -22,7 +25,11 @@ def _bound(route: Route, service: Service) -> Callable[..., Response]:
     return view
 
 
-def create_app(archive: Archive, config: WebConfig) -> Flask:
+class AppConfig(WebConfig, IdentityConfig, Protocol):
+    """Every setting the web front door reads."""
+
+
+def create_app(archive: Archive, config: AppConfig) -> Flask:
     """A WSGI app serving *archive* over DICOMweb."""
     service = Service(archive, config)
     app = Flask("wsiarchive")
@@ -34,6 +41,8 @@ def create_app(archive: Archive, config: WebConfig) -> Flask:
         blueprint.add_url_rule(route.rule, endpoint, _bound(route, service), methods=[route.method])
     app.register_blueprint(blueprint)
     described = capabilities.tree(ROUTES)
+    authenticate.install(app, service, config)
+    auditing.install(app, service)
 
     @app.before_request
     def _capabilities() -> Response | None:

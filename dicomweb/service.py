@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from flask import request
+from flask import g, request
 
 from storage import Archive
+from storage.access import Principal
 
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 PREFIX = "/dicomweb"
@@ -36,6 +37,11 @@ class Service:
 
     archive: Archive
     config: WebConfig
+
+    def who(self) -> Principal:
+        """The principal of the current request (dicomweb.identity authenticated it)."""
+        principal: Principal = g.principal
+        return principal
 
     def root(self) -> str:
         """The public URL of the DICOMweb service root, without a trailing slash."""

@@ -1,9 +1,5 @@
 """The audit trail of the DICOM listener: one AuditRecord per C-STORE, C-FIND, C-MOVE, C-GET
-and refused request, built here and nowhere else (docs/security.md).
-
-``Archive.audit`` (which stores the record) is being added to the core: ``audited`` hands
-the record to it once it exists, and until then only logs it (at debug level).
-"""
+and refused request, built here and handed to ``Archive.audit`` (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dimse.statuses import succeeded
+from storage import Archive
 from storage.audit import AuditRecord, Operation
 
 log = logging.getLogger(__name__)
@@ -48,9 +45,12 @@ def audit_record(
     )
 
 
-def audited(archive: Any, record: AuditRecord) -> None:
-    """Hand the record to the archive's audit trail (the hook: see the module's docstring)."""
-    log.debug("audit: %s", record)
-    store = getattr(archive, "audit", None)
-    if store is not None:
-        store(record)
+def audited(archive: Archive, record: AuditRecord) -> None:
+    """Record it in the archive's audit trail; a failure to is logged, and the peer still gets
+    its answer."""
+    try:
+        archive.audit(record)
+    except Exception:
+        log.exception(
+            "could not record %s of %s in the audit trail", record.operation, record.actor
+        )

@@ -33,10 +33,11 @@ from dimse.statuses import (
     status_of,
 )
 from storage import Archive
+from storage.access import Principal
 from storage.audit import Operation as Audited
 from storage.blobs.staged import raise_resources
-from storage.errors import ArchiveError
-from storage.records import InstanceFile
+from storage.errors import ArchiveError, Forbidden
+from storage.records import InstanceFile, StoredInstance
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,14 @@ def refusal(services: Services, association: Any, request: Any) -> str | None:
     return reason
 
 
+def who(services: Services, event: Any) -> Principal:
+    """The principal of an accepted association (dimse.admission, kept since EVT_REQUESTED)."""
+    principal = services.admission.principal_of(event.assoc)
+    if principal is None:  # not accepted by dimse.admission: cannot happen
+        raise Forbidden("the association has no identity")
+    return principal
+
+
 def _status(code: int, comment: str | None = None) -> Dataset:
     status = Dataset()
     status.Status = code
@@ -112,30 +121,33 @@ def _write_failure(path: Path) -> Dataset | None:
 def handle_store(services: Services, event: Any) -> Dataset:
     """C-STORE: the received file (written by pynetdicom into the staging area, see
     dimse.patches) is handed to the one ingest function and renamed into place."""
-    status = _store(services, event)
-    instance = str(event.request.AffectedSOPInstanceUID or "")
-    record = audit_record(event.assoc, Audited.STORE, int(status.Status), instance=instance)
+    status, stored = _store(services, event)
+    uids = (stored.study, stored.series, stored.instance) if stored else ("", "", "")
+    instance = uids[2] or str(event.request.AffectedSOPInstanceUID or "")
+    record = audit_record(
+        event.assoc, Audited.STORE, int(status.Status), uids[0], uids[1], instance
+    )
     audited(services.archive, record)
     return status
 
 
-def _store(services: Services, event: Any) -> Dataset:
+def _store(services: Services, event: Any) -> tuple[Dataset, StoredInstance | None]:
     path = Path(event.dataset_path)
     failure = _write_failure(path)
     if failure is not None:
-        return failure
+        return failure, None
     try:
-        result = services.archive.ingest_staged_file(path)
+        result = services.archive.ingest_staged_file(path, who=who(services, event))
     except ArchiveError as exc:
         code = status_of(exc).store
         log.info("C-STORE refused (%04X): %s", code, exc.reason)
-        return _status(code, exc.reason)
+        return _status(code, exc.reason), None
     except Exception as exc:  # the peer still gets an answer; the archive stays consistent
         log.exception("C-STORE failed")
         path.unlink(missing_ok=True)
-        return _status(PROCESSING_FAILURE, f"processing failure: {type(exc).__name__}")
+        return _status(PROCESSING_FAILURE, f"processing failure: {type(exc).__name__}"), None
     log.info("stored %s (%d frames)", result.instance, result.number_of_frames)
-    return _status(SUCCESS)
+    return _status(SUCCESS), result
 
 
 def handle_find(services: Services, event: Any) -> Iterator[tuple[int, Dataset | None]]:
@@ -161,7 +173,7 @@ def _find(services: Services, event: Any) -> Iterator[tuple[int, Dataset | None]
         return
     level = str(event.identifier.QueryRetrieveLevel).strip().upper()
     try:
-        page = services.archive.search(search)
+        page = services.archive.search(search, who=who(services, event))
     except ArchiveError as exc:
         code = status_of(exc).query
         yield code, _status(code, exc.reason)
@@ -173,9 +185,9 @@ def _find(services: Services, event: Any) -> Iterator[tuple[int, Dataset | None]
         yield PENDING, dataset_from(match.dataset, requested, level, services.ae_title)
 
 
-def _matches(services: Services, identifier: Dataset) -> list[InstanceFile]:
-    search, _ = search_for(identifier)
-    return services.archive.matching_files(search)
+def _matches(services: Services, event: Any) -> list[InstanceFile]:
+    search, _ = search_for(event.identifier)
+    return services.archive.matching_files(search, who=who(services, event))
 
 
 def _contexts(matches: list[InstanceFile]) -> list[PresentationContext]:
@@ -223,7 +235,7 @@ def handle_move(services: Services, event: Any) -> Iterator[Any]:
         yield None, None  # pynetdicom answers 0xA801 (Move Destination unknown)
         return
     try:
-        matches = _matches(services, event.identifier)
+        matches = _matches(services, event)
     except IdentifierError:
         matches = []  # nothing to move: zero sub-operations
     yield destination[0], destination[1], {"contexts": _contexts(matches)}
@@ -235,7 +247,7 @@ def handle_move(services: Services, event: Any) -> Iterator[Any]:
 def handle_get(services: Services, event: Any) -> Iterator[Any]:
     """C-GET: the matches go back over the requesting association."""
     try:
-        matches = _matches(services, event.identifier)
+        matches = _matches(services, event)
     except IdentifierError:
         matches = []
     yield len(matches)
@@ -260,16 +272,18 @@ def handle_commitment(services: Services, event: Any) -> tuple[int, Dataset | No
     assoc = event.assoc
     threading.Thread(
         target=_report_commitment,
-        args=(services, assoc, str(transaction), references),
+        args=(services, assoc, str(transaction), references, who(services, event)),
         daemon=True,
     ).start()
     return SUCCESS, None
 
 
-def committed(services: Services, references: list[Dataset]) -> tuple[list[Dataset], list[Dataset]]:
+def committed(
+    services: Services, references: list[Dataset], principal: Principal
+) -> tuple[list[Dataset], list[Dataset]]:
     """Split references into those stored (with matching SOP class) and those not."""
     uids = [str(item.get("ReferencedSOPInstanceUID", "")) for item in references]
-    stored = services.archive.stored_classes(uids)
+    stored = services.archive.stored_classes(uids, who=principal)
     success, failed = [], []
     for item in references:
         uid = str(item.get("ReferencedSOPInstanceUID", ""))
@@ -281,10 +295,14 @@ def committed(services: Services, references: list[Dataset]) -> tuple[list[Datas
 
 
 def _report_commitment(
-    services: Services, assoc: Any, transaction: str, references: list[Dataset]
+    services: Services,
+    assoc: Any,
+    transaction: str,
+    references: list[Dataset],
+    principal: Principal,
 ) -> None:
     time.sleep(0.2)  # let the N-ACTION response go first
-    success, failed = committed(services, references)
+    success, failed = committed(services, references, principal)
     report = Dataset()
     report.TransactionUID = transaction
     report.RetrieveAETitle = services.ae_title

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+
+from storage.errors import Forbidden
 
 
 class Scope(StrEnum):
@@ -84,3 +87,52 @@ def local_admin(command: str) -> Principal:
 
 
 ANONYMOUS = Principal("anonymous", PrincipalKind.ANONYMOUS, ALL_SCOPES)
+GROUP_LENGTH = 64  # Study.access_group
+
+
+def require(who: Principal, scope: Scope) -> None:
+    """Refuse (Forbidden) unless *who* holds *scope*."""
+    if scope not in who.scopes:
+        raise Forbidden(f"{who.subject} lacks the {scope.value} scope")
+
+
+def group_of(value: object) -> str:
+    """The access group named by an attribute's value (its first value, trimmed)."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        value = value[0] if value else ""
+    return str(value).strip()[:GROUP_LENGTH]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as `token list` shows it: everything but the secret."""
+
+    token_id: str
+    name: str
+    scopes: frozenset[Scope]
+    groups: frozenset[str] | None
+    study: str | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def kind(self) -> PrincipalKind:
+        return PrincipalKind.SHARE if self.study else PrincipalKind.TOKEN
+
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def principal(self) -> Principal:
+        return Principal(
+            f"{self.kind.value}:{self.token_id}",
+            self.kind,
+            self.scopes,
+            self.groups,
+            frozenset({self.study}) if self.study else None,
+            display=self.name,
+        )

@@ -6,9 +6,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from storage import ingest as ingesting
+from storage.access import Principal, Scope, TokenInfo, require
+from storage.audit import AuditQuery, AuditRecord, Operation
 from storage.blobs import BlobStore, FilesystemBlobStore, StagedBlob
 from storage.cache import Lru
 from storage.config import ArchiveConfig, DuplicatePolicy
@@ -19,8 +22,10 @@ from storage.dicom.uids import validate_uid
 from storage.errors import CodecError
 from storage.imaging.codecs import ImageInfo
 from storage.imaging.display import Rendered, RenderRequest
+from storage.index.audit import AuditStore
 from storage.index.engine import Database
 from storage.index.reads import IndexReader
+from storage.index.tokens import TokenStore
 from storage.index.writes import IndexWriter
 from storage.query import results
 from storage.query.results import Page
@@ -36,7 +41,10 @@ from storage.retrieve.transcoder import Transcoder
 RECORDS, RECORD_TTL = 4096, 30.0  # instance records by UIDs; seconds a record may be reused
 FRAME_TABLES = 256  # decoded frame tables
 DESCRIPTIONS = 4096  # per-blob facts: pixel description, tiles, presentation, ICC profile
+TOKENS, TOKEN_TTL = 1024, 30.0  # verified tokens; seconds a revocation may take to be seen
+AUDITED = 65536  # recent audit events, so that repeats within audit_repeat_seconds count once
 FrameKey = tuple[int, str]
+AuditKey = tuple[str, str, str, str, str, str, int]
 
 
 class Archive:
@@ -47,7 +55,12 @@ class Archive:
         self._writer = IndexWriter(database.engine)
         self._reader = IndexReader(database.engine)
         self._blobs = blobs
+        self._tokens = TokenStore(database.engine)
+        self._audit = AuditStore(database.engine)
         self._policy = DuplicatePolicy(config.duplicate_policy)
+        self._group_attribute = config.access_group_attribute
+        self._verified: Lru[str, TokenInfo | None] = Lru(TOKENS, ttl=TOKEN_TTL)
+        self._audited: Lru[AuditKey, bool] = Lru(AUDITED, ttl=config.audit_repeat_seconds)
         # The read path, shared by every front door of this process.
         self._records: Lru[tuple[str, str, str], StoredRecord] = Lru(RECORDS, ttl=RECORD_TTL)
         self._frame_tables: Lru[FrameKey, FrameTable | None] = Lru(FRAME_TABLES)
@@ -56,7 +69,8 @@ class Archive:
         self._renderer = Renderer(
             self._described,
             self.frames,
-            lambda study, series: self.records(study, series),
+            # The levels of a series the caller could already see (access is per study).
+            lambda study, series: self._reader.records(study, series),
             config.max_rendered_pixels,
             config.thumbnail_size,
         )
@@ -83,21 +97,37 @@ class Archive:
         """A new empty directory in the staging area for files made to be stored."""
         return self._blobs.workspace()
 
-    def ingest(self, staged: StagedBlob, study: str | None = None) -> StoredInstance:
-        """Store one staged Part-10 instance, two-phase (see storage.ingest)."""
-        return ingesting.ingest(self._writer, self._blobs, self._policy, staged, study)
+    def ingest(
+        self, staged: StagedBlob, study: str | None = None, *, who: Principal
+    ) -> StoredInstance:
+        """Store one staged Part-10 instance as *who*, two-phase (see storage.ingest)."""
+        try:
+            require(who, Scope.WRITE)
+        except BaseException:
+            staged.discard()
+            raise
+        how = ingesting.Storing(self._policy, self._group_attribute, who)
+        return ingesting.ingest(self._writer, self._blobs, how, staged, study)
 
-    def ingest_file(self, path: Path, study: str | None = None) -> StoredInstance:
+    def ingest_file(
+        self, path: Path, study: str | None = None, *, who: Principal
+    ) -> StoredInstance:
         """Store a Part-10 file from the local filesystem (copied; the source is left alone)."""
-        return self.ingest(self._blobs.stage_copy(path), study)
+        require(who, Scope.WRITE)
+        return self.ingest(self._blobs.stage_copy(path), study, who=who)
 
-    def ingest_staged_file(self, path: Path, study: str | None = None) -> StoredInstance:
+    def ingest_staged_file(
+        self, path: Path, study: str | None = None, *, who: Principal
+    ) -> StoredInstance:
         """Store a complete Part-10 file made inside the staging area (e.g. by the converter):
         it is renamed into place, never copied."""
-        return self.ingest(self._blobs.adopt(path), study)
+        return self.ingest(self._blobs.adopt(path), study, who=who)
 
-    def delete(self, sop_instance_uid: str) -> None:
+    def delete(self, sop_instance_uid: str, *, who: Principal) -> None:
         """Remove a stored instance (index rows, then its blob)."""
+        require(who, Scope.DELETE)
+        if not who.unrestricted:
+            require(who, Scope.ADMIN)
         key = self._writer.delete(validate_uid(sop_instance_uid, "SOP Instance UID"))
         if key:
             self._blobs.delete(key)
@@ -107,34 +137,48 @@ class Archive:
         return ingesting.recover(self._writer, self._blobs)
 
     # -- finding ---------------------------------------------------------------------------------
-    def search(self, search: Search) -> Page:
-        """QIDO-RS / C-FIND: a page of matches and how many more there are."""
-        return results.run(self._database.engine, search)
+    def search(self, search: Search, *, who: Principal) -> Page:
+        """QIDO-RS / C-FIND: a page of the matches *who* may see and how many more there are."""
+        require(who, Scope.READ)
+        return results.run(self._database.engine, search, who)
 
-    def matching_files(self, search: Search) -> list[InstanceFile]:
+    def matching_files(self, search: Search, *, who: Principal) -> list[InstanceFile]:
         """C-MOVE / C-GET: every stored instance a search at any level matches."""
-        return results.instance_files(self._database.engine, search)
+        require(who, Scope.READ)
+        return results.instance_files(self._database.engine, search, who)
 
-    def stored_classes(self, sop_instance_uids: Iterable[str]) -> dict[str, str]:
+    def stored_classes(self, sop_instance_uids: Iterable[str], *, who: Principal) -> dict[str, str]:
         """Storage commitment: SOP Class UID by SOP Instance UID of those that are stored."""
-        return self._reader.stored_classes(sop_instance_uids)
+        require(who, Scope.WRITE)
+        return self._reader.stored_classes(sop_instance_uids, who)
 
-    def study_for_accession(self, accession_number: str, patient_id: str | None) -> str | None:
+    def study_for_accession(
+        self, accession_number: str, patient_id: str | None, *, who: Principal
+    ) -> str | None:
         """The study the archive holds for an accession number (and patient), if any."""
-        return self._reader.study_for_accession(accession_number, patient_id)
+        return self._reader.study_for_accession(accession_number, patient_id, who)
 
     def records(
-        self, study: str, series: str | None = None, instance: str | None = None
+        self,
+        study: str,
+        series: str | None = None,
+        instance: str | None = None,
+        *,
+        who: Principal,
     ) -> list[StoredRecord]:
-        """Stored instances of a study / series / instance (UIDs validated first)."""
+        """Stored instances of a study / series / instance (UIDs validated first) that *who*
+        may see: a study it may not see is NotFound, exactly as one that is not stored."""
+        require(who, Scope.READ)
         validate_uid(study, "Study Instance UID")
         if series is not None:
             validate_uid(series, "Series Instance UID")
         if instance is not None:
             validate_uid(instance, "SOP Instance UID")
-        return self._reader.records(study, series, instance)
+        return self._reader.records(study, series, instance, who)
 
-    def instance(self, study: str, series: str, instance: str, fresh: bool = False) -> StoredRecord:
+    def instance(
+        self, study: str, series: str, instance: str, fresh: bool = False, *, who: Principal
+    ) -> StoredRecord:
         """One stored instance, from a cache of recently read records unless *fresh*.
 
         A blob is never rewritten, so a stale record shows itself by its blob being gone
@@ -144,8 +188,12 @@ class Archive:
         key = (study, series, instance)
         found = None if fresh else self._records.get(key)
         if found is None:
-            found = self.records(study, series, instance)[0]
+            found = self.records(study, series, instance, who=who)[0]
             self._records.put(key, found)
+        else:
+            require(who, Scope.READ)
+            if not who.sees(found.study, found.access_group):
+                found = self.records(study, series, instance, who=who)[0]  # NotFound
         return found
 
     # -- metadata --------------------------------------------------------------------------------
@@ -216,7 +264,7 @@ class Archive:
     def transcoded_file(self, item: InstanceFile, target: str) -> Path:
         """The instance re-encoded as *target* in a new file of the staging area (the caller
         deletes it), one frame in memory at a time; CodecError when it cannot be."""
-        record = self.records(item.study, item.series, item.instance)[0]
+        record = self._reader.records(item.study, item.series, item.instance)[0]
         info = self._decodable(record, target)
         path = self._blobs.staging_area() / f"transcoded-{secrets.token_hex(8)}.dcm"
         stream = self._transcoder.instance(self._blobs, self.frames(record), info, target, False)
@@ -237,6 +285,93 @@ class Archive:
                 f"converted to {target}"
             )
         return info
+
+    # -- identity and audit -----------------------------------------------------------------------
+    def authenticate_token(self, text: str) -> Principal | None:
+        """The principal of an API token or share link, or None when it is not an active one
+        (a revocation is seen within TOKEN_TTL seconds)."""
+        found = self._verified.get_or_make(text, lambda: self._tokens.verify(text))
+        if found is None or not found.active(_utcnow()):
+            return None
+        return found.principal()
+
+    def create_token(
+        self,
+        name: str,
+        scopes: frozenset[Scope],
+        *,
+        who: Principal,
+        groups: frozenset[str] | None = None,
+        study: str | None = None,
+        lifetime: timedelta | None = None,
+    ) -> tuple[TokenInfo, str]:
+        """A new API token (or, with *study*, a read-only share link of that study) and its
+        text, shown once. An administrator creates tokens; a share link needs only to see the
+        study, and never grants more than reading it."""
+        if study is None:
+            require(who, Scope.ADMIN)
+        else:
+            self.records(study, who=who)  # NotFound unless *who* sees it
+            scopes, groups = frozenset({Scope.READ}), None
+        info, text = self._tokens.create(name, scopes, groups, study, who.subject, lifetime)
+        what = "share link" if study else "token"
+        self._security(who, f"created {what} {info.token_id} ({name})", study or "")
+        return info, text
+
+    def tokens(self, *, who: Principal) -> list[TokenInfo]:
+        require(who, Scope.ADMIN)
+        return self._tokens.list()
+
+    def revoke_token(self, token_id: str, *, who: Principal) -> bool:
+        require(who, Scope.ADMIN)
+        revoked = self._tokens.revoke(token_id)
+        self._verified.clear()
+        self._security(who, f"revoked token {token_id}", "", revoked)
+        return revoked
+
+    def _security(self, who: Principal, detail: str, study: str, success: bool = True) -> None:
+        self._audit.add(
+            [
+                AuditRecord(
+                    _utcnow(),
+                    who.subject,
+                    who.kind.value,
+                    who.source,
+                    Operation.SECURITY,
+                    study=study,
+                    success=success,
+                    detail=detail,
+                )
+            ]
+        )
+
+    def audit(self, record: AuditRecord) -> None:
+        """Record an access in the audit trail; the same access repeated within the repeat
+        window (e.g. a viewer's tiles of one instance) is recorded once."""
+        key = (
+            record.actor,
+            record.source,
+            record.operation.value,
+            record.study,
+            record.series,
+            record.instance,
+            record.outcome,
+        )
+        if record.detail == "" and self._audited.get(key):
+            return
+        self._audit.add([record])
+        self._audited.put(key, True)
+
+    def audit_events(self, query: AuditQuery, *, who: Principal) -> list[AuditRecord]:
+        require(who, Scope.ADMIN)
+        return self._audit.search(query)
+
+    def unexported_audit(self, limit: int) -> list[AuditRecord]:
+        """The oldest events not yet exported as DICOM Audit Messages."""
+        return self._audit.unexported(limit)
+
+    def mark_audit_exported(self, pks: Sequence[int]) -> None:
+        self._audit.mark_exported(pks)
 
     # -- rendering -------------------------------------------------------------------------------
     def images(self, records: Sequence[StoredRecord]) -> list[Image]:
@@ -259,6 +394,10 @@ class Archive:
     ) -> Rendered:
         """A thumbnail standing for *records*, showing no patient data."""
         return self._renderer.thumbnail(records, request, frame)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def open_archive(config: ArchiveConfig) -> Archive:

@@ -39,3 +39,16 @@ class AuditRecord:
     success: bool = True
     detail: str = ""
     pk: int | None = None
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which events `wsiarchive audit` lists: each field narrows, None does not."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    actor: str | None = None
+    study: str | None = None
+    operation: Operation | None = None
+    failures_only: bool = False
+    limit: int = 1000

@@ -91,6 +91,12 @@ class Lru(Generic[K, V]):
         with self._lock:
             self._drop(key)
 
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0
+
     def _drop(self, key: K) -> None:
         previous = self._entries.pop(key, None)
         if previous is not None:

@@ -42,3 +42,13 @@ class ArchiveConfig(Protocol):
 
     @property
     def max_rendered_pixels(self) -> int: ...
+
+    @property
+    def access_group_attribute(self) -> str:
+        """DICOM keyword whose value names a new study's access group ("" for none)."""
+        ...
+
+    @property
+    def audit_repeat_seconds(self) -> float:
+        """Seconds within which the same access is audited once."""
+        ...

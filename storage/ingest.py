@@ -5,23 +5,35 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 
+from storage.access import Principal, group_of
 from storage.blobs import BlobStore, StagedBlob
 from storage.config import DuplicatePolicy
 from storage.dicom.dataset import Identity, named_uids
 from storage.dicom.document import PIXEL_DATA, build_document
 from storage.dicom.part10 import ParsedInstance, read_part10
-from storage.errors import ArchiveError, StudyMismatch
+from storage.errors import ArchiveError, Forbidden, StudyMismatch
 from storage.index.writes import Entry, IndexWriter
 from storage.records import StoredInstance
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Storing:
+    """How an ingest stores: the duplicate policy, the attribute naming a new study's access
+    group, and who stores (which groups it may store into)."""
+
+    policy: DuplicatePolicy
+    group_attribute: str
+    who: Principal
+
+
 def ingest(
     writer: IndexWriter,
     blobs: BlobStore,
-    policy: DuplicatePolicy,
+    how: Storing,
     staged: StagedBlob,
     study: str | None = None,
 ) -> StoredInstance:
@@ -36,8 +48,8 @@ def ingest(
         staged.finish()
         parsed = read_part10(staged.path)
         named = named_uids(parsed.dataset)
-        entry = _entry(parsed, study)
-        previous = _place(writer, blobs, policy, staged, entry)
+        entry = _entry(parsed, study, how)
+        previous = _place(writer, blobs, how.policy, staged, entry)
     except ArchiveError as exc:
         if exc.sop_instance is None:
             exc.sop_class, exc.sop_instance = named
@@ -59,7 +71,7 @@ def ingest(
     )
 
 
-def _entry(parsed: ParsedInstance, study: str | None) -> Entry:
+def _entry(parsed: ParsedInstance, study: str | None, how: Storing) -> Entry:
     """What the index records of a parsed instance, and the blob key it will get."""
     identity = Identity.of(parsed.dataset)
     if study is not None and identity.study != study:
@@ -67,6 +79,9 @@ def _entry(parsed: ParsedInstance, study: str | None) -> Entry:
             f"instance {identity.instance} belongs to study {identity.study}, "
             f"not to the target study {study}"
         )
+    group = group_of(parsed.dataset.get(how.group_attribute)) if how.group_attribute else ""
+    if not how.who.sees(identity.study, group):
+        raise Forbidden(f"{how.who.subject} may not store instance {identity.instance}")
     pixel = parsed.pixel
     document = build_document(
         parsed.dataset,
@@ -87,6 +102,8 @@ def _entry(parsed: ParsedInstance, study: str | None) -> Entry:
         document,
         frames,
         key,
+        group,
+        how.who,
     )
 
 

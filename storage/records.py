@@ -21,6 +21,7 @@ class StoredRecord:
     blob_key: str
     size: int
     stored_at: datetime | None = None
+    access_group: str = ""  # of its study (storage.access)
 
 
 @dataclass(frozen=True)

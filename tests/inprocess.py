@@ -13,15 +13,23 @@ from pydicom.dataset import Dataset
 
 from dicomweb import create_app
 from storage import Archive, open_archive
+from storage.access import ALL_SCOPES, Principal, PrincipalKind
 from storage.records import StoredInstance
-from wsiarchive.settings import Settings
+from wsiarchive.settings import AnonymousAccess, Settings
 
 BASE_URL = "http://archive.test/dicomweb"
+# The principal tests act as when they call the archive directly: every scope, every study.
+TESTER = Principal("tests", PrincipalKind.LOCAL, ALL_SCOPES)
 
 
 def settings_for(root: Path, **values: Any) -> Settings:
     """The default settings with the archive under *root* (and any *values* changed)."""
-    return replace(Settings(data_dir=str(root), base_url=BASE_URL), **values)
+    # Flask's test client comes from 127.0.0.1: anonymous access on loopback, as the tests of
+    # the transactions need; tests of identity set anonymous_access themselves.
+    defaults = Settings(
+        data_dir=str(root), base_url=BASE_URL, anonymous_access=AnonymousAccess.LOOPBACK
+    )
+    return replace(defaults, **values)
 
 
 def part10(dataset: Dataset) -> bytes:
@@ -35,7 +43,7 @@ def store(archive: Archive, data: bytes | Dataset) -> StoredInstance:
     """Store Part-10 bytes (or a data set) through the archive's one ingest."""
     staged = archive.stage()
     staged.write(part10(data) if isinstance(data, Dataset) else data)
-    return archive.ingest(staged)
+    return archive.ingest(staged, who=TESTER)
 
 
 def client(archive: Archive, settings: Settings) -> FlaskClient:

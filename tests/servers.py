@@ -49,6 +49,8 @@ class ArchiveServer:
         source = env.pop("WSIARCHIVE_SERVER_SOURCE", None)
         if source:
             env["PYTHONPATH"] = source
+        # The tests' clients come from loopback without tokens unless a test says otherwise.
+        env.setdefault("WSIARCHIVE_ANONYMOUS_ACCESS", "loopback")
         env.update({f"WSIARCHIVE_{k.upper()}": str(v) for k, v in self.settings.items()})
         env.setdefault("WSIARCHIVE_BASE_URL", self.url)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"

@@ -1,4 +1,4 @@
-"""The `wsiarchive` command: serve, import, settings."""
+"""The `wsiarchive` command: serve, import, convert, watch, token, share, audit, settings."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from storage.access import local_admin
+from wsiarchive import admin
 from wsiarchive import settings as settings_module
 
 if TYPE_CHECKING:
@@ -156,7 +158,12 @@ def command_import(args: argparse.Namespace) -> int:
 
     settings, info = _conversion(args)
     outcome = import_paths(
-        _open_archive(settings), list(args.paths), info, _conversion_options(settings), _report
+        _open_archive(settings),
+        list(args.paths),
+        info,
+        _conversion_options(settings),
+        local_admin("import"),
+        _report,
     )
     print(f"{len(outcome.stored)} stored, {len(outcome.failed)} failed")
     return 0 if not outcome.failed else 1
@@ -263,6 +270,7 @@ def parser() -> argparse.ArgumentParser:
     watcher.add_argument("--interval", type=float, default=2.0, help="seconds between scans")
     watcher.add_argument("--once", action="store_true", help="stop when the folder is empty")
     watcher.set_defaults(run=command_watch)
+    admin.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
     show = commands.add_parser(
         "settings",
         parents=[_settings_parser("settings")],

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from converter import ConversionError, ConversionOptions, SlideInfo, convert
 from storage import Archive
+from storage.access import Principal
 from storage.dicom.part10 import lacks_preamble
 from storage.errors import ArchiveError
 
@@ -39,31 +40,31 @@ def is_dicom(path: Path) -> bool:
     return head[128:132] == b"DICM" or lacks_preamble(head)
 
 
-def study_for(archive: Archive, info: SlideInfo) -> SlideInfo:
+def study_for(archive: Archive, info: SlideInfo, who: Principal) -> SlideInfo:
     """Reuse the Study Instance UID the archive holds for this accession number (and patient),
     so several slides of one case share one study."""
     if info.study_uid or not info.accession_number:
         return info
-    uid = archive.study_for_accession(info.accession_number, info.patient_id)
+    uid = archive.study_for_accession(info.accession_number, info.patient_id, who=who)
     return info.updated(study_uid=uid) if uid else info
 
 
 def import_slide(
-    archive: Archive, path: Path, info: SlideInfo, options: ConversionOptions
+    archive: Archive, path: Path, info: SlideInfo, options: ConversionOptions, who: Principal
 ) -> list[str]:
-    """Convert *path* and store every instance; returns their SOP Instance UIDs."""
-    info = study_for(archive, info)
+    """Convert *path* and store every instance as *who*; returns their SOP Instance UIDs."""
+    info = study_for(archive, info, who)
     workspace = archive.workspace()
     stored: list[str] = []
     try:
         files = convert(path, workspace, info, options)
         for file in files:
-            stored.append(archive.ingest_staged_file(file).instance)
+            stored.append(archive.ingest_staged_file(file, who=who).instance)
         return stored
     except BaseException:
         for uid in stored:
             try:
-                archive.delete(uid)
+                archive.delete(uid, who=who)
             except Exception:  # keep the original error; report the rollback failure
                 log.exception("could not remove %s after a failed import of %s", uid, path)
         raise
@@ -76,6 +77,7 @@ def import_paths(
     paths: list[Path],
     info: SlideInfo,
     options: ConversionOptions,
+    who: Principal,
     report: Callable[[str], None] = print,
 ) -> Outcome:
     """Import files and folders (recursively); DICOM files are stored, other files converted."""
@@ -85,11 +87,11 @@ def import_paths(
             if not path.exists():
                 raise ArchiveError("no such file or directory")
             if is_dicom(path):
-                result = archive.ingest_file(path)
+                result = archive.ingest_file(path, who=who)
                 outcome.stored[path] = [result.instance]
                 report(f"stored {path} as {result.instance} ({result.number_of_frames} frames)")
             else:
-                uids = import_slide(archive, path, info, options)
+                uids = import_slide(archive, path, info, options, who)
                 outcome.stored[path] = uids
                 report(f"converted {path} into {len(uids)} instances")
         except (ArchiveError, ConversionError) as exc:

@@ -29,11 +29,23 @@ class Group(StrEnum):
     READING = "reading"  # the read path of a server: transcoding and rendering
     CONVERSION = "conversion"
     WATCH = "watch"
+    IDENTITY = "identity"  # who may use the servers: tokens, OpenID Connect, anonymous access
+
+
+class AnonymousAccess(StrEnum):
+    """Who may use the servers without an identity."""
+
+    OFF = "off"  # nobody: every request needs a token
+    LOOPBACK = "loopback"  # clients on this machine only
+    ANYWHERE = "anywhere"  # every client (a loud warning at start-up)
 
 
 # The settings each command uses.
 COMMANDS: dict[str, frozenset[Group]] = {
     "serve": frozenset(Group) - {Group.CONVERSION, Group.WATCH},
+    "token": frozenset({Group.COMMON, Group.ARCHIVE}),
+    "share": frozenset({Group.COMMON, Group.ARCHIVE}),
+    "audit": frozenset({Group.COMMON, Group.ARCHIVE}),
     "import": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION}),
     "convert": frozenset({Group.COMMON, Group.CONVERSION}),
     "watch": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.WATCH}),
@@ -234,6 +246,68 @@ class Settings:
     )
     log_level: str = setting(
         Group.COMMON, "info", "Logging level.", ("debug", "info", "warning", "error")
+    )
+    access_group_attribute: str = setting(
+        Group.ARCHIVE,
+        "",
+        "DICOM keyword (e.g. InstitutionName, IssuerOfPatientID) whose value, in the first "
+        "instance stored of a study, names the study's access group; identities see only the "
+        "studies of their groups (docs/security.md). Empty: one group, every study.",
+    )
+    audit_repeat_seconds: float = setting(
+        Group.ARCHIVE,
+        300.0,
+        "The same access (who, from where, what, which operation, outcome) repeated within "
+        "this many seconds is recorded once in the audit trail (a viewer reads many tiles).",
+    )
+    anonymous_access: AnonymousAccess = setting(
+        Group.IDENTITY,
+        AnonymousAccess.OFF,
+        "Who may use DICOMweb without a token: off (nobody), loopback (clients on this "
+        "machine) or anywhere (every client, with a warning at start-up).",
+    )
+    anonymous_scopes: str = setting(
+        Group.IDENTITY,
+        "read write",
+        "Space-separated scopes (read, write, delete, admin) of anonymous access.",
+    )
+    oidc_issuer: str = setting(
+        Group.IDENTITY,
+        "",
+        "OpenID Connect issuer URL whose bearer JWTs are accepted (its discovery document "
+        "and JWKS are fetched from it); empty accepts only API tokens.",
+    )
+    oidc_audience: str = setting(
+        Group.IDENTITY,
+        "",
+        "The audience (aud) a JWT must name; required with oidc_issuer (e.g. the public URL "
+        "of the DICOMweb root).",
+    )
+    oidc_algorithms: str = setting(
+        Group.IDENTITY, "RS256 PS256 ES256", "Space-separated JWS algorithms accepted."
+    )
+    oidc_leeway_seconds: int = setting(
+        Group.IDENTITY, 30, "Clock skew allowed on exp, nbf and iat, in seconds."
+    )
+    oidc_scope_claim: str = setting(
+        Group.IDENTITY,
+        "scope",
+        "Claim holding the granted scopes (a space-separated string or a list).",
+    )
+    oidc_scope_prefix: str = setting(
+        Group.IDENTITY,
+        "",
+        "Prefix of this archive's scopes in the claim (e.g. 'wsiarchive.' for "
+        "wsiarchive.read); others are ignored.",
+    )
+    oidc_groups_claim: str = setting(
+        Group.IDENTITY,
+        "",
+        "Claim listing the access groups the identity may see; empty: every group. With a "
+        "claim set, an identity without it sees no study unless it has the admin scope.",
+    )
+    oidc_subject_claim: str = setting(
+        Group.IDENTITY, "sub", "Claim naming the identity in the audit trail."
     )
 
     @property

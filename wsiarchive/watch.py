@@ -11,6 +11,7 @@ from pathlib import Path
 
 from converter import ConversionOptions, SlideInfo
 from storage import Archive
+from storage.access import local_admin
 from wsiarchive.importer import companion_of, import_paths
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ class DropFolder:
         except Exception as exc:
             self._move(path, FAILED, f"{sidecar}: {exc}")
             return False
-        outcome = import_paths(self.archive, [path], info, self.options, report=log.info)
+        outcome = import_paths(
+            self.archive, [path], info, self.options, local_admin("watch"), report=log.info
+        )
         if path in outcome.failed:
             self._move(path, FAILED, outcome.failed[path])
             return False

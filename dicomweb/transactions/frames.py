@@ -76,11 +76,13 @@ def _on_instance(
 ) -> Response:
     """respond(record) with the cached record of an instance, or, if its blob has gone since
     (deleted or stored again), with the record the index has now (see Archive.instance)."""
-    record = service.archive.instance(study, series, instance)
+    record = service.archive.instance(study, series, instance, who=service.who())
     try:
         return respond(record)
     except BlobMissing:
-        return respond(service.archive.instance(study, series, instance, fresh=True))
+        return respond(
+            service.archive.instance(study, series, instance, fresh=True, who=service.who())
+        )
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def retrieve_bulkdata(
     or of native pixel data is one ranged read.
     """
     steps = parse_tag_path(path)
-    record = service.archive.records(study, series, instance)[0]
+    record = service.archive.records(study, series, instance, who=service.who())[0]
     location = service.root() + instance_path(study, series, instance) + f"/bulkdata/{path}"
     octets = [(OCTET_STREAM, str(ExplicitVRLittleEndian))]
     choice = negotiate(accepted(), octets, Parts.OPTIONAL)

@@ -156,7 +156,7 @@ def search(
     """GET /studies, /series, /instances and their scoped forms."""
     xml = wants_xml(multipart_xml=True)
     search_, warnings = build_search(service, level, study, series)
-    page = service.archive.search(search_)
+    page = service.archive.search(search_, who=service.who())
     root = service.root()
     results = []
     for match in page.results:

@@ -188,7 +188,7 @@ def _one_image(
     elif frame is not None:
         rendered = archive.render(record, render_request, frame)
     else:
-        series = archive.records(record.study, record.series)
+        series = archive.records(record.study, record.series, who=service.who())
         rendered = archive.render(record, render_request, None, archive.images(series))
     texts = warnings + rendered.warnings
     headers = representation.headers() | warning_header(texts, service.root())
@@ -262,6 +262,6 @@ def _resource(
     frames: str | None,
 ) -> Response:
     numbers = parse_frame_list(frames) if frames is not None else None
-    records = service.archive.records(study, series, instance)
+    records = service.archive.records(study, series, instance, who=service.who())
     single = thumbnail or (instance is not None and (numbers is None or len(numbers) == 1))
     return _respond(service, records, thumbnail, numbers, single)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import Response, request
 
+from dicomweb import auditing
 from dicomweb.errors import CANNOT_UNDERSTAND, PROCESSING_FAILURE, SYNTAX_FAILURES, status_of
 from dicomweb.http.datasets import dataset_response
 from dicomweb.http.errors import HTTPError
@@ -14,6 +15,7 @@ from dicomweb.http.mediatypes import DICOM, parse_media_type
 from dicomweb.http.multipart import BodyReader, MultipartReader
 from dicomweb.http.warning import warning_header
 from dicomweb.service import Service
+from storage.access import Scope, require
 from storage.blobs import StagedBlob
 from storage.dicom.document import JsonObject, instance_path
 from storage.dicom.part10 import Part10Writer
@@ -147,6 +149,7 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
 
 def store(service: Service, study: str | None = None) -> Response:
     """POST /studies[/{study}]."""
+    require(service.who(), Scope.WRITE)  # before the body is read: 403 for the whole request
     if study is not None:
         validate_uid(study, "Study Instance UID")
     root = service.root()
@@ -157,17 +160,19 @@ def store(service: Service, study: str | None = None) -> Response:
     studies: set[str] = set()
     for number, blob in enumerate(staged, start=1):
         try:
-            result = service.archive.ingest(blob, study)
+            result = service.archive.ingest(blob, study, who=service.who())
         except ArchiveError as exc:
             log.info("STOW part %d refused: %s", number, exc.reason)
             code = status_of(exc).failure_reason
             outcome.failure(code, f"part {number}: {exc.reason}", exc.sop_class, exc.sop_instance)
+            auditing.note(study or "", "", exc.sop_instance or "", False)
             continue
         except Exception:
             log.exception("STOW part %d failed", number)
             outcome.failure(PROCESSING_FAILURE, f"part {number}: internal error", None, None)
             continue
         studies.add(result.study)
+        auditing.note(result.study, result.series, result.instance, True)
         outcome.stored(
             result.sop_class,
             result.instance,

@@ -44,7 +44,7 @@ def retrieve_instances(
 ) -> Response:
     """GET /studies/{s}[/series/{se}[/instances/{i}]]: Part-10 instances, as stored or
     transcoded to the transfer syntax the client accepts (§8.7.3.5.2)."""
-    records = service.archive.records(study, series, instance)
+    records = service.archive.records(study, series, instance, who=service.who())
     ranges = accepted()
     single = instance is not None
     choices: list[Choice] = []
@@ -126,7 +126,7 @@ def retrieve_metadata(
     service: Service, study: str, series: str | None = None, instance: str | None = None
 ) -> Response:
     """GET .../metadata: DICOM JSON array (default) or multipart DICOM XML."""
-    records = service.archive.records(study, series, instance)
+    records = service.archive.records(study, series, instance, who=service.who())
     root = service.root()
     documents: Iterable[bytes] = service.archive.documents(records)
     what = f"metadata of {len(records)} instances of study {study}"

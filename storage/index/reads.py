@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 
 from sqlalchemy import Engine, select
 
+from storage.access import Principal
 from storage.dicom.levels import Level
 from storage.errors import NotFound
 from storage.index.ladder import AnySelect, ladder
@@ -16,7 +17,6 @@ from storage.index.models import (
     InstanceMetadata,
     Patient,
     Series,
-    Status,
     Study,
 )
 from storage.records import StoredRecord
@@ -30,7 +30,7 @@ class IndexReader:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _stored(self) -> AnySelect:
+    def _stored(self, who: Principal | None) -> AnySelect:
         columns = select(
             Instance.pk,
             Study.study_instance_uid,
@@ -42,14 +42,20 @@ class IndexReader:
             Instance.blob_key,
             Instance.size,
             Instance.stored_at,
+            Study.access_group,
         )
-        return ladder(columns, Level.INSTANCE, [Level.STUDY])
+        return ladder(columns, Level.INSTANCE, [Level.STUDY], who)
 
     def records(
-        self, study: str, series: str | None = None, instance: str | None = None
+        self,
+        study: str,
+        series: str | None = None,
+        instance: str | None = None,
+        who: Principal | None = None,
     ) -> list[StoredRecord]:
-        """Stored instances of a study, series or single instance, in a stable order."""
-        query = self._stored().where(Study.study_instance_uid == study)
+        """Stored instances of a study, series or single instance, in a stable order (those
+        *who* may see; a study it may not see is not found, as if it were not stored)."""
+        query = self._stored(who).where(Study.study_instance_uid == study)
         if series is not None:
             query = query.where(Series.series_instance_uid == series)
         if instance is not None:
@@ -89,22 +95,27 @@ class IndexReader:
             )
             return found
 
-    def stored_classes(self, sop_instance_uids: Iterable[str]) -> dict[str, str]:
-        """SOP Class UID by SOP Instance UID of those of *sop_instance_uids* that are stored."""
+    def stored_classes(
+        self, sop_instance_uids: Iterable[str], who: Principal | None = None
+    ) -> dict[str, str]:
+        """SOP Class UID by SOP Instance UID of those of *sop_instance_uids* that are stored
+        (and that *who* may see)."""
         uids = list(sop_instance_uids)
         found: dict[str, str] = {}
+        stored = ladder(
+            select(Instance.sop_instance_uid, Instance.sop_class_uid), Level.INSTANCE, (), who
+        )
         with self.engine.connect() as connection:
             for start in range(0, len(uids), CHUNK):
-                query = select(Instance.sop_instance_uid, Instance.sop_class_uid).where(
-                    Instance.sop_instance_uid.in_(uids[start : start + CHUNK]),
-                    Instance.status == Status.STORED,
-                )
+                query = stored.where(Instance.sop_instance_uid.in_(uids[start : start + CHUNK]))
                 found.update({uid: sop_class for uid, sop_class in connection.execute(query)})
         return found
 
-    def study_for_accession(self, accession_number: str, patient_id: str | None) -> str | None:
+    def study_for_accession(
+        self, accession_number: str, patient_id: str | None, who: Principal | None = None
+    ) -> str | None:
         """The Study Instance UID stored first for an accession number (and patient)."""
-        query = ladder(select(Study.study_instance_uid), Level.STUDY, [Level.PATIENT]).where(
+        query = ladder(select(Study.study_instance_uid), Level.STUDY, [Level.PATIENT], who).where(
             Study.accession_number == accession_number
         )
         if patient_id:

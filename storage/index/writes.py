@@ -13,8 +13,9 @@ from sqlalchemy import Engine, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from storage.access import Principal
 from storage.dicom.dataset import Identity
-from storage.errors import ConflictingInstance, DuplicateInstance, InstanceBusy
+from storage.errors import ConflictingInstance, DuplicateInstance, Forbidden, InstanceBusy
 from storage.index.columns import (
     instance_values,
     patient_values,
@@ -67,6 +68,8 @@ class Entry:
     document: bytes
     frames: bytes | None
     key: str
+    access_group: str = ""  # of the study, if this instance creates it
+    who: Principal | None = None  # who stores: the study must be one it may see
 
 
 class IndexWriter:
@@ -163,9 +166,7 @@ class IndexWriter:
             now = _now()
             for entry in entries:
                 if entry.identity.series not in series_pk:
-                    series_pk[entry.identity.series] = self._series(
-                        session, entry.identity, entry.dataset
-                    ).pk
+                    series_pk[entry.identity.series] = self._series(session, entry).pk
                 rows.append(
                     {
                         "sop_instance_uid": entry.identity.instance,
@@ -203,7 +204,7 @@ class IndexWriter:
         self._write(work, attempts=1)
 
     def _apply(self, session: Session, row: Instance, entry: Entry, key: str, fresh: bool) -> None:
-        series = self._series(session, entry.identity, entry.dataset)
+        series = self._series(session, entry)
         row.series_pk = series.pk
         row.sop_class_uid = entry.identity.sop_class
         for name, value in instance_values(entry.dataset).items():
@@ -285,15 +286,24 @@ class IndexWriter:
             _fill_empty(patient, values)
         return patient
 
-    def _series(self, session: Session, identity: Identity, dataset: Dataset) -> Series:
+    def _series(self, session: Session, entry: Entry) -> Series:
+        identity, dataset = entry.identity, entry.dataset
         study = session.scalar(select(Study).where(Study.study_instance_uid == identity.study))
         if study is None:
             patient = self._patient(session, dataset)
             study = Study(
-                patient_pk=patient.pk, study_instance_uid=identity.study, **study_values(dataset)
+                patient_pk=patient.pk,
+                study_instance_uid=identity.study,
+                access_group=entry.access_group,
+                **study_values(dataset),
             )
             session.add(study)
             session.flush()
+        elif entry.who is not None and not entry.who.sees(
+            study.study_instance_uid, study.access_group
+        ):
+            # The same words as for a new study of a group it may not store into.
+            raise Forbidden(f"{entry.who.subject} may not store instance {identity.instance}")
         else:
             _fill_empty(study, study_values(dataset))
         series = session.scalar(select(Series).where(Series.series_instance_uid == identity.series))

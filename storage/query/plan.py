@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from storage.access import Principal
 from storage.dicom.levels import Level
 from storage.index.ladder import KEYS, AnySelect, ladder
 from storage.query.keys import Kind, by_keyword
@@ -14,10 +15,11 @@ from storage.query.search import Filter, Search
 _STUDY_DATE, _STUDY_TIME = by_keyword("StudyDate"), by_keyword("StudyTime")
 
 
-def matched(search: Search) -> AnySelect:
-    """The primary keys (at the search's level) of every match, unordered and unpaged."""
+def matched(search: Search, who: Principal | None = None) -> AnySelect:
+    """The primary keys (at the search's level) of every match *who* may see, unordered and
+    unpaged."""
     levels = search.matching_levels()
-    query = ladder(select(KEYS[search.level]), search.level, levels)
+    query = ladder(select(KEYS[search.level]), search.level, levels, who)
     filters: list[Filter] = list(search.filters)
     given = {f.attribute.keyword: f.value for f in filters}
     if given.get("StudyDate") and given.get("StudyTime"):
@@ -40,14 +42,15 @@ def matched(search: Search) -> AnySelect:
                 query = matcher(attribute, one, search.fuzzy)(query, attribute, one)
             continue
         query = matcher(attribute, value, search.fuzzy)(query, attribute, value)
-    if search.level != Level.INSTANCE and max(level.depth for level in levels) > search.level.depth:
+    joined = levels | ({Level.STUDY} if who is not None and not who.unrestricted else set())
+    if search.level != Level.INSTANCE and max(level.depth for level in joined) > search.level.depth:
         query = query.distinct()
     return query
 
 
-def statement(search: Search, limit: int | None) -> AnySelect:
+def statement(search: Search, limit: int | None, who: Principal | None = None) -> AnySelect:
     """The matches in a stable order, from the search's offset, at most *limit* of them."""
-    query = matched(search).order_by(KEYS[search.level])
+    query = matched(search, who).order_by(KEYS[search.level])
     if search.offset:
         query = query.offset(search.offset)
     if limit is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, distinct, func, select
 
+from storage.access import Principal
 from storage.dicom.document import JsonObject, load
 from storage.dicom.levels import Level
 from storage.index.ladder import KEYS, ladder
@@ -66,29 +67,32 @@ class Page:
     remaining: int
 
 
-def run(engine: Engine, search: Search) -> Page:
-    """Execute *search*: one Match per result, plus the count left unreturned."""
+def run(engine: Engine, search: Search, who: Principal) -> Page:
+    """Execute *search* as *who*: one Match per result it may see, plus the count of those
+    left unreturned (counts never include what it may not see)."""
     with engine.connect() as connection:
         remaining = 0
         if search.limit is None:
-            pks = [row[0] for row in connection.execute(statement(search, None))]
+            pks = [row[0] for row in connection.execute(statement(search, None, who))]
         else:
-            pks = [row[0] for row in connection.execute(statement(search, search.limit + 1))]
+            query = statement(search, search.limit + 1, who)
+            pks = [row[0] for row in connection.execute(query)]
             if len(pks) > search.limit:
                 pks = pks[: search.limit]
                 total = connection.scalar(
-                    select(func.count()).select_from(matched(search).subquery())
+                    select(func.count()).select_from(matched(search, who).subquery())
                 )
                 remaining = max(int(total or 0) - search.offset - search.limit, 0)
         if not pks:
             return Page([], remaining)
-        return Page(_results(connection, search, pks), remaining)
+        return Page(_results(connection, search, pks, who), remaining)
 
 
-def instance_files(engine: Engine, search: Search) -> list[InstanceFile]:
-    """For C-MOVE / C-GET: every stored instance *search* (at any level) matches."""
+def instance_files(engine: Engine, search: Search, who: Principal) -> list[InstanceFile]:
+    """For C-MOVE / C-GET: every stored instance *search* (at any level) matches, of the
+    studies *who* may see."""
     with engine.connect() as connection:
-        pks = [row[0] for row in connection.execute(matched(search))]
+        pks = [row[0] for row in connection.execute(matched(search, who))]
         columns = select(
             Study.study_instance_uid,
             Series.series_instance_uid,
@@ -129,7 +133,9 @@ def _returned(search: Search) -> list[Attribute]:
     return list(unique.values())
 
 
-def _results(connection: Connection, search: Search, pks: Sequence[int]) -> list[Match]:
+def _results(
+    connection: Connection, search: Search, pks: Sequence[int], who: Principal
+) -> list[Match]:
     attributes = _returned(search)
     plain = [a for a in attributes if a.kind not in (Kind.COMPUTED, Kind.ITEM)]
     uid_columns = UID_COLUMNS[search.level]
@@ -138,7 +144,7 @@ def _results(connection: Connection, search: Search, pks: Sequence[int]) -> list
         select(key, *[a.column for a in plain], *uid_columns), search.level, [Level.PATIENT]
     )
     rows = {row[0]: row for row in connection.execute(query.where(key.in_(pks)))}
-    computed = _computed(connection, search.level, pks, {a.keyword for a in attributes})
+    computed = _computed(connection, search.level, pks, {a.keyword for a in attributes}, who)
     items = _items(connection, search.level, pks, [a for a in attributes if a.kind == Kind.ITEM])
     results: list[tuple[int, Match]] = []
     for pk in pks:
@@ -202,9 +208,11 @@ def _add_from_documents(
 
 
 def _computed(
-    connection: Connection, level: Level, pks: Sequence[int], keywords: set[str]
+    connection: Connection, level: Level, pks: Sequence[int], keywords: set[str], who: Principal
 ) -> dict[str, dict[int, Any]]:
-    """Counts (and ModalitiesInStudy) of the results, by keyword and primary key."""
+    """Counts (and ModalitiesInStudy) of the results, by keyword and primary key; a
+    patient's counts only of the studies *who* may see (access is per study, so a study's
+    own counts are whole)."""
     out: dict[str, dict[int, Any]] = {}
     if level == Level.PATIENT:
         query = ladder(
@@ -216,6 +224,7 @@ def _computed(
             ),
             Level.STUDY,
             [Level.INSTANCE],
+            who,
         )
         counts = connection.execute(
             query.where(Study.patient_pk.in_(pks)).group_by(Study.patient_pk)

@@ -16,6 +16,7 @@ from storage.errors import OutOfResources
 from storage.index.engine import Database
 from storage.index.writes import IndexWriter
 from tests.dicomfiles import read
+from tests.inprocess import TESTER
 from wsiarchive.settings import Settings
 
 LABEL = "dicom/ezwsi_label_test.dcm"
@@ -51,11 +52,11 @@ def test_disk_full_while_placing_leaves_nothing(tmp_path, testdata) -> None:
     parts = Parts(tmp_path, blobs=FullDisk)
     archive = parts.archive
     with pytest.raises(OutOfResources):
-        archive.ingest_file(testdata / LABEL)
+        archive.ingest_file(testdata / LABEL, who=TESTER)
     assert blob_files(tmp_path) == []
     study = read(testdata / LABEL).StudyInstanceUID
     with pytest.raises(Exception, match="no stored study"):
-        archive.records(study)
+        archive.records(study, who=TESTER)
     assert parts.index.abandoned_claims() == []
 
 
@@ -82,7 +83,7 @@ def test_failure_while_committing_leaves_nothing(tmp_path, testdata, monkeypatch
 
     monkeypatch.setattr(IndexWriter, "commit", broken)
     with pytest.raises(RuntimeError):
-        parts.archive.ingest_file(testdata / LABEL)
+        parts.archive.ingest_file(testdata / LABEL, who=TESTER)
     assert blob_files(tmp_path) == []
     assert parts.index.abandoned_claims() == []
 
@@ -104,20 +105,20 @@ def test_crash_before_commit_is_undone_at_start(tmp_path, testdata) -> None:
     assert (tmp_path / "blobs" / key).exists()
     # Not visible while the claim is open ...
     with pytest.raises(Exception, match="no stored study"):
-        archive.records(read(testdata / LABEL).StudyInstanceUID)
+        archive.records(read(testdata / LABEL).StudyInstanceUID, who=TESTER)
     # ... and gone after the recovery a restart runs.
     restarted = Parts(tmp_path)
     assert restarted.archive.recover() == 1
     assert blob_files(tmp_path) == []
     assert restarted.index.abandoned_claims() == []
     # The instance can then be stored normally.
-    stored = restarted.archive.ingest_file(testdata / LABEL)
+    stored = restarted.archive.ingest_file(testdata / LABEL, who=TESTER)
     assert stored.instance == read(testdata / LABEL).SOPInstanceUID
 
 
 def test_crash_while_overwriting_keeps_the_stored_instance(tmp_path, testdata) -> None:
     parts = Parts(tmp_path, "overwrite")
-    parts.archive.ingest_file(testdata / LABEL)
+    parts.archive.ingest_file(testdata / LABEL, who=TESTER)
     original = blob_files(tmp_path)
     assert len(original) == 1
     _crash_after_placing(parts, testdata / LABEL)
@@ -125,5 +126,5 @@ def test_crash_while_overwriting_keeps_the_stored_instance(tmp_path, testdata) -
     restarted.recover()
     assert blob_files(tmp_path) == original
     dataset = read(testdata / LABEL)
-    record = restarted.records(dataset.StudyInstanceUID)[0]
+    record = restarted.records(dataset.StudyInstanceUID, who=TESTER)[0]
     assert (tmp_path / "blobs" / record.blob_key).read_bytes() == (testdata / LABEL).read_bytes()

@@ -10,19 +10,19 @@ import email.policy
 import logging
 import os
 
-from tests.inprocess import instance_url, multiframe, store
+from tests.inprocess import TESTER, instance_url, multiframe, store
 
 FRAMES = 100  # more than are read before a response starts (dicomweb.transactions.frames)
 
 
 def _truncate_blob(archive, stored, keep: int) -> None:  # type: ignore[no-untyped-def]
-    record = archive.records(stored.study, stored.series, stored.instance)[0]
+    record = archive.records(stored.study, stored.series, stored.instance, who=TESTER)[0]
     path = archive.staging_area().parent / record.blob_key
     os.truncate(path, keep)
 
 
 def _pixel_offset(archive, stored, frame: int) -> int:  # type: ignore[no-untyped-def]
-    record = archive.records(stored.study, stored.series, stored.instance)[0]
+    record = archive.records(stored.study, stored.series, stored.instance, who=TESTER)[0]
     table = archive.frame_table(record)
     return int(table.ranges(frame - 1)[0][0])
 

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine
 
 from storage.index.engine import migrate
 from storage.index.models import Base
+from tests.inprocess import TESTER
 
 
 def test_migrations_create_exactly_the_models(tmp_path: Path) -> None:
@@ -123,7 +124,7 @@ def test_bulk_load_indexes_like_the_ingest_path(tmp_path: Path) -> None:
             path = parse_key(key)
             attribute = attribute_for(path) if path else None
             assert attribute is not None
-            page = run(engine, search.where(attribute, value))
+            page = run(engine, search.where(attribute, value), who=TESTER)
             found[key] = sorted(r.dataset["00080018"]["Value"][0] for r in page.results)
         results.append(found)
     assert results[0] == results[1]

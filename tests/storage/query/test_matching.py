@@ -10,6 +10,7 @@ from storage.errors import InvalidRequest
 from storage.query.keys import attribute_for, parse_key
 from storage.query.search import Search
 from tests import corpus
+from tests.inprocess import TESTER
 
 LETTER = {spec.uid: letter for letter, spec in corpus.STUDIES.items()}
 
@@ -22,7 +23,7 @@ def find(archive, level: Level = Level.STUDY, fuzzy: bool = False, **keys: str) 
         attribute = attribute_for(path) if path else None
         assert attribute is not None, key
         search.where(attribute, value)
-    page = archive.search(search)
+    page = archive.search(search, who=TESTER)
     return {LETTER.get(match.uids[0], "WSI") for match in page.results}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.inprocess import TESTER
+
 
 def test_transcoded_frame_cache_is_bounded_in_bytes() -> None:
     from storage.imaging.codecs import Encoded
@@ -30,7 +32,7 @@ def test_lossy_history_of_a_single_valued_instance(empty_archive, testdata) -> N
 
     path = testdata / "dicom" / "3dhistech-wg26-BPAEC" / "10_0"
     stored = store(empty_archive, path.read_bytes())
-    record = empty_archive.records(stored.study, stored.series, stored.instance)[0]
+    record = empty_archive.records(stored.study, stored.series, stored.instance, who=TESTER)[0]
     stream = empty_archive.instance_stream(record, JPEG2000)
     assert stream.length is None  # encapsulated: not known before every frame is encoded
     received = pydicom.dcmread(io.BytesIO(b"".join(stream.chunks)))

@@ -1,0 +1,72 @@
+"""The audit trail of the web front door: one record per request for patient data (who, from
+where, which study/series/instance, which transaction, the status), written in one place after
+the transaction answered; refused credentials as failed logins."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from flask import Flask, Response, g, request
+
+from dicomweb.service import Service
+from storage.access import Principal
+from storage.audit import AuditRecord, Operation
+
+log = logging.getLogger(__name__)
+AuditItem = tuple[str, str, str, bool]  # study, series, instance, stored / succeeded
+_OPERATIONS = {"Search": Operation.SEARCH, "Store": Operation.STORE, "Retrieve": Operation.RETRIEVE}
+
+
+def note(study: str, series: str, instance: str, succeeded: bool) -> None:
+    """Name one instance a transaction touched (STOW: each part), for the audit record."""
+    items: list[AuditItem] = g.setdefault("audit_items", [])
+    items.append((study, series, instance, succeeded))
+
+
+def _operation(endpoint: str) -> Operation | None:
+    for prefix, operation in _OPERATIONS.items():
+        if endpoint.startswith(prefix):
+            return operation
+    return None
+
+
+def _records(principal: Principal | None, response: Response) -> list[AuditRecord]:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    endpoint = request.url_rule.endpoint.split(".")[-1] if request.url_rule else ""
+    operation = _operation(endpoint)
+    if principal is None:
+        if response.status_code != 401:
+            return []
+        source = request.remote_addr or ""
+        return [AuditRecord(now, "", "", source, Operation.LOGIN, outcome=401, success=False)]
+    if operation is None:
+        return []
+    variables = request.view_args or {}
+    # Query parameters are the search; a retrieve's only name representations.
+    detail = request.query_string.decode("latin-1")[:2000] if operation is Operation.SEARCH else ""
+    ok = response.status_code < 400
+    base = (now, principal.subject, principal.kind.value, principal.source, operation)
+    items: list[AuditItem] = g.get("audit_items") or [
+        (variables.get("study", ""), variables.get("series", ""), variables.get("instance", ""), ok)
+    ]
+    return [
+        AuditRecord(*base, study, series, instance, response.status_code, ok and done, detail)
+        for study, series, instance, done in items
+    ]
+
+
+def install(app: Flask, service: Service) -> None:
+    """Record every request for patient data once its status is known."""
+
+    @app.after_request
+    def _audit(response: Response) -> Response:
+        if request.method == "OPTIONS":
+            return response
+        try:
+            for record in _records(g.get("principal"), response):
+                service.archive.audit(record)
+        except Exception:  # the trail is written before the response leaves, or logged
+            log.exception("could not write the audit record of %s", request.path)
+            raise
+        return response

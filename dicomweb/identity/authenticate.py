@@ -1,0 +1,112 @@
+"""The one authentication step of every request: a bearer token (API token, share link or
+OpenID Connect JWT, RFC 6750) or configured anonymous access; else 401 with a challenge."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Protocol
+
+from flask import Flask, g, request
+
+from dicomweb.http.errors import HTTPError
+from dicomweb.identity.oidc import InvalidToken, OidcConfig, OidcVerifier
+from dicomweb.service import Service
+from storage.access import ANONYMOUS, Principal, PrincipalKind, Scope
+
+log = logging.getLogger(__name__)
+REALM = "wsiarchive"
+
+
+class IdentityConfig(OidcConfig, Protocol):
+    """The identity settings of the web front door (declared in wsiarchive's settings)."""
+
+    @property
+    def anonymous_access(self) -> str: ...
+    @property
+    def anonymous_scopes(self) -> str: ...
+
+
+def _challenge(error: str | None = None, description: str = "") -> dict[str, str]:
+    # RFC 6750 §3: the WWW-Authenticate challenge, with error codes of §3.1.
+    value = f'Bearer realm="{REALM}"'
+    if error:
+        value += f', error="{error}"'
+    if description:
+        value += ', error_description="' + description.replace('"', "'").replace("\\", "/") + '"'
+    return {"WWW-Authenticate": value}
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+class Authenticator:
+    """Turns a request's credentials into a principal."""
+
+    def __init__(self, service: Service, config: IdentityConfig) -> None:
+        self.service = service
+        self.anonymous = config.anonymous_access
+        self.anonymous_principal = Principal(
+            ANONYMOUS.subject,
+            PrincipalKind.ANONYMOUS,
+            Scope.parse(config.anonymous_scopes.split()),
+        )
+        self.oidc = OidcVerifier(config) if config.oidc_issuer else None
+
+    def principal(self) -> Principal:
+        source = request.remote_addr or ""
+        header = request.headers.get("Authorization", "")
+        if not header:
+            if self.anonymous == "anywhere" or (
+                self.anonymous == "loopback" and _loopback(request.remote_addr)
+            ):
+                return self.anonymous_principal.at(source)
+            raise HTTPError(401, "this archive needs a bearer token", _challenge())
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPError(
+                401,
+                "credentials must be a bearer token (RFC 6750)",
+                _challenge("invalid_request", "expected Authorization: Bearer <token>"),
+            )
+        found = self.service.archive.authenticate_token(token)
+        if found is not None:
+            return found.at(source)
+        if self.oidc is not None and token.count(".") == 2:
+            try:
+                return self.oidc.verify(token).at(source)
+            except InvalidToken as exc:
+                log.info("refused a bearer JWT from %s: %s", source, exc)
+        raise HTTPError(
+            401,
+            "the bearer token is not valid (unknown, expired or revoked)",
+            _challenge("invalid_token", "the token is unknown, expired or revoked"),
+        )
+
+
+def install(app: Flask, service: Service, config: IdentityConfig) -> None:
+    """Authenticate every request before its transaction runs."""
+    authenticator = Authenticator(service, config)
+    if config.anonymous_access == "anywhere":
+        log.warning(
+            "ANONYMOUS ACCESS FROM ANYWHERE: every client that reaches this server may %s "
+            "every study without an identity (anonymous_access = anywhere)",
+            config.anonymous_scopes,
+        )
+    elif config.anonymous_access == "loopback":
+        log.warning(
+            "anonymous access from this machine: clients on loopback may %s every study "
+            "without an identity (anonymous_access = loopback)",
+            config.anonymous_scopes,
+        )
+
+    @app.before_request
+    def _authenticate() -> None:
+        if request.method == "OPTIONS":
+            return  # CORS preflights and capabilities describe the service, not patient data
+        g.principal = authenticator.principal()
