@@ -8,6 +8,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -127,6 +128,23 @@ def test_each_peer_may_do_what_its_entry_says(fresh_server, testdata: Path, tmp_
     got = requests.get(f"{server.url}/studies", params={"StudyInstanceUID": raw.StudyInstanceUID})
     assert got.status_code == 200 and got.json() == []  # the refused instance is not stored
     assert not list((server.data_dir / "blobs" / ".staging").glob("*.dcm"))
+    # The audit trail, read with `wsiarchive audit`: who, from where, what, the DIMSE status.
+    listed = subprocess.run(
+        [sys.executable, "-m", "wsiarchive", "audit", "--data-dir", str(server.data_dir), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    events = {(e["actor"], e["operation"], e["outcome"]) for e in json.loads(listed.stdout)}
+    assert ("STORER", "store", 0x0000) in events
+    assert ("STORER", "search", NOT_AUTHORIZED) in events
+    assert ("STORER", "send", NOT_AUTHORIZED) in events
+    assert ("READER", "store", NOT_AUTHORIZED) in events
+    assert ("READER", "search", 0x0000) in events
+    assert ("READER", "send", 0x0000) in events
+    stored = next(e for e in json.loads(listed.stdout) if e["operation"] == "store")
+    assert stored["source"].startswith("STORER@127.0.0.1:")
+    assert stored["study"] == jpeg.StudyInstanceUID
 
 
 def test_refused_host_is_refused_at_once(fresh_server) -> None:
