@@ -9,7 +9,7 @@ from typing import Protocol
 from flask import Blueprint, Flask, Response, request
 
 from dicomweb import auditing, errors
-from dicomweb.http import compression
+from dicomweb.http import accesslog, compression
 from dicomweb.identity import authenticate
 from dicomweb.identity.authenticate import IdentityConfig
 from dicomweb.routes import ROUTES, Route
@@ -43,6 +43,7 @@ def create_app(archive: Archive, config: AppConfig) -> Flask:
     described = capabilities.tree(ROUTES)
     authenticate.install(app, service, config)
     auditing.install(app, service)
+    accesslog.install(app)
 
     @app.before_request
     def _capabilities() -> Response | None:

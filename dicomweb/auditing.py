@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, g, request
 
+from dicomweb.http.errors import error_response
 from dicomweb.service import Service
 from storage.access import Principal
 from storage.audit import AuditRecord, Operation
@@ -66,7 +67,16 @@ def install(app: Flask, service: Service) -> None:
         try:
             for record in _records(g.get("principal"), response):
                 service.archive.audit(record)
-        except Exception:  # the trail is written before the response leaves, or logged
+        except Exception:
+            # No patient data leaves unrecorded: a success whose record cannot be written
+            # (the index's disk full, the database gone) is not sent. A refusal, which
+            # delivered nothing, keeps its status.
             log.exception("could not write the audit record of %s", request.path)
-            raise
+            if response.status_code < 400:
+                response.close()
+                return error_response(
+                    503,
+                    "the access could not be recorded in the audit trail; try again later",
+                    {"Retry-After": "30"},
+                )
         return response

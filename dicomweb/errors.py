@@ -46,7 +46,9 @@ STATUS: dict[type[errors.ArchiveError], WireStatus] = {
     errors.NotRenderable: WireStatus(406, PROCESSING_FAILURE),  # §8.7.4: none acceptable
     errors.RequestTooLarge: WireStatus(413, OUT_OF_RESOURCES),
     errors.ImageTooLarge: WireStatus(413, PROCESSING_FAILURE),
-    errors.OutOfResources: WireStatus(503, OUT_OF_RESOURCES),  # Table I.2-2: A7xx
+    # RFC 4918 §11.5: 507 Insufficient Storage, "unable to store the representation needed
+    # to successfully complete the request"; Table I.2-2: A7xx.
+    errors.OutOfResources: WireStatus(507, OUT_OF_RESOURCES),
     errors.InvalidInstance: WireStatus(400, CANNOT_UNDERSTAND),  # Table I.2-2: Cxxx
     errors.UnsupportedTransferSyntax: WireStatus(400, TRANSFER_SYNTAX_NOT_SUPPORTED),  # C122
     # Table 10.5.3-1: "a conflict in the request (e.g. ... Study Instance UID mismatch)".

@@ -19,14 +19,15 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context
 from pynetdicom.presentation import PresentationContext
 
-from dimse import receiving
 from dimse.admission import Admission, operation_of
 from dimse.audit import audit_record, audited
 from dimse.identifiers import IdentifierError, dataset_from, search_for
+from dimse.patches import out_of_space
 from dimse.sending import StoredFile
 from dimse.statuses import (
     CANCEL,
     NOT_AUTHORIZED,
+    OUT_OF_RESOURCES,
     PENDING,
     PROCESSING_FAILURE,
     SUCCESS,
@@ -35,7 +36,6 @@ from dimse.statuses import (
 from storage import Archive
 from storage.access import Principal
 from storage.audit import Operation as Audited
-from storage.blobs.staged import raise_resources
 from storage.errors import ArchiveError, Forbidden
 from storage.records import InstanceFile, StoredInstance
 
@@ -100,24 +100,6 @@ def handle_echo(services: Services, event: Any) -> int:
     return SUCCESS
 
 
-def _write_failure(path: Path) -> Dataset | None:
-    """The answer to a C-STORE whose data set could not be written (dimse.receiving): A700
-    for a full disk or quota (PS3.4 B.2.3), 0110 otherwise; the association stays."""
-    error = receiving.write_error(path)
-    if error is None:
-        return None
-    path.unlink(missing_ok=True)
-    try:
-        raise_resources(error)
-    except ArchiveError as exc:
-        log.warning("C-STORE refused: %s", exc.reason)
-        return _status(status_of(exc).store, exc.reason)
-    except OSError:
-        pass
-    log.error("C-STORE: receiving the data set failed: %s", error)
-    return _status(PROCESSING_FAILURE, f"processing failure: {error.strerror or error}")
-
-
 def handle_store(services: Services, event: Any) -> Dataset:
     """C-STORE: the received file (written by pynetdicom into the staging area, see
     dimse.patches) is handed to the one ingest function and renamed into place."""
@@ -133,9 +115,11 @@ def handle_store(services: Services, event: Any) -> Dataset:
 
 def _store(services: Services, event: Any) -> tuple[Dataset, StoredInstance | None]:
     path = Path(event.dataset_path)
-    failure = _write_failure(path)
-    if failure is not None:
-        return failure, None
+    if out_of_space(path):
+        path.unlink(missing_ok=True)
+        reason = "the archive cannot write: No space left on device"
+        log.info("C-STORE refused (%04X): %s", OUT_OF_RESOURCES, reason)
+        return _status(OUT_OF_RESOURCES, reason), None
     try:
         result = services.archive.ingest_staged_file(path, who=who(services, event))
     except ArchiveError as exc:

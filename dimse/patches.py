@@ -9,15 +9,17 @@ applied once at its start-up (``apply``). Each names the upstream behaviour it c
 3. pynetdicom's retrieve services (C-MOVE, C-GET) accept only Dataset objects from the
    handler, while Association.send_c_store streams a file given its path: send_c_store is
    wrapped to take a dimse.sending.StoredFile and send what the peer accepted.
-4. pynetdicom's DUL (``DULServiceProvider._read_pdu_data``) reads as many bytes as a PDU's
+4. pynetdicom writes a received data set to its file inside the DIMSE reactor thread, where
+   an OSError aborts the association: on a full disk the peer would get an A-ABORT instead
+   of the C-STORE status PS3.4 B.2.3 prescribes (A700 Refused: Out of Resources). The file
+   is made a ``ReceivedFile``, which stops writing when the disk is full and remembers it
+   (``out_of_space``), so the handler answers A700.
+5. pynetdicom's DUL (``DULServiceProvider._read_pdu_data``) reads as many bytes as a PDU's
    header announces, before any check of the association: one anonymous connection
    announcing a 4 GB PDU made the listener buffer it. ``read_pdu_data`` bounds a PDU to
    BEFORE_ACCEPTANCE bytes until the association is established (an A-ASSOCIATE-RQ is small)
    and to our Maximum Length (PS3.8 D.1) after; a larger one gets an A-ABORT (PS3.8 §9.3.8,
    service-provider, invalid-PDU-parameter value) and the connection is closed unread.
-5. pynetdicom writes a received C-STORE data set into a NamedTemporaryFile and lets a failed
-   write (a full disk) escape, which aborts the association: received data sets go to a
-   dimse.receiving.ReceivedFile, whose failure the C-STORE handler answers with A700.
 6. pynetdicom hands every DIMSE request to its service class, whose handler protocols (a
    C-MOVE handler must name a destination before it may fail) leave no way to refuse one:
    ``Association._serve_request`` first asks *refusal* (dimse.handlers) and answers a
@@ -27,7 +29,10 @@ applied once at its start-up (``apply``). Each names the upstream behaviour it c
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
+import secrets
 import struct
 import tempfile
 from collections.abc import Callable
@@ -35,7 +40,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from dimse.receiving import ReceivedFile
 from dimse.sending import StoredFile, accepted_by
 from dimse.statuses import NOT_AUTHORIZED
 
@@ -48,6 +52,63 @@ ESTABLISHED_STATES = frozenset(f"Sta{n}" for n in range(6, 13))
 # (invalid-PDU-parameter value).
 PROVIDER_ABORT = struct.pack(">BBLBBBB", 0x07, 0, 4, 0, 0, 2, 6)
 PDU_TYPES = range(0x01, 0x08)
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_OUT_OF_SPACE: set[str] = set()  # received files that could not be written completely
+
+
+def out_of_space(path: Path) -> bool:
+    """True (once) when the disk filled up while *path* was being received."""
+    try:
+        _OUT_OF_SPACE.remove(str(path))
+    except KeyError:
+        return False
+    return True
+
+
+class ReceivedFile:
+    """pynetdicom's temporary file of a received C-STORE data set (correction 4)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._file: Any = None
+        try:
+            self._file = tempfile.NamedTemporaryFile(**kwargs)  # noqa: SIM115 (pynetdicom closes)
+            self.name = self._file.name
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE:
+                raise
+            self.name = os.path.join(tempfile.gettempdir(), f"{secrets.token_hex(8)}.nospace")
+            _OUT_OF_SPACE.add(self.name)
+
+    @property
+    def file(self) -> ReceivedFile:
+        return self  # pynetdicom calls .file.flush()
+
+    def _guard(self, operation: str, *args: Any) -> Any:
+        if self._file is None or self.name in _OUT_OF_SPACE:
+            return None
+        try:
+            return getattr(self._file, operation)(*args)
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE:
+                raise
+            _OUT_OF_SPACE.add(self.name)
+            return None
+
+    def write(self, data: bytes) -> int:
+        self._guard("write", data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._guard("flush")
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError as exc:
+                if exc.errno not in _NO_SPACE:
+                    raise
+                _OUT_OF_SPACE.add(self.name)
 
 
 def receive_limit(dul: Any) -> int | None:
@@ -143,6 +204,7 @@ def apply(staging_area: Path, refusal: Refusal) -> None:
     _config.STORE_RECV_CHUNKED_DATASET = True
     _config.STORE_SEND_CHUNKED_DATASET = True
     tempfile.tempdir = str(staging_area)
+    dimse_messages.NamedTemporaryFile = ReceivedFile  # type: ignore[assignment]
     original = Association.send_c_store
 
     def send_c_store(self: Any, dataset: Any, *args: Any, **kwargs: Any) -> Any:
@@ -165,5 +227,4 @@ def apply(staging_area: Path, refusal: Refusal) -> None:
             answer_refused(self, msg, context_id, reason)
 
     Association._serve_request = guarded_serve_request  # type: ignore[method-assign]
-    dimse_messages.NamedTemporaryFile = ReceivedFile  # type: ignore[assignment]
     _applied = True

@@ -8,13 +8,19 @@ cd "$(dirname "$0")/.."
 # PostgreSQL, dcmtk and Orthanc as real peers; the benchmarks add orthanc-wsi and wrk.
 apt_packages="libturbojpeg0"
 extras=""
+node=false
 for arg in "$@"; do
     case "$arg" in
-        --test) apt_packages="$apt_packages postgresql dcmtk orthanc orthanc-dicomweb"; extras="test" ;;
+        --test) apt_packages="$apt_packages postgresql dcmtk orthanc orthanc-dicomweb"; extras="test"; node=true ;;
         --bench) apt_packages="$apt_packages dcmtk orthanc orthanc-dicomweb orthanc-wsi wrk"; extras="test" ;;
         *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
     esac
 done
+
+# The tests' OpenID provider runs on Node.js: Debian's when the machine has none.
+if [ "$node" = true ] && ! command -v npm >/dev/null; then
+    apt_packages="$apt_packages nodejs npm"
+fi
 
 missing=""
 for package in $apt_packages; do
@@ -39,4 +45,15 @@ if [ -n "$extras" ]; then
     .venv/bin/python -m pip install -q -c constraints.txt -e ".[$extras]"
 else
     .venv/bin/python -m pip install -q -c constraints.txt -e .
+fi
+
+# The tests' OpenID provider (tests/oidc): panva's oidc-provider, pinned by its lock file;
+# skipped when node_modules was installed from this very lock file.
+if [ "$node" = true ]; then
+    command -v npm >/dev/null || { echo "setup.sh: --test needs node and npm" >&2; exit 1; }
+    stamp=tests/oidc/node_modules/.installed-from-lock
+    if ! cmp -s tests/oidc/package-lock.json "$stamp"; then
+        npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
+        cp tests/oidc/package-lock.json "$stamp"
+    fi
 fi

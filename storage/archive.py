@@ -6,10 +6,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from storage import ingest as ingesting
+from storage import verify as verifying
 from storage.access import Principal, Scope, TokenInfo, require
 from storage.audit import AuditQuery, AuditRecord, Operation
 from storage.blobs import BlobStore, FilesystemBlobStore, StagedBlob
@@ -22,7 +24,7 @@ from storage.dicom.uids import validate_uid
 from storage.errors import CodecError
 from storage.imaging.codecs import ImageInfo
 from storage.imaging.display import Rendered, RenderRequest
-from storage.index.audit import AuditStore
+from storage.index.audit import AuditStore, patients
 from storage.index.engine import Database
 from storage.index.reads import IndexReader
 from storage.index.tokens import TokenStore
@@ -36,6 +38,7 @@ from storage.retrieve.described import Descriptions, Image
 from storage.retrieve.frames import FrameReader
 from storage.retrieve.renderer import Renderer
 from storage.retrieve.transcoder import Transcoder
+from storage.verify import Bounds, Report
 
 # Read-path cache sizes: entries, not bytes (the transcoded frames are bounded in bytes).
 RECORDS, RECORD_TTL = 4096, 30.0  # instance records by UIDs; seconds a record may be reused
@@ -131,6 +134,11 @@ class Archive:
         key = self._writer.delete(validate_uid(sop_instance_uid, "SOP Instance UID"))
         if key:
             self._blobs.delete(key)
+
+    def verify(self, bounds: Bounds, repair: bool = False, *, who: Principal) -> Report:
+        """Compare the index with the blob store; repair what is safe (storage.verify)."""
+        require(who, Scope.ADMIN)
+        return verifying.verify(self._database.engine, self._writer, self._blobs, bounds, repair)
 
     def recover(self) -> int:
         """Undo writes interrupted by a crash; call before any writer starts."""
@@ -359,6 +367,10 @@ class Archive:
         )
         if record.detail == "" and self._audited.get(key):
             return
+        if record.study and not record.patient_id:
+            found = patients(self._database.engine, [record.study]).get(record.study)
+            if found:
+                record = replace(record, patient_id=found[0], patient_name=found[1])
         self._audit.add([record])
         self._audited.put(key, True)
 

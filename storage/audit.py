@@ -39,6 +39,10 @@ class AuditRecord:
     success: bool = True
     detail: str = ""
     pk: int | None = None
+    # The study's patient (filled in by the archive when it records the event): the Patient
+    # participant of PS3.15 A.5.3.4, A.5.3.6 and A.5.3.7.
+    patient_id: str = ""
+    patient_name: str = ""
 
 
 @dataclass(frozen=True)

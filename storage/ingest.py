@@ -48,7 +48,7 @@ def ingest(
         staged.finish()
         parsed = read_part10(staged.path)
         named = named_uids(parsed.dataset)
-        entry = _entry(parsed, study, how)
+        entry = _entry(parsed, study, how, staged.content_hash)
         previous = _place(writer, blobs, how.policy, staged, entry)
     except ArchiveError as exc:
         if exc.sop_instance is None:
@@ -71,7 +71,7 @@ def ingest(
     )
 
 
-def _entry(parsed: ParsedInstance, study: str | None, how: Storing) -> Entry:
+def _entry(parsed: ParsedInstance, study: str | None, how: Storing, content_hash: str) -> Entry:
     """What the index records of a parsed instance, and the blob key it will get."""
     identity = Identity.of(parsed.dataset)
     if study is not None and identity.study != study:
@@ -82,14 +82,14 @@ def _entry(parsed: ParsedInstance, study: str | None, how: Storing) -> Entry:
     group = group_of(parsed.dataset.get(how.group_attribute)) if how.group_attribute else ""
     if not how.who.sees(identity.study, group):
         raise Forbidden(f"{how.who.subject} may not store instance {identity.instance}")
-    pixel = parsed.pixel
+    pixel = parsed.pixel_element
     document = build_document(
         parsed.dataset,
         identity.study,
         identity.series,
         identity.instance,
-        pixel.vr if pixel else None,
-        pixel.tag if pixel else PIXEL_DATA,
+        pixel[1] if pixel else None,
+        pixel[0] if pixel else PIXEL_DATA,
     )
     frames = parsed.frames.to_bytes() if parsed.frames is not None else None
     key = f"{identity.study}/{identity.series}/{identity.instance}.{secrets.token_hex(6)}.dcm"
@@ -102,6 +102,7 @@ def _entry(parsed: ParsedInstance, study: str | None, how: Storing) -> Entry:
         document,
         frames,
         key,
+        content_hash,
         group,
         how.who,
     )
@@ -123,8 +124,12 @@ def _place(
         blobs.place(staged, entry.key)
         writer.commit(claim, entry)
     except BaseException:
-        writer.release(claim)
+        # The blob goes first: on a full disk its space is what lets the release commit.
         blobs.delete(entry.key)
+        try:
+            writer.release(claim)
+        except ArchiveError as exc:  # still full: the next start-up's recovery releases it
+            log.warning("could not release the claim on %s: %s", entry.identity.instance, exc)
         raise
     return claim.previous_key
 
@@ -133,8 +138,8 @@ def recover(writer: IndexWriter, blobs: BlobStore) -> int:
     """Undo writes interrupted by a crash; call before any writer starts. Returns a count."""
     claims = writer.abandoned_claims()
     for claim in claims:
-        writer.release(claim)
         blobs.delete(claim.key)
+        writer.release(claim)
     purged = blobs.purge_staging()
     if claims or purged:
         log.warning("recovered %d interrupted writes, %d staged uploads", len(claims), purged)

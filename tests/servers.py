@@ -34,6 +34,7 @@ class ArchiveServer:
     dimse_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    log_dir: Path | None = None  # default: beside data_dir
     # RLIMIT_FSIZE of the server's processes: a write past it fails with EFBIG, as on a full
     # disk (SIGXFSZ ignored), without needing a small filesystem.
     file_size_limit: int | None = None
@@ -53,7 +54,7 @@ class ArchiveServer:
         env.setdefault("WSIARCHIVE_ANONYMOUS_ACCESS", "loopback")
         env.update({f"WSIARCHIVE_{k.upper()}": str(v) for k, v in self.settings.items()})
         env.setdefault("WSIARCHIVE_BASE_URL", self.url)
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        self.log_path = (self.log_dir or self.data_dir.parent) / f"{self.data_dir.name}-server.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child process writes it)
         self.process = subprocess.Popen(
             [
@@ -84,7 +85,9 @@ class ArchiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
-                if requests.get(self.url + "/studies?limit=1", timeout=2).status_code == 200:
+                # Up once it answers: 200, or 401 when it needs a token.
+                answer = requests.get(self.url + "/studies?limit=1", timeout=2).status_code
+                if answer in (200, 401):
                     return self
             except requests.ConnectionError:
                 pass
@@ -110,6 +113,16 @@ class ArchiveServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         self.process = None
+
+    def wait_dimse(self, timeout: float = 30) -> ArchiveServer:
+        """Wait until the DICOM listener (a process of its own) accepts connections."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.dimse_port)) == 0:
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError(f"the DICOM listener does not listen on {self.dimse_port}")
 
     def store(self, parts: list[bytes]) -> requests.Response:
         """STOW-RS Part-10 *parts* in one request; the test fails unless all are stored."""

@@ -1,4 +1,5 @@
-"""The `wsiarchive` command: serve, import, convert, watch, token, share, audit, settings."""
+"""The `wsiarchive` command: serve, import, convert, watch, verify, token, share, audit,
+settings."""
 
 from __future__ import annotations
 
@@ -205,6 +206,37 @@ def command_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_verify(args: argparse.Namespace) -> int:
+    """Compare the index with the blob store; exit status 1 while problems remain."""
+    import json
+    from dataclasses import asdict
+
+    from storage.verify import Bounds
+
+    settings = _resolve(args)
+    archive = _open_archive(settings)
+    bounds = Bounds(settings.verify_orphan_seconds, settings.verify_claim_seconds)
+    report = archive.verify(bounds, repair=args.repair, who=local_admin("verify"))
+    archive.close()
+    if args.json:
+        document = {
+            "instances": report.instances,
+            "blobs": report.blobs,
+            "findings": [asdict(f) for f in report.findings],
+            "remaining": len(report.remaining),
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for finding in report.findings:
+            state = "repaired" if finding.repaired else "found"
+            print(f"{finding.problem} {state}: {finding.key} ({finding.detail})")
+        print(
+            f"{report.instances} instances, {report.blobs} blobs checked: "
+            f"{len(report.remaining)} problems remain"
+        )
+    return 1 if report.remaining else 0
+
+
 def command_serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -271,6 +303,14 @@ def parser() -> argparse.ArgumentParser:
     watcher.add_argument("--once", action="store_true", help="stop when the folder is empty")
     watcher.set_defaults(run=command_watch)
     admin.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
+    verifier = commands.add_parser(
+        "verify",
+        parents=[_settings_parser("verify")],
+        help="compare the index with the blob store (docs/operations.md)",
+    )
+    verifier.add_argument("--repair", action="store_true", help="repair what is safe")
+    verifier.add_argument("--json", action="store_true", help="the report as JSON")
+    verifier.set_defaults(run=command_verify)
     show = commands.add_parser(
         "settings",
         parents=[_settings_parser("settings")],

@@ -11,16 +11,29 @@ from granian.constants import Interfaces
 from granian.log import LogLevels
 
 from storage import open_archive
+from storage.errors import OutOfResources
 from wsiarchive.settings import Settings, configure_logging, to_environ
 
 log = logging.getLogger(__name__)
 
 
 def prepare(settings: Settings) -> None:
-    """Create or migrate the index and undo writes a crash interrupted, before workers start."""
+    """Create or migrate the index and undo writes a crash interrupted, before workers start.
+
+    On a full disk the recovery may not be able to write: the server starts all the same and
+    serves reads (writes are refused with 507 / A700 until space returns; the claims left
+    open are released by the next start or by `wsiarchive verify --repair`)."""
     archive = open_archive(settings)
-    archive.recover()
-    archive.close()
+    try:
+        archive.recover()
+    except OutOfResources as exc:
+        log.warning(
+            "start-up recovery could not finish, the disk is full (%s); serving reads, "
+            "refusing writes until space returns",
+            exc.reason,
+        )
+    finally:
+        archive.close()
 
 
 def _dimse(settings: Settings) -> None:
@@ -29,6 +42,17 @@ def _dimse(settings: Settings) -> None:
 
     configure_logging(settings)
     run(settings, open_archive(settings))
+
+
+def _audit_export(settings: Settings) -> None:
+    """The audit exporter's process: the audit trail sent as DICOM Audit Messages."""
+    import threading
+
+    from wsiarchive.audit.export import exporter
+
+    configure_logging(settings)
+    archive = open_archive(settings)
+    exporter(settings, archive.unexported_audit, archive.mark_audit_exported).run(threading.Event())
 
 
 def serve(settings: Settings) -> None:
@@ -44,19 +68,28 @@ def serve(settings: Settings) -> None:
     if not settings.web:
         _dimse(settings)
         return
-    listener = None
+    helpers: list[multiprocessing.process.BaseProcess] = []
+    if settings.audit_syslog_host:
+        helpers.append(
+            multiprocessing.get_context("spawn").Process(
+                target=_audit_export, args=(settings,), name="wsiarchive-audit", daemon=True
+            )
+        )
     if settings.dimse:
         # A process of its own: pynetdicom's threads never compete with the HTTP workers' GIL.
-        listener = multiprocessing.get_context("spawn").Process(
-            target=_dimse, args=(settings,), name="wsiarchive-dimse", daemon=True
+        helpers.append(
+            multiprocessing.get_context("spawn").Process(
+                target=_dimse, args=(settings,), name="wsiarchive-dimse", daemon=True
+            )
         )
-        listener.start()
+    for helper in helpers:
+        helper.start()
     try:
         _web(settings)
     finally:
-        if listener is not None:
-            listener.terminate()
-            listener.join(10)
+        for helper in helpers:
+            helper.terminate()
+            helper.join(10)
 
 
 def _web(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from storage.config import DuplicatePolicy
+from wsiarchive.audit.syslog import Transport
 
 ENV_PREFIX = "WSIARCHIVE_"
 
@@ -30,6 +31,8 @@ class Group(StrEnum):
     CONVERSION = "conversion"
     WATCH = "watch"
     IDENTITY = "identity"  # who may use the servers: tokens, OpenID Connect, anonymous access
+    AUDIT = "audit"  # the audit trail's export as DICOM Audit Messages over syslog
+    VERIFY = "verify"
 
 
 class AnonymousAccess(StrEnum):
@@ -45,10 +48,11 @@ COMMANDS: dict[str, frozenset[Group]] = {
     "serve": frozenset(Group) - {Group.CONVERSION, Group.WATCH},
     "token": frozenset({Group.COMMON, Group.ARCHIVE}),
     "share": frozenset({Group.COMMON, Group.ARCHIVE}),
-    "audit": frozenset({Group.COMMON, Group.ARCHIVE}),
+    "audit": frozenset({Group.COMMON, Group.ARCHIVE, Group.AUDIT}),
     "import": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION}),
     "convert": frozenset({Group.COMMON, Group.CONVERSION}),
     "watch": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.WATCH}),
+    "verify": frozenset({Group.COMMON, Group.ARCHIVE, Group.VERIFY}),
     "settings": frozenset(Group),
 }
 
@@ -173,6 +177,18 @@ class Settings:
     watch_settle_seconds: float = setting(
         Group.WATCH, 10.0, "A dropped file counts as completely written once unchanged this long."
     )
+    verify_orphan_seconds: float = setting(
+        Group.VERIFY,
+        3600.0,
+        "`verify --repair` moves a blob no index row names to <blob_dir>/.quarantine once it "
+        "is this many seconds old (younger ones may belong to a write in progress).",
+    )
+    verify_claim_seconds: float = setting(
+        Group.VERIFY,
+        1800.0,
+        "`verify` reports a pending claim this many seconds old as abandoned, and `--repair` "
+        "releases it (as the start-up recovery does).",
+    )
     web: bool = setting(Group.WEB, True, "Serve DICOMweb (`--web-only` turns DIMSE off).")
     dimse: bool = setting(
         Group.DIMSE, True, "Serve DIMSE: the DICOM listener (`--dimse-only` turns DICOMweb off)."
@@ -244,6 +260,44 @@ class Settings:
         "Threads per HTTP worker process. Measured with 32 clients reading random frames on 2 "
         "cores: 4 gives the best p99 latency (more threads only contend for the GIL).",
     )
+    audit_source_id: str = setting(
+        Group.AUDIT,
+        "",
+        "AuditSourceID of the archive's DICOM Audit Messages (PS3.15 A.5.2) and its UserID "
+        "in them; empty means the host name.",
+    )
+    audit_enterprise_site_id: str = setting(
+        Group.AUDIT, "", "AuditEnterpriseSiteID of the audit messages; empty leaves it out."
+    )
+    audit_syslog_host: str = setting(
+        Group.AUDIT,
+        "",
+        "Audit record repository the audit trail is sent to as syslog (RFC 5424); empty "
+        "sends nothing.",
+    )
+    audit_syslog_port: int = setting(
+        Group.AUDIT, 6514, "Port of the audit record repository (6514: syslog over TLS)."
+    )
+    audit_syslog_transport: Transport = setting(
+        Group.AUDIT,
+        Transport.TLS,
+        "tls: RFC 5425, the repository's certificate checked against audit_syslog_ca (IHE "
+        "ATNA); udp: RFC 5426, unprotected and lossy.",
+    )
+    audit_syslog_ca: str = setting(
+        Group.AUDIT,
+        "",
+        "PEM CA certificates the repository's certificate must chain to; empty means the system's.",
+    )
+    audit_syslog_certificate: str = setting(
+        Group.AUDIT, "", "PEM client certificate (chain) presented to the repository, if any."
+    )
+    audit_syslog_key: str = setting(Group.AUDIT, "", "PEM private key of audit_syslog_certificate.")
+    audit_syslog_facility: int = setting(
+        Group.AUDIT,
+        10,
+        "Syslog facility of the messages: 10 security/authorization (IHE ATNA) or 13 log audit.",
+    )
     log_level: str = setting(
         Group.COMMON, "info", "Logging level.", ("debug", "info", "warning", "error")
     )
@@ -308,6 +362,13 @@ class Settings:
     )
     oidc_subject_claim: str = setting(
         Group.IDENTITY, "sub", "Claim naming the identity in the audit trail."
+    )
+    oidc_key_refresh_seconds: float = setting(
+        Group.IDENTITY,
+        10.0,
+        "Least seconds between fetches of the issuer's key set forced by an unknown key id: "
+        "a rotated key is accepted this soon after the last fetch, and made-up key ids cost "
+        "the issuer at most one fetch per period.",
     )
 
     @property

@@ -19,9 +19,6 @@ from storage.access import Principal, PrincipalKind, Scope
 log = logging.getLogger(__name__)
 DISCOVERY = "/.well-known/openid-configuration"  # OpenID Connect Discovery 1.0 §4
 JWKS_LIFESPAN = 300  # seconds the key set is reused before it is fetched again
-# Least seconds between fetches forced by an unknown key id: a rotated key is accepted this
-# soon after the last fetch, and a flood of made-up key ids costs the issuer one fetch each.
-JWKS_COOLDOWN = 10.0
 FETCH_TIMEOUT = 10  # seconds
 
 
@@ -44,6 +41,8 @@ class OidcConfig(Protocol):
     def oidc_groups_claim(self) -> str: ...
     @property
     def oidc_subject_claim(self) -> str: ...
+    @property
+    def oidc_key_refresh_seconds(self) -> float: ...
 
 
 class InvalidToken(Exception):
@@ -94,7 +93,7 @@ class OidcVerifier:
                     cache_keys=True,
                     lifespan=JWKS_LIFESPAN,
                     timeout=FETCH_TIMEOUT,
-                    cooldown_duration=JWKS_COOLDOWN,
+                    cooldown_duration=self.config.oidc_key_refresh_seconds,
                 )
                 self._keys = _Keys(document["issuer"], client)
             return self._keys

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from flask import Response, request
 
 from dicomweb import auditing
-from dicomweb.errors import CANNOT_UNDERSTAND, PROCESSING_FAILURE, SYNTAX_FAILURES, status_of
+from dicomweb.errors import (
+    CANNOT_UNDERSTAND,
+    OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    SYNTAX_FAILURES,
+    status_of,
+)
 from dicomweb.http.datasets import dataset_response
 from dicomweb.http.errors import HTTPError
 from dicomweb.http.mediatypes import DICOM, parse_media_type
@@ -20,7 +26,7 @@ from storage.blobs import StagedBlob
 from storage.dicom.document import JsonObject, instance_path
 from storage.dicom.part10 import Part10Writer
 from storage.dicom.uids import validate_uid
-from storage.errors import ArchiveError
+from storage.errors import ArchiveError, OutOfResources
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +71,14 @@ class Outcome:
         return [item["00081197"]["Value"][0] for item in self.failed + self.other_failures]
 
     def status(self) -> int:
-        """Table 10.5.3-1: 200 all stored, 202 some, 400 none (bad syntax), 409 none (conflict)."""
+        """Table 10.5.3-1: 200 all stored, 202 some, 400 none (bad syntax), 409 none (conflict);
+        507 none because the archive is full (RFC 4918 §11.5, as when receiving fails)."""
         if self.referenced:
             return 202 if self.codes else 200
         if self.codes and all(code in SYNTAX_FAILURES for code in self.codes):
             return 400
+        if self.codes and all(code == OUT_OF_RESOURCES for code in self.codes):
+            return status_of(OutOfResources("")).http
         return 409
 
     def dataset(self, study_url: str | None) -> JsonObject:

@@ -21,6 +21,7 @@ class FilesystemBlobStore:
     """Blobs as files under one root; staged in ``.staging`` then renamed into place."""
 
     STAGING = ".staging"
+    QUARANTINE = ".quarantine"
 
     def __init__(self, root: Path, fsync: bool) -> None:
         self.root = root.resolve()
@@ -34,7 +35,7 @@ class FilesystemBlobStore:
         parts = key.split("/")
         if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"bad blob key {key!r}")
-        if parts[0] == self.STAGING:
+        if parts[0] in (self.STAGING, self.QUARANTINE):
             raise ValueError(f"bad blob key {key!r}")
         return self.root.joinpath(*parts)
 
@@ -119,6 +120,28 @@ class FilesystemBlobStore:
             except FileNotFoundError:
                 continue
         return removed
+
+    def blob_keys(self) -> Iterator[tuple[str, float]]:
+        """Every blob's key and modification time (staging and quarantine left out)."""
+        for directory, folders, files in os.walk(self.root):
+            if Path(directory) == self.root:
+                folders[:] = [f for f in folders if f not in (self.STAGING, self.QUARANTINE)]
+            for name in files:
+                path = Path(directory) / name
+                try:
+                    mtime = path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                yield path.relative_to(self.root).as_posix(), mtime
+
+    def quarantine(self, key: str) -> str:
+        """Move a blob out of the store into the quarantine folder; returns where it went."""
+        source = self.path(key)
+        target = self.root / self.QUARANTINE / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(source, target)
+        self.delete(key)  # its emptied directories
+        return str(target)
 
     # -- reading -------------------------------------------------------------------------------
     def open(self, key: str) -> BinaryIO:

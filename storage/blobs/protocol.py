@@ -61,6 +61,14 @@ class BlobStore(Protocol):
         """Remove the blob if it exists."""
         ...
 
+    def blob_keys(self) -> Iterator[tuple[str, float]]:
+        """Every blob's key and modification time (seconds since the epoch)."""
+        ...
+
+    def quarantine(self, key: str) -> str:
+        """Move a blob out of the store, kept for a person to look at; returns where."""
+        ...
+
     def purge_staging(self, older_than_seconds: float = 0.0) -> int:
         """Remove what interrupted writes left in the staging area; returns a count."""
         ...

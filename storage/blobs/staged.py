@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import mmap
 import os
 import sys
@@ -141,22 +142,32 @@ class StagedBlob:
         self._fsync = fsync
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         self._behind = WriteBehind(self._fd)
+        self._hash = hashlib.sha256()
 
     @classmethod
     def adopt(cls, path: Path, fsync: bool) -> StagedBlob:
         """A staged blob for a complete file already in the staging area (a converter's
-        output), so it is placed by a rename and never copied."""
+        output, a file pynetdicom received), so it is placed by a rename and never copied.
+        Its hash needs one read of the file: its writer did not compute it."""
         blob = cls.__new__(cls)
         blob.path, blob._fsync = path, fsync
         blob._fd = os.open(path, os.O_WRONLY)
         blob._behind = WriteBehind(blob._fd)
         blob.size = os.fstat(blob._fd).st_size
+        with open(path, "rb") as fp:
+            blob._hash = hashlib.file_digest(fp, "sha256")
         return blob
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 (hex) of the bytes received so far: computed as they are written."""
+        return self._hash.hexdigest()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append *data*; raises OutOfResources when the disk is full."""
         assert self._fd is not None, "staged blob already finished"
         view = memoryview(data)
+        self._hash.update(view)
         try:
             while view:
                 written = os.write(self._fd, view)
@@ -167,12 +178,12 @@ class StagedBlob:
         if self._fsync:
             self._behind.advance(self.size)
 
-    def copy_from(self, source_fd: int) -> None:
-        """Append everything left in the file *source_fd* (copy_file_range: the kernel copies,
-        no bytes pass through Python)."""
+    def copy_from(self, source_fd: int, chunk: int = 4 << 20) -> None:
+        """Append everything left in the file *source_fd*, hashing it on the way (one read
+        of the source; a kernel copy would need a second read for the hash)."""
         assert self._fd is not None, "staged blob already finished"
-        while copied := _copy_chunk(source_fd, self._fd):
-            self.size += copied
+        while data := os.read(source_fd, chunk):
+            self.write(data)
 
     def finish(self) -> None:
         """Make the received bytes durable (fsync) and close the file."""
@@ -199,17 +210,3 @@ class StagedBlob:
 
     def __exit__(self, *exc_info: object) -> None:
         self.discard()
-
-
-def _copy_chunk(src: int, dst: int, chunk: int = 1 << 30) -> int:
-    try:
-        return os.copy_file_range(src, dst, chunk)
-    except OSError as exc:
-        if exc.errno in NO_SPACE:
-            raise_resources(exc)
-        # Cross-device or unsupported: fall back to a buffered copy of one chunk.
-        data = os.read(src, 1 << 20)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(dst, view) :]
-        return len(data)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from storage.dicom.uids import is_valid_uid
+from storage.dicom.uids import is_valid_uid, unpadded_uid
 from storage.errors import InvalidInstance
 
 
@@ -52,7 +52,10 @@ def items(dataset: Dataset, keyword: str) -> list[Dataset]:
 
 
 def _uid(dataset: Dataset, keyword: str, name: str) -> str:
-    value = text(dataset, keyword, 200)
+    found = values(dataset, keyword)
+    if len(found) > 1:
+        raise InvalidInstance(f"{name} holds {len(found)} values, not one")
+    value = unpadded_uid(str(found[0]) if found else "", name)[:200]
     if not value:
         raise InvalidInstance(f"{name} is missing")
     if not is_valid_uid(value):

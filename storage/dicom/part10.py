@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
@@ -94,6 +96,17 @@ class PixelLocation:
     value_length: int | None  # None when encapsulated (undefined length)
 
 
+@dataclass(frozen=True)
+class DeflatedPixels:
+    """The pixel data of a Deflated Explicit VR Little Endian data set (PS3.5 A.5): the
+    whole data set is one deflate stream, so its frames have no file offsets and are read by
+    inflating the blob (storage.retrieve.frames)."""
+
+    tag: int
+    vr: str
+    frames: int
+
+
 @dataclass
 class ParsedInstance:
     """What the archive learns from one Part-10 file before storing it."""
@@ -103,51 +116,168 @@ class ParsedInstance:
     size: int
     pixel: PixelLocation | None
     frames: FrameTable | None
+    deflated: DeflatedPixels | None = None
 
     @property
     def number_of_frames(self) -> int:
+        if self.deflated is not None:
+            return self.deflated.frames
         return len(self.frames) if self.frames is not None else 0
+
+    @property
+    def pixel_element(self) -> tuple[int, str] | None:
+        """Tag and VR of the pixel data element, if there is one."""
+        if self.deflated is not None:
+            return self.deflated.tag, self.deflated.vr
+        return (self.pixel.tag, self.pixel.vr) if self.pixel is not None else None
+
+
+class _Truncated(Exception):
+    """A read ran past the end of the file (not an EOFError: pydicom takes those for the end
+    of the data set and keeps what it read so far)."""
+
+
+class _StrictFile:
+    """A file whose short reads are errors. pydicom reads a value of a length beyond the end
+    of the file as the bytes that are there, and a cut element header as the end of the data
+    set: a lying or truncated object would be stored as a shorter, different one."""
+
+    def __init__(self, fp: BinaryIO, size: int) -> None:
+        self._fp = fp
+        self._size = size
+
+    def read(self, length: int | None = -1) -> bytes:
+        data = self._fp.read(-1 if length is None else length)
+        # Reading nothing exactly at the end is how pydicom finds the last element (an 8-byte
+        # element header, or its 1-byte peek); any other short read is truncation. A value
+        # of those lengths that is missing is caught by _check_lengths.
+        at_end = not data and length in (1, 8) and self._fp.tell() == self._size
+        if length is not None and length > 0 and len(data) < length and not at_end:
+            raise _Truncated(
+                f"{length} bytes were to be read at byte {self._fp.tell() - len(data)} "
+                f"but the data ends at byte {self._size}"
+            )
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fp, name)
+
+
+def _check_lengths(dataset: Dataset) -> None:
+    """Refuse an element whose value is shorter than its declared length (cut at the end)."""
+    for element in dataset._dict.values():
+        if isinstance(element, RawDataElement):
+            value, length = element.value, element.length
+            if value is not None and length != _UNDEFINED and len(value) != length:
+                raise _Truncated(
+                    f"element ({element.tag.group:04X},{element.tag.element:04X}) declares "
+                    f"{length} bytes but the data ends after {len(value)}"
+                )
+        elif element.VR == "SQ" and isinstance(element.value, list):
+            for item in element.value:
+                if isinstance(item, Dataset):
+                    _check_lengths(item)
+
+
+def _image_without_pixels(dataset: Dataset) -> bool:
+    """The Image Pixel Module is there (Rows, Columns, Bits Allocated) but no pixel data
+    element nor a Pixel Data Provider URL (PS3.3 C.7.6.3: Pixel Data is then Type 1): a
+    header cut short exactly at an element boundary."""
+    module = all(keyword in dataset for keyword in ("Rows", "Columns", "BitsAllocated"))
+    return module and "PixelDataProviderURL" not in dataset
 
 
 def read_part10(path: Path) -> ParsedInstance:
     """Parse the header of *path*, locate and scan its pixel data; raise InvalidInstance."""
     size = path.stat().st_size
     try:
-        with open(path, "rb") as fp, warnings.catch_warnings():
+        with open(path, "rb") as raw, warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            fp = cast(BinaryIO, _StrictFile(raw, size))
             dataset = pydicom.dcmread(fp, stop_before_pixels=True)
+            _check_lengths(dataset)
             transfer_syntax = _transfer_syntax(dataset)
             if transfer_syntax == DeflatedExplicitVRLittleEndian:
-                # The whole data set is deflated: there are no file offsets to record.
-                return ParsedInstance(dataset, transfer_syntax, size, None, None)
+                return _deflated(path, dataset, transfer_syntax, size)
             implicit = transfer_syntax.is_implicit_VR
             little = transfer_syntax.is_little_endian
             header_end = fp.tell()
             try:
                 pixel = _locate_pixel_data(fp, header_end, size, implicit, little)
+                if pixel is None and _image_without_pixels(dataset):
+                    raise InvalidInstance(
+                        "the instance has Rows, Columns and Bits Allocated but no Pixel Data "
+                        f"(the data ends at byte {size}: truncated?)"
+                    )
                 frames, end = _frame_table(
-                    dataset, transfer_syntax, pixel, fp.fileno(), size, little
+                    dataset, transfer_syntax, pixel, raw.fileno(), size, little
                 )
+                if pixel is not None and end < size:
+                    # Elements after the pixel data (e.g. Data Set Trailing Padding) belong
+                    # to the metadata too.
+                    fp.seek(end)
+                    trailing = read_dataset(fp, implicit, little)
+                    _check_lengths(trailing)
+                    for element in trailing:
+                        if element.tag not in PIXEL_TAGS:
+                            dataset.add(element)
             except InvalidInstance as exc:
                 exc.sop_class, exc.sop_instance = named_uids(dataset)
                 raise
-            if pixel is not None and end < size:
-                # Elements after the pixel data (e.g. Data Set Trailing Padding) belong to the
-                # metadata too.
-                fp.seek(end)
-                trailing = read_dataset(fp, implicit, little)
-                for element in trailing:
-                    if element.tag not in PIXEL_TAGS:
-                        dataset.add(element)
+            except _Truncated as exc:
+                error = _truncated(exc)
+                error.sop_class, error.sop_instance = named_uids(dataset)
+                raise error from exc
     except InvalidInstance:
         raise
+    except _Truncated as exc:
+        raise _truncated(exc) from exc
     except InvalidDicomError as exc:
         raise InvalidInstance(f"not a DICOM Part-10 file: {exc}") from exc
     except (EOFError, struct.error) as exc:
         raise InvalidInstance(f"the DICOM data is truncated: {exc}") from exc
-    except (ValueError, KeyError, TypeError, NotImplementedError, OSError) as exc:
+    except (ValueError, KeyError, TypeError, NotImplementedError, OSError, zlib.error) as exc:
         raise InvalidInstance(f"the DICOM data cannot be read: {exc}") from exc
     return ParsedInstance(dataset, transfer_syntax, size, pixel, frames)
+
+
+def _deflated(path: Path, header: Dataset, transfer_syntax: UID, size: int) -> ParsedInstance:
+    """A deflated data set is stored byte for byte (PS3.5 A.5 keeps File Meta Information
+    uncompressed, the data set after it is deflated): it is inflated once here to check its
+    pixel data holds the frames it declares."""
+    with open(path, "rb") as fp:
+        whole = read_whole(fp)
+    _check_lengths(whole)
+    for tag in PIXEL_TAGS:
+        if tag in whole:
+            element = whole[tag]
+            value = element.value
+            break
+    else:
+        if _image_without_pixels(whole):
+            raise InvalidInstance("the deflated data set has Rows and Columns but no Pixel Data")
+        return ParsedInstance(header, transfer_syntax, size, None, None)
+    if not isinstance(value, bytes | bytearray):
+        raise InvalidInstance(f"{PIXEL_TAGS[tag]} of the deflated data set cannot be read")
+    frames = _number_of_frames(whole)
+    bits = _frame_bits(whole, tag)
+    native_frames(0, len(value), frames, bits)  # raises when the frames do not fit
+    del whole[tag]
+    return ParsedInstance(
+        whole, transfer_syntax, size, None, None, DeflatedPixels(tag, str(element.VR), frames)
+    )
+
+
+def _frame_bits(dataset: Dataset, tag: int) -> int:
+    """Bits in one native frame."""
+    rows, columns = _int(dataset, "Rows"), _int(dataset, "Columns")
+    samples = _int(dataset, "SamplesPerPixel", 1)
+    bits = {0x7FE00008: 32, 0x7FE00009: 64}.get(tag) or _int(dataset, "BitsAllocated")
+    return rows * columns * samples * bits
+
+
+def _truncated(exc: Exception) -> InvalidInstance:
+    return InvalidInstance(f"the DICOM data is truncated or declares a wrong length: {exc}")
 
 
 def _transfer_syntax(dataset: Dataset) -> UID:
@@ -222,14 +352,8 @@ def _frame_table(
         raise InvalidInstance(
             f"Pixel Data has a defined length but Transfer Syntax {transfer_syntax} is encapsulated"
         )
-    rows, columns = _int(dataset, "Rows"), _int(dataset, "Columns")
-    samples = _int(dataset, "SamplesPerPixel", 1)
-    if pixel.tag == 0x7FE00010:
-        bits = _int(dataset, "BitsAllocated")
-    else:
-        bits = 32 if pixel.tag == 0x7FE00008 else 64
     table = native_frames(
-        pixel.value_offset, pixel.value_length, frames, rows * columns * samples * bits
+        pixel.value_offset, pixel.value_length, frames, _frame_bits(dataset, pixel.tag)
     )
     return table, pixel.value_offset + pixel.value_length
 

@@ -17,6 +17,21 @@ MAX_UID_LENGTH = 64
 MAX_ACCEPTED_UID_LENGTH = 128
 
 
+def unpadded_uid(value: str, what: str = "UID") -> str:
+    """A UI value as stored in a data set, without its padding. PS3.5 §6.2 (Table 6.2-1, UI)
+    and §9.1 pad a UI value to even length with one trailing NUL (and real writers pad with
+    a space): that padding goes, the same way wherever a UID is read (pydicom strips it the
+    same way for the metadata document). Any other NUL is invalid and refused: dropping it
+    would index the UID as another value than the one stored."""
+    unpadded = value.rstrip("\0 ").strip(" ")
+    if "\0" in unpadded:
+        raise InvalidUID(
+            f"{what} {unpadded[:80]!r} holds a NUL character (PS3.5 §9.1: only a single "
+            "trailing NUL pads a UID)"
+        )
+    return unpadded
+
+
 def is_conformant_uid(value: object) -> bool:
     """True when *value* obeys PS3.5 §9.1 exactly."""
     return (

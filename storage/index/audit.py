@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from storage.audit import AuditQuery, AuditRecord, Operation
 from storage.index.engine import WRITE
-from storage.index.models import AuditEvent
+from storage.index.models import AuditEvent, Patient, Study
 
 DETAIL_LENGTH = 2000  # AuditEvent.detail
 
@@ -29,7 +29,23 @@ def _record(row: AuditEvent) -> AuditRecord:
         row.success,
         row.detail,
         row.pk,
+        row.patient_id,
+        row.patient_name,
     )
+
+
+def patients(engine: Engine, studies: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Patient ID and name by Study Instance UID."""
+    wanted = sorted(set(studies) - {""})
+    if not wanted:
+        return {}
+    query = (
+        select(Study.study_instance_uid, Patient.patient_id, Patient.patient_name)
+        .join(Patient, Study.patient_pk == Patient.pk)
+        .where(Study.study_instance_uid.in_(wanted))
+    )
+    with engine.connect() as connection:
+        return {study: (pid, name) for study, pid, name in connection.execute(query)}
 
 
 class AuditStore:
@@ -53,6 +69,8 @@ class AuditStore:
                 "outcome": record.outcome,
                 "success": record.success,
                 "detail": record.detail[:DETAIL_LENGTH],
+                "patient_id": record.patient_id[:64],
+                "patient_name": record.patient_name[:400],
             }
             for record in records
         ]

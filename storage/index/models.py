@@ -258,6 +258,9 @@ class AuditEvent(Base):
     outcome: Mapped[int] = mapped_column(Integer, default=0)  # HTTP status or DIMSE status
     success: Mapped[bool] = mapped_column(Boolean, default=True)
     detail: Mapped[str] = mapped_column(String(2000), default="")  # e.g. the query
+    # (0010,0020) LO 1 and (0010,0010) PN 1 of the study's patient
+    patient_id: Mapped[str] = mapped_column(String(64), default="")
+    patient_name: Mapped[str] = mapped_column(String(400), default="")
     # Set when the event has been sent as a DICOM Audit Message (syslog export).
     exported_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
 

@@ -10,12 +10,18 @@ from typing import TypeVar
 
 from pydicom.dataset import Dataset
 from sqlalchemy import Engine, delete, exists, insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from storage.access import Principal
 from storage.dicom.dataset import Identity
-from storage.errors import ConflictingInstance, DuplicateInstance, Forbidden, InstanceBusy
+from storage.errors import (
+    ConflictingInstance,
+    DuplicateInstance,
+    Forbidden,
+    InstanceBusy,
+    OutOfResources,
+)
 from storage.index.columns import (
     instance_values,
     patient_values,
@@ -40,6 +46,20 @@ from storage.index.models import (
 # A claim this old belongs to a writer that died; a new writer may take it over.
 STALE_CLAIM = timedelta(minutes=30)
 T = TypeVar("T")
+
+
+# SQLite's SQLITE_FULL ("database or disk is full") and PostgreSQL's class 53 (insufficient
+# resources: 53100 disk_full, 53200 out_of_memory).
+_SQLITE_FULL = "database or disk is full"
+_PG_RESOURCES = "53"
+
+
+def is_disk_full(exc: DBAPIError) -> bool:
+    """True when a database error says the index's storage is full."""
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if isinstance(state, str) and state.startswith(_PG_RESOURCES):
+        return True
+    return _SQLITE_FULL in str(exc.orig)
 
 
 def _now() -> datetime:
@@ -68,6 +88,7 @@ class Entry:
     document: bytes
     frames: bytes | None
     key: str
+    content_hash: str | None = None  # SHA-256 of the blob (hex)
     access_group: str = ""  # of the study, if this instance creates it
     who: Principal | None = None  # who stores: the study must be one it may see
 
@@ -81,12 +102,15 @@ class IndexWriter:
 
     # -- writing -------------------------------------------------------------------------------
     def _write(self, work: Callable[[Session], T], attempts: int = 5) -> T:
-        """Run *work* in a write transaction, retrying when a concurrent writer collided."""
+        """Run *work* in a write transaction, retrying when a concurrent writer collided;
+        OutOfResources when the index's disk is full (retrying cannot help)."""
         for attempt in range(attempts):
             try:
                 with Session(self._writer, expire_on_commit=False) as session, session.begin():
                     return work(session)
-            except (IntegrityError, OperationalError):
+            except (IntegrityError, OperationalError) as exc:
+                if is_disk_full(exc):
+                    raise OutOfResources(f"the index cannot write: {exc.orig}") from exc
                 if attempt == attempts - 1:
                     raise
         raise AssertionError("unreachable")
@@ -178,6 +202,7 @@ class IndexWriter:
                         "transfer_syntax_uid": entry.transfer_syntax,
                         "size": entry.size,
                         "blob_key": entry.key,
+                        "content_hash": entry.content_hash,
                         "stored_at": now,
                     }
                 )
@@ -212,6 +237,7 @@ class IndexWriter:
         row.number_of_frames = entry.number_of_frames
         row.transfer_syntax_uid = entry.transfer_syntax
         row.size = entry.size
+        row.content_hash = entry.content_hash
         row.blob_key, row.pending_key, row.claimed_at = key, None, None
         row.status = Status.STORED
         row.stored_at = _now()

@@ -246,9 +246,31 @@ def test_every_look_is_audited_once_with_who_what_and_outcome(site: Site) -> Non
         (site.christie.study, "", "", 404, False),
     ]
     assert retrieves[0].source == "127.0.0.1"
+    # The study's patient is named in the record (the audit message's Patient participant).
+    stored = read_stored(site, site.leeds)
+    assert (retrieves[0].patient_id, retrieves[0].patient_name) == (
+        str(stored.get("PatientID", "")),
+        str(stored.get("PatientName", "")),
+    )
+    xray = [e for e in events if e.study == site.christie.study][0]
+    assert xray.patient_id == str(read_stored(site, site.christie).PatientID) != ""
     (search,) = [e for e in events if e.operation == Operation.SEARCH]
     assert search.detail == "PatientID=abc" and search.actor == actor
     (login,) = [e for e in events if e.operation == Operation.LOGIN]
     assert (login.success, login.outcome, login.actor) == (False, 401, "")
     (created,) = [e for e in events if e.operation == Operation.SECURITY]
     assert info.token_id in created.detail
+
+
+def test_nothing_leaves_unaudited(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    headers = bearer(token(site))
+
+    def full(records: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(site.archive._audit, "add", full)
+    served = site.web.get(resources(site.leeds)[1], headers=headers)
+    assert served.status_code == 503 and served.headers["Retry-After"] == "30"
+    assert "audit trail" in served.get_json()["error"]
+    refused = site.web.get(resources(site.christie)[1].replace(site.christie.study, NEVER_STORED))
+    assert refused.status_code == 401  # a refusal keeps its status

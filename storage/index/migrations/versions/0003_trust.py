@@ -53,6 +53,8 @@ def upgrade() -> None:
         sa.Column("outcome", sa.Integer(), nullable=False),
         sa.Column("success", sa.Boolean(), nullable=False),
         sa.Column("detail", sa.String(length=2000), nullable=False),
+        sa.Column("patient_id", sa.String(length=64), nullable=False),
+        sa.Column("patient_name", sa.String(length=400), nullable=False),
         sa.Column("exported_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("pk"),
     )
