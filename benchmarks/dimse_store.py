@@ -99,6 +99,8 @@ def receiver(name: str, workdir: Path, port: int) -> subprocess.Popen:
             str(target),
             "--dimse-port",
             str(port),
+            "--dimse-peers",
+            '[{"ae_title": "STORESCU", "host": "127.0.0.1", "operations": ["store"]}]',
             "--log-level",
             "warning",
         ]

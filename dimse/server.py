@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import ssl
 from functools import partial
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydicom.uid import UID
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
@@ -13,6 +13,7 @@ from pynetdicom.events import EventHandlerType
 from pynetdicom.presentation import AllStoragePresentationContexts
 
 from dimse import patches
+from dimse.admission import Admission
 from dimse.handlers import (
     STORAGE_COMMITMENT,
     Services,
@@ -22,7 +23,10 @@ from dimse.handlers import (
     handle_get,
     handle_move,
     handle_store,
+    refusal,
 )
+from dimse.peers import network_of, parse_peers
+from dimse.transport import ListenerServer
 from storage import Archive
 
 log = logging.getLogger(__name__)
@@ -65,10 +69,16 @@ class DimseConfig(Protocol):
     def ae_title(self) -> str: ...
 
     @property
-    def dimse_allowed_aets(self) -> str: ...
+    def dimse_peers(self) -> str: ...
+
+    @property
+    def dimse_allow_any_calling_ae(self) -> bool: ...
 
     @property
     def dimse_allowed_hosts(self) -> str: ...
+
+    @property
+    def dimse_max_pdu_length(self) -> int: ...
 
     @property
     def dimse_max_associations(self) -> int: ...
@@ -85,6 +95,9 @@ class DimseConfig(Protocol):
     @property
     def tls_ca(self) -> str: ...
 
+    @property
+    def tls_require_client_certificate(self) -> bool: ...
+
 
 def _listed(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
@@ -94,11 +107,9 @@ def build_ae(config: DimseConfig) -> AE:
     """An AE supporting every storage SOP class in every transfer syntax, query/retrieve in
     both information models, verification and storage commitment."""
     ae = AE(ae_title=config.ae_title)
-    allowed_aets = _listed(config.dimse_allowed_aets)
     ae.maximum_associations = config.dimse_max_associations
-    ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs for gigabyte slides
-    if allowed_aets:
-        ae.require_calling_aet = allowed_aets
+    # Our Maximum Length (PS3.8 D.1): bounds every PDU a peer sends (dimse.patches).
+    ae.maximum_pdu_size = config.dimse_max_pdu_length
     storage_classes = {
         UID(cx.abstract_syntax) for cx in AllStoragePresentationContexts if cx.abstract_syntax
     }
@@ -111,16 +122,21 @@ def build_ae(config: DimseConfig) -> AE:
     return ae
 
 
-def handlers(services: Services, allowed_hosts: list[str]) -> list[EventHandlerType]:
-    def check_host(event: Any) -> None:
-        address = event.address[0]
-        if allowed_hosts and address not in allowed_hosts:
-            log.warning("association from %s refused: host not allowed", address)
-            event.assoc.abort()
+def admission_of(config: DimseConfig) -> Admission:
+    """The trust policy of the settings (dimse_peers, dimse_allow_any_calling_ae,
+    dimse_allowed_hosts); raises PeerError for one that cannot be understood."""
+    return Admission(
+        config.ae_title.strip(),
+        parse_peers(config.dimse_peers),
+        config.dimse_allow_any_calling_ae,
+        [network_of(host) for host in _listed(config.dimse_allowed_hosts)],
+    )
 
+
+def handlers(services: Services) -> list[EventHandlerType]:
     return [
-        (evt.EVT_CONN_OPEN, check_host),
-        (evt.EVT_C_ECHO, handle_echo),
+        (evt.EVT_REQUESTED, services.admission.on_requested),
+        (evt.EVT_C_ECHO, partial(handle_echo, services)),
         (evt.EVT_C_STORE, partial(handle_store, services)),
         (evt.EVT_C_FIND, partial(handle_find, services)),
         (evt.EVT_C_MOVE, partial(handle_move, services)),
@@ -129,27 +145,50 @@ def handlers(services: Services, allowed_hosts: list[str]) -> list[EventHandlerT
     ]
 
 
-def tls_context(certificate: str, key: str, ca: str) -> ssl.SSLContext | None:
-    """PS3.15 Annex B (TLS): a server context; with *ca*, peers must present a certificate."""
+def tls_context(
+    certificate: str, key: str, ca: str, require_client_certificate: bool = True
+) -> ssl.SSLContext | None:
+    """PS3.15 Annex B.1 (TLS 1.2 or later, BCP 195): a server context; with *ca*, peers'
+    certificates are checked against it (and required unless told otherwise)."""
     if not certificate:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(certificate, key or None)
     if ca:
         context.load_verify_locations(ca)
-        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_mode = ssl.CERT_REQUIRED if require_client_certificate else ssl.CERT_OPTIONAL
     return context
 
 
 def run(config: DimseConfig, archive: Archive) -> None:
     """Serve DIMSE over *archive* until interrupted (in a process of its own)."""
-    patches.apply(archive.staging_area())
-    services = Services(archive, config.ae_title, parse_destinations(config.dimse_destinations))
+    admission = admission_of(config)
+    if config.dimse_allow_any_calling_ae:
+        log.warning(
+            "dimse_allow_any_calling_ae is set: ANY calling AE title not in dimse_peers may "
+            "store, find and retrieve EVERY study"
+        )
+    services = Services(
+        archive, config.ae_title, admission, parse_destinations(config.dimse_destinations)
+    )
+    patches.apply(archive.staging_area(), partial(refusal, services))
     ae = build_ae(config)
     log.info("DICOM listener %s on %s:%d", config.ae_title, config.host, config.dimse_port)
-    ae.start_server(
-        (config.host, config.dimse_port),
-        block=True,
-        evt_handlers=handlers(services, _listed(config.dimse_allowed_hosts)),
-        ssl_context=tls_context(config.tls_certificate, config.tls_key, config.tls_ca),
+    context = tls_context(
+        config.tls_certificate,
+        config.tls_key,
+        config.tls_ca,
+        config.tls_require_client_certificate,
     )
+    server = ae.make_server(
+        (config.host, config.dimse_port),
+        evt_handlers=handlers(services),
+        ssl_context=context,
+        server_class=ListenerServer,
+        admission=admission,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.shutdown()

@@ -18,6 +18,11 @@ TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122  # a Cxxx code, as in STOW (PS3.18 Table 
 NOT_AUTHORIZED = 0x0124  # PS3.7 Annex C general status: Refused: Not Authorized
 
 
+def succeeded(status: int) -> bool:
+    """Success, pending or a warning (PS3.7 C: 0000, FF00/FF01, 0001, Bxxx), not a failure."""
+    return status in (SUCCESS, PENDING, 0xFF01, 0x0001) or 0xB000 <= status <= 0xBFFF
+
+
 @dataclass(frozen=True)
 class DimseStatus:
     """The status of an error when it refuses a C-STORE, and when it fails a query or

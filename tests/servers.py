@@ -35,6 +35,9 @@ class ArchiveServer:
     process: subprocess.Popen | None = None
     log_path: Path | None = None
     log_dir: Path | None = None  # default: beside data_dir
+    # RLIMIT_FSIZE of the server's processes: a write past it fails with EFBIG, as on a full
+    # disk (SIGXFSZ ignored), without needing a small filesystem.
+    file_size_limit: int | None = None
 
     @property
     def url(self) -> str:
@@ -72,6 +75,7 @@ class ArchiveServer:
             ],
             env=env,
             cwd=source or None,
+            preexec_fn=self._limits if self.file_size_limit else None,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -90,6 +94,13 @@ class ArchiveServer:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
+
+    def _limits(self) -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        limit = int(self.file_size_limit or 0)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None:

@@ -60,6 +60,10 @@ def serve(settings: Settings) -> None:
     configure_logging(settings)
     if not settings.web and not settings.dimse:
         raise ValueError("both web and dimse are off: nothing to serve")
+    if settings.dimse:
+        from dimse.server import admission_of
+
+        admission_of(settings)  # a dimse_peers entry it cannot understand stops serve here
     prepare(settings)
     if not settings.web:
         _dimse(settings)

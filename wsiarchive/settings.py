@@ -4,6 +4,7 @@ WSIARCHIVE_* environment variables < command-line flags, and documented from the
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -63,11 +64,24 @@ def setting(
     default: Any,
     help: str,
     choices: tuple[str, ...] | None = None,  # noqa: A002
+    table: bool = False,
 ) -> Any:
-    """Declare a setting: who reads it, its default, its help text and allowed values."""
+    """Declare a setting: who reads it, its default, its help text and allowed values.
+
+    A *table* setting is an array of TOML tables in the file; its value is their JSON text
+    (also how the environment and flags give it)."""
     if isinstance(default, StrEnum) and choices is None:
         choices = tuple(type(default))
-    return field(default=default, metadata={"group": group, "help": help, "choices": choices})
+    metadata = {"group": group, "help": help, "choices": choices, "table": table}
+    return field(default=default, metadata=metadata)
+
+
+def _table(value: Any) -> str:
+    """A table setting's value as JSON text: an array of tables, or JSON text of one."""
+    tables = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ValueError(value)
+    return json.dumps(tables, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -185,11 +199,35 @@ class Settings:
     ae_title: str = setting(
         Group.DIMSE, "WSIARCHIVE", "Application Entity title of the DICOM listener."
     )
-    dimse_allowed_aets: str = setting(
-        Group.DIMSE, "", "Comma-separated calling AE titles allowed to associate; empty allows any."
+    dimse_peers: str = setting(
+        Group.DIMSE,
+        "[]",
+        "The DICOM peers allowed to associate, as TOML tables `[[dimse_peers]]` (JSON text in "
+        "the environment or a flag), each with `ae_title`, optional `host` (an address or a "
+        "network, e.g. 10.0.0.0/24), `operations` (some of echo, store, find, move, get, "
+        "commit; absent means all) and `groups` (the access groups whose studies it may see "
+        "and store into; absent means all). Another calling AE title is rejected (docs/"
+        "conformance.md 9.1). Tables go at the end of a TOML file.",
+        table=True,
+    )
+    dimse_allow_any_calling_ae: bool = setting(
+        Group.DIMSE,
+        False,
+        "Accept any calling AE title not in dimse_peers, with every operation on every study "
+        "(logged as a warning at start-up). Only for a closed network.",
     )
     dimse_allowed_hosts: str = setting(
-        Group.DIMSE, "", "Comma-separated peer IP addresses allowed to associate; empty allows any."
+        Group.DIMSE,
+        "",
+        "Comma-separated peer addresses or networks (10.0.0.0/24) allowed to connect; empty "
+        "allows any. Others are refused as soon as they connect.",
+    )
+    dimse_max_pdu_length: int = setting(
+        Group.DIMSE,
+        4 << 20,
+        "Largest PDU the DICOM listener receives once an association is accepted, in bytes "
+        "(PS3.8 D.1 Maximum Length); a larger one aborts the association. Before acceptance "
+        "the limit is 64 KiB.",
     )
     dimse_max_associations: int = setting(
         Group.DIMSE, 20, "Most DICOM associations served at once."
@@ -209,7 +247,13 @@ class Settings:
     tls_ca: str = setting(
         Group.DIMSE,
         "",
-        "PEM CA certificates; when set, DICOM peers must present a certificate they sign.",
+        "PEM CA certificates that sign the certificates of DICOM peers.",
+    )
+    tls_require_client_certificate: bool = setting(
+        Group.DIMSE,
+        True,
+        "With tls_ca: DICOM peers must present a certificate signed by it (otherwise one is "
+        "checked only when presented).",
     )
     workers: int = setting(Group.WEB, 0, "HTTP worker processes; 0 means one per CPU core.")
     threads: int = setting(
@@ -395,9 +439,11 @@ def convert(declaration: Field[Any], value: Any, source: str) -> Any:
     kind = kind_of(declaration)
     choices = declaration.metadata.get("choices")
     try:
-        if kind is bool:
+        if declaration.metadata.get("table"):
+            result: Any = _table(value)
+        elif kind is bool:
             if isinstance(value, bool):
-                result: Any = value
+                result = value
             elif str(value).strip().lower() in ("1", "true", "yes", "on"):
                 result = True
             elif str(value).strip().lower() in ("0", "false", "no", "off"):
@@ -417,9 +463,8 @@ def convert(declaration: Field[Any], value: Any, source: str) -> Any:
             raise ValueError(
                 f"{source}: {declaration.name} must be one of {', '.join(choices)}"
             ) from exc
-        raise ValueError(
-            f"{source}: {declaration.name} must be {kind.__name__}, got {value!r}"
-        ) from exc
+        expected = "an array of tables" if declaration.metadata.get("table") else kind.__name__
+        raise ValueError(f"{source}: {declaration.name} must be {expected}, got {value!r}") from exc
     if choices and result not in choices:
         raise ValueError(f"{source}: {declaration.name} must be one of {', '.join(choices)}")
     return result
@@ -469,7 +514,9 @@ def _display_type(declaration: Field[Any]) -> str:
     return "str" if issubclass(kind, StrEnum) else kind.__name__
 
 
-def _toml_value(value: Any) -> str:
+def _toml_value(value: Any, table: bool = False) -> str:
+    if table:
+        return str(value)  # "[]": the empty array of tables reads the same in TOML and JSON
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -490,7 +537,8 @@ def toml_document() -> str:
         lines.append(f"# {declaration.metadata['help']}")
         if declaration.metadata.get("choices"):
             lines.append(f"# One of: {', '.join(declaration.metadata['choices'])}.")
-        lines.append(f"{declaration.name} = {_toml_value(declaration.default)}")
+        default = _toml_value(declaration.default, declaration.metadata["table"])
+        lines.append(f"{declaration.name} = {default}")
         lines.append("")
     return "\n".join(lines)
 
@@ -515,9 +563,10 @@ def markdown_document() -> str:
         flag = f"--{d.name.replace('_', '-')}"
         if kind_of(d) is bool:
             flag += f" / --no-{d.name.replace('_', '-')}"
+        default = _toml_value(d.default, d.metadata["table"])
         lines.append(
             f"| `{d.name}` | `{flag}` | `{ENV_PREFIX}{d.name.upper()}` | {_display_type(d)} | "
-            f"`{_toml_value(d.default)}` | {', '.join(commands_using(d))} | {help_text} |"
+            f"`{default}` | {', '.join(commands_using(d))} | {help_text} |"
         )
     return "\n".join(lines) + "\n"
 

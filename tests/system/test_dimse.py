@@ -27,6 +27,11 @@ from tests.dicomfiles import frames, multipart_body, read
 from tests.servers import free_port
 
 WSI_FILES = [p for p in dicom_files() if "3dhistech-wg26-BPAEC" in str(p)]
+# The peers of these tests: dcmtk's tools under their default calling AE titles and the
+# pynetdicom and Orthanc peers, each with every operation, from loopback only.
+PEER_TITLES = ["ECHOSCU", "STORESCU", "FINDSCU", "MOVESCU", "GETSCU", "GETTER", "SCANNER"]
+PEER_TITLES += ["TLSCLIENT", "MOVER", "ORTHANC"]
+PEERS = json.dumps([{"ae_title": title, "host": "127.0.0.1"} for title in PEER_TITLES])
 JPEG_WSI = "dicom/wsi2dcm_jpeg.dcm"
 
 
@@ -84,7 +89,9 @@ def _wait_port(port: int, timeout: float = 20) -> None:
 @pytest.fixture(scope="module")
 def archive(fresh_server_module, storescp):
     _, destination_port = storescp
-    server = fresh_server_module(dimse_destinations=f"DEST=127.0.0.1:{destination_port}")
+    server = fresh_server_module(
+        dimse_destinations=f"DEST=127.0.0.1:{destination_port}", dimse_peers=PEERS
+    )
     _wait_port(server.dimse_port)
     return server
 
@@ -371,17 +378,36 @@ def test_findscu_at_every_level(archive, tmp_path: Path) -> None:
     assert len(patient_images) == len(WSI_FILES)
 
 
-def test_calling_ae_allow_list(fresh_server) -> None:
-    server = fresh_server(dimse_allowed_aets="SCANNER1")
+def test_calling_and_called_ae_titles_are_checked(fresh_server) -> None:
+    """Only peers of dimse_peers, only to our AE title: A-ASSOCIATE-RJ rejected-permanent,
+    service-user, calling (3) or called (7) AE title not recognised (PS3.8 Table 9-21)."""
+    server = fresh_server(dimse_peers=json.dumps([{"ae_title": "SCANNER1"}]))
     _wait_port(server.dimse_port)
-    refused = run(
-        "echoscu", "-aet", "INTRUDER", "-aec", "WSIARCHIVE", "127.0.0.1", str(server.dimse_port)
-    )
+    port = str(server.dimse_port)
+    refused = run("echoscu", "-v", "-aet", "INTRUDER", "-aec", "WSIARCHIVE", "127.0.0.1", port)
     assert refused.returncode != 0
-    allowed = run(
-        "echoscu", "-aet", "SCANNER1", "-aec", "WSIARCHIVE", "127.0.0.1", str(server.dimse_port)
-    )
+    assert "Calling AE Title Not Recognized" in refused.stdout + refused.stderr
+    wrong = run("echoscu", "-v", "-aet", "SCANNER1", "-aec", "NOTUS", "127.0.0.1", port)
+    assert wrong.returncode != 0
+    assert "Called AE Title Not Recognized" in wrong.stdout + wrong.stderr
+    allowed = run("echoscu", "-aet", "SCANNER1", "-aec", "WSIARCHIVE", "127.0.0.1", port)
     assert allowed.returncode == 0, allowed.stderr
+    # dcmtk's default calling AE (ECHOSCU) is no peer: rejected by default.
+    default = run("echoscu", "-aec", "WSIARCHIVE", "127.0.0.1", port)
+    assert default.returncode != 0
+
+
+def test_allow_any_calling_ae_is_explicit_and_loud(fresh_server) -> None:
+    server = fresh_server(dimse_allow_any_calling_ae="true")
+    _wait_port(server.dimse_port)
+    anyone = run(
+        "echoscu", "-aet", "ANYONE", "-aec", "WSIARCHIVE", "127.0.0.1", str(server.dimse_port)
+    )
+    assert anyone.returncode == 0, anyone.stderr
+    deadline = time.monotonic() + 10
+    while "dimse_allow_any_calling_ae is set" not in server.log_path.read_text():
+        assert time.monotonic() < deadline, "no start-up warning"
+        time.sleep(0.2)
 
 
 def test_storage_commitment(archive, testdata: Path) -> None:
@@ -452,7 +478,7 @@ def test_tls(fresh_server, tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    server = fresh_server(tls_certificate=str(certificate), tls_key=str(key))
+    server = fresh_server(tls_certificate=str(certificate), tls_key=str(key), dimse_peers=PEERS)
     _wait_port(server.dimse_port)
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(certificate))
     context.check_hostname = False
@@ -474,7 +500,7 @@ def test_large_instance_over_storescu(fresh_server, tmp_path: Path) -> None:
 
     source = tmp_path / "large.dcm"
     uids = write_wsi(source, 1_050_000_000)
-    server = fresh_server()
+    server = fresh_server(dimse_peers=PEERS)
     _wait_port(server.dimse_port)
     result = run(
         "storescu",
@@ -516,7 +542,7 @@ def _dimse_peak_rss_mb(server) -> float:  # type: ignore[no-untyped-def]
             cmdline = (status.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"multiprocessing" in cmdline and f"PPid:\t{server.process.pid}" in text:
+        if b"spawn_main" in cmdline and f"PPid:\t{server.process.pid}\n" in text:
             for line in text.splitlines():
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
@@ -529,7 +555,7 @@ ORTHANC = shutil.which("Orthanc")
 @pytest.mark.skipif(ORTHANC is None, reason="Debian's orthanc is not installed")
 def test_orthanc_as_a_peer(fresh_server, testdata: Path, tmp_path: Path) -> None:
     http_port, dicom_port = free_port(), free_port()
-    archive = fresh_server(dimse_destinations=f"ORTHANC=127.0.0.1:{dicom_port}")
+    archive = fresh_server(dimse_destinations=f"ORTHANC=127.0.0.1:{dicom_port}", dimse_peers=PEERS)
     _wait_port(archive.dimse_port)
     config = {
         "Name": "peer",
@@ -627,7 +653,7 @@ def test_move_decompresses_for_a_peer_that_takes_uncompressed_only(
     folder = tmp_path / "plain"
     folder.mkdir()
     with running_storescp(folder, "PLAIN") as port:
-        server = fresh_server(dimse_destinations=f"PLAIN=127.0.0.1:{port}")
+        server = fresh_server(dimse_destinations=f"PLAIN=127.0.0.1:{port}", dimse_peers=PEERS)
         _wait_port(server.dimse_port)
         source = testdata / JPEG_WSI
         server.store([source.read_bytes()])

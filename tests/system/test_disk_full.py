@@ -72,7 +72,11 @@ def instance_count(server: ArchiveServer) -> int:
 
 def test_full_disk_stow_is_507_and_c_store_a700(small_disk, testdata) -> None:
     server = (
-        ArchiveServer(small_disk / "data", {"workers": "1"}, log_dir=small_disk.parent)
+        ArchiveServer(
+            small_disk / "data",
+            {"workers": "1", "dimse_peers": '[{"ae_title": "FULLTEST", "host": "127.0.0.1"}]'},
+            log_dir=small_disk.parent,
+        )
         .start()
         .wait_dimse()
     )
