@@ -10,8 +10,8 @@ from storage.blobs import BlobStore, StagedBlob
 from storage.config import DuplicatePolicy
 from storage.dicom.dataset import Identity, named_uids
 from storage.dicom.document import PIXEL_DATA, build_document
-from storage.dicom.part10 import ParsedInstance, read_part10
-from storage.errors import ArchiveError, StudyMismatch
+from storage.dicom.part10 import DECODE_ERRORS, ParsedInstance, read_part10
+from storage.errors import ArchiveError, InvalidInstance, StudyMismatch
 from storage.index.writes import Entry, IndexWriter
 from storage.records import StoredInstance
 
@@ -35,8 +35,7 @@ def ingest(
     try:
         staged.finish()
         parsed = read_part10(staged.path)
-        named = named_uids(parsed.dataset)
-        entry = _entry(parsed, study)
+        entry, named = _decoded(parsed, study)
         previous = _place(writer, blobs, policy, staged, entry)
     except ArchiveError as exc:
         if exc.sop_instance is None:
@@ -57,6 +56,26 @@ def ingest(
         parsed.size,
         previous is not None,
     )
+
+
+def _decoded(
+    parsed: ParsedInstance, study: str | None
+) -> tuple[Entry, tuple[str | None, str | None]]:
+    """The entry of a parsed instance and its named UIDs; an element pydicom cannot decode
+    makes the instance unreadable, InvalidInstance (C000, PS3.18 Table I.2-2), not an
+    internal error."""
+    try:
+        named = named_uids(parsed.dataset)
+    except DECODE_ERRORS as exc:
+        raise InvalidInstance(f"the DICOM data cannot be decoded: {exc}") from exc
+    try:
+        return _entry(parsed, study), named
+    except ArchiveError:
+        raise
+    except DECODE_ERRORS as exc:
+        raise InvalidInstance(
+            f"the DICOM data cannot be decoded: {exc}", named[0], named[1]
+        ) from exc
 
 
 def _entry(parsed: ParsedInstance, study: str | None) -> Entry:
