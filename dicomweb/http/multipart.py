@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
@@ -14,6 +15,9 @@ CHUNK = 1 << 20
 # needs a Content-Type and a few more): longer, or with more lines, is a malformed body (400).
 MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADER_LINES = 64
+# RFC 2046 §5.1.1: boundary := 0*69<bchars> bcharsnospace, bchars ASCII letters, digits,
+# "'()+_,-./:=?" and space.
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 class BodyReader:
@@ -52,8 +56,12 @@ class MultipartReader:
     """
 
     def __init__(self, body: BodyReader, boundary: str) -> None:
-        if not boundary or len(boundary) > 70:
-            raise HTTPError(400, "the multipart boundary is missing or longer than 70 characters")
+        if _BOUNDARY.fullmatch(boundary) is None:
+            raise HTTPError(
+                400,
+                f"the multipart boundary {boundary[:80]!r} is missing, longer than 70 "
+                "characters or has characters RFC 2046 §5.1.1 does not allow",
+            )
         self.body = body
         self.dash_boundary = b"--" + boundary.encode("latin-1")
         self.delimiter = b"\r\n" + self.dash_boundary

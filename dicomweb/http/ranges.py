@@ -34,8 +34,8 @@ def requested_range(size: int, representation: Representation) -> tuple[int, int
     if match is None:  # several ranges, another syntax, or not ASCII digits (§14.1.1)
         return None
     first, last = match.groups()
-    if not first and not last:
-        return None
+    if (not first and not last) or size == 0:
+        return None  # nothing to select from an empty representation: it is sent whole
     if not first:
         suffix = _position(last)
         if suffix <= 0:

@@ -23,7 +23,7 @@ ARABIC = "".join(chr(0x0660 + int(d)) for d in "20250101")
     [
         # Integers beyond 64 bits / the int-string limit (before: 500 OverflowError/ValueError).
         f"InstanceNumber={BIG}", f"SeriesNumber={BIG}", f"NumberOfFrames={HUGE}",
-        f"Rows=70000", f"offset={BIG}", f"limit={HUGE}", f"offset={HUGE}",
+        "Rows=70000", f"offset={BIG}", f"limit={HUGE}", f"offset={HUGE}",
         # Non-ASCII digits (before: 500 for limit, wrong 200 for offset and numbers).
         "limit=\u00b2", "offset=\u0663", "InstanceNumber=\u0663", "Columns=\uff11",
         # Empty value lists (before: 500 IndexError).
