@@ -124,8 +124,8 @@ PATHS = st.sampled_from(
 @fuzz(300)
 def test_fuzz_uid_path_variables(corpus_web, template: str, uids: list[str]) -> None:
     """Whatever the UIDs, the answer is below 500; one that is not a UID is 400 (or 404 for
-    a path Flask does not route, 308 for '//'), so nothing but a UID ever names a file under the data
-    directory (blob keys come from the index, which holds only valid UIDs)."""
+    a path Flask does not route, 308 for '//'), so nothing but a UID ever names a file under
+    the data directory (blob keys come from the index, which holds only valid UIDs)."""
     path = "/dicomweb" + template.format(*(quote(u, safe=".%~") for u in uids))
     response = corpus_web.get(path, headers={"Accept": "*/*"})
     assert response.status_code < 500, (path, response.get_data()[:300])
