@@ -70,7 +70,9 @@ def _decoded(
         raise InvalidInstance(f"the DICOM data cannot be decoded: {exc}") from exc
     try:
         return _entry(parsed, study), named
-    except ArchiveError:
+    except ArchiveError as exc:
+        if exc.sop_instance is None:
+            exc.sop_class, exc.sop_instance = named
         raise
     except DECODE_ERRORS as exc:
         raise InvalidInstance(
