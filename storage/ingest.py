@@ -12,8 +12,8 @@ from storage.blobs import BlobStore, StagedBlob
 from storage.config import DuplicatePolicy
 from storage.dicom.dataset import Identity, named_uids
 from storage.dicom.document import PIXEL_DATA, build_document
-from storage.dicom.part10 import ParsedInstance, read_part10
-from storage.errors import ArchiveError, Forbidden, StudyMismatch
+from storage.dicom.part10 import DECODE_ERRORS, ParsedInstance, read_part10
+from storage.errors import ArchiveError, Forbidden, InvalidInstance, StudyMismatch
 from storage.index.writes import Entry, IndexWriter
 from storage.records import StoredInstance
 
@@ -47,8 +47,7 @@ def ingest(
     try:
         staged.finish()
         parsed = read_part10(staged.path)
-        named = named_uids(parsed.dataset)
-        entry = _entry(parsed, study, how, staged.content_hash)
+        entry, named = _decoded(parsed, study, how, staged.content_hash)
         previous = _place(writer, blobs, how.policy, staged, entry)
     except ArchiveError as exc:
         if exc.sop_instance is None:
@@ -69,6 +68,28 @@ def ingest(
         parsed.size,
         previous is not None,
     )
+
+
+def _decoded(
+    parsed: ParsedInstance, study: str | None, how: Storing, content_hash: str
+) -> tuple[Entry, tuple[str | None, str | None]]:
+    """The entry of a parsed instance and its named UIDs; an element pydicom cannot decode
+    makes the instance unreadable, InvalidInstance (C000, PS3.18 Table I.2-2), not an
+    internal error."""
+    try:
+        named = named_uids(parsed.dataset)
+    except DECODE_ERRORS as exc:
+        raise InvalidInstance(f"the DICOM data cannot be decoded: {exc}") from exc
+    try:
+        return _entry(parsed, study, how, content_hash), named
+    except ArchiveError as exc:
+        if exc.sop_instance is None:
+            exc.sop_class, exc.sop_instance = named
+        raise
+    except DECODE_ERRORS as exc:
+        raise InvalidInstance(
+            f"the DICOM data cannot be decoded: {exc}", named[0], named[1]
+        ) from exc
 
 
 def _entry(parsed: ParsedInstance, study: str | None, how: Storing, content_hash: str) -> Entry:

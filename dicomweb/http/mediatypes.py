@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -144,6 +145,11 @@ def parse_media_type(text: str) -> tuple[str, dict[str, str]]:
     return media_type, params
 
 
+# RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), ASCII digits
+# (float() would take "nan", "1e3" or other scripts' digits); more decimals are tolerated.
+_QVALUE = re.compile(r"[01](\.[0-9]{0,6})?")
+
+
 def parse_accept(header: str | None) -> list[MediaRange]:
     """Media ranges of an Accept header, highest weight first (ties keep their order)."""
     ranges: list[MediaRange] = []
@@ -152,12 +158,11 @@ def parse_accept(header: str | None) -> list[MediaRange]:
             continue
         media_type, params = parse_media_type(entry)
         if "/" not in media_type:
-            raise HTTPError(400, f"malformed media range {entry.strip()!r} in Accept")
-        try:
-            q = float(params.pop("q", "1"))
-        except ValueError as exc:
-            raise HTTPError(400, f"malformed weight in Accept entry {entry.strip()!r}") from exc
-        ranges.append(MediaRange(media_type, params, q))
+            raise HTTPError(400, f"malformed media range {entry.strip()[:200]!r} in Accept")
+        weight = params.pop("q", "1")
+        if _QVALUE.fullmatch(weight) is None or float(weight) > 1:
+            raise HTTPError(400, f"malformed weight in Accept entry {entry.strip()[:200]!r}")
+        ranges.append(MediaRange(media_type, params, float(weight)))
     return sorted((r for r in ranges if r.q > 0), key=lambda r: -r.q)
 
 

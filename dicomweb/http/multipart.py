@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
@@ -10,7 +11,13 @@ from typing import BinaryIO
 from dicomweb.http.errors import HTTPError
 
 CHUNK = 1 << 20
+# The header block of one part (RFC 2046 §5.1.1 sets no limit; a part of a STOW-RS request
+# needs a Content-Type and a few more): longer, or with more lines, is a malformed body (400).
 MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_LINES = 64
+# RFC 2046 §5.1.1: boundary := 0*69<bchars> bcharsnospace, bchars ASCII letters, digits,
+# "'()+_,-./:=?" and space.
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 class BodyReader:
@@ -49,8 +56,12 @@ class MultipartReader:
     """
 
     def __init__(self, body: BodyReader, boundary: str) -> None:
-        if not boundary or len(boundary) > 70:
-            raise HTTPError(400, "the multipart boundary is missing or longer than 70 characters")
+        if _BOUNDARY.fullmatch(boundary) is None:
+            raise HTTPError(
+                400,
+                f"the multipart boundary {boundary[:80]!r} is missing, longer than 70 "
+                "characters or has characters RFC 2046 §5.1.1 does not allow",
+            )
         self.body = body
         self.dash_boundary = b"--" + boundary.encode("latin-1")
         self.delimiter = b"\r\n" + self.dash_boundary
@@ -79,6 +90,8 @@ class MultipartReader:
             return
         while True:
             end = self.buffer.find(b"\r\n")
+            if end > MAX_HEADER_BYTES:
+                raise HTTPError(400, "unexpected bytes after a multipart boundary")
             if end >= 0:
                 if self.buffer[:end].strip(b" \t"):
                     raise HTTPError(400, "unexpected bytes after a multipart boundary")
@@ -127,7 +140,19 @@ class MultipartReader:
         if self.buffer.startswith(b"\r\n"):
             del self.buffer[:2]
         else:
+            # A whole header block may arrive in one chunk: its size is checked here too.
+            if end > MAX_HEADER_BYTES:
+                raise HTTPError(
+                    400,
+                    f"the headers of part {self.part_number} are longer than "
+                    f"{MAX_HEADER_BYTES} bytes",
+                )
             raw = bytes(self.buffer[:end]).decode("latin-1")
+            if raw.count("\r\n") >= MAX_HEADER_LINES:
+                raise HTTPError(
+                    400,
+                    f"part {self.part_number} has more than {MAX_HEADER_LINES} header lines",
+                )
             del self.buffer[: end + 4]
             for line in raw.split("\r\n"):
                 name, colon, value = line.partition(":")

@@ -3,6 +3,7 @@ values and whole instances, so a client can fetch part of a large value or resum
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 
 from flask import Response, request
@@ -27,26 +28,37 @@ def requested_range(size: int, representation: Representation) -> tuple[int, int
     if if_range is not None and if_range.strip() != representation.etag:
         return None  # only strong entity tags are compared (a date is not strong enough)
     unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    if unit.strip().lower() != "bytes":
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash:
+    match = _BYTE_RANGE.fullmatch(spec.strip())
+    if match is None:  # several ranges, another syntax, or not ASCII digits (§14.1.1)
         return None
-    try:
-        if first == "":
-            suffix = int(last)
-            if suffix <= 0:
-                raise _unsatisfiable(size)
-            return max(size - suffix, 0), size
-        start = int(first)
-        end = int(last) + 1 if last else max(size, start + 1)
-    except ValueError:
-        return None
-    if start < 0 or end <= start:
+    first, last = match.groups()
+    if (not first and not last) or size == 0:
+        return None  # nothing to select from an empty representation: it is sent whole
+    if not first:
+        suffix = _position(last)
+        if suffix <= 0:
+            raise _unsatisfiable(size)
+        return max(size - suffix, 0), size
+    start = _position(first)
+    end = _position(last) + 1 if last else max(size, start + 1)
+    if end <= start:
         return None  # "9-1": invalid, ignored
     if start >= size:
         raise _unsatisfiable(size)
     return start, min(end, size)
+
+
+# RFC 9110 §14.1.1: int-range = first-pos "-" [ last-pos ], suffix-range = "-" suffix-length,
+# each 1*DIGIT (ASCII: int() would also take '²' or other scripts' digits).
+_BYTE_RANGE = re.compile(r"([0-9]*)[ \t]*-[ \t]*([0-9]*)")
+_FAR = 1 << 62  # beyond any resource: a position of more digits stands for "past the end"
+
+
+def _position(digits: str) -> int:
+    """A byte position; one too long for int() (or for any resource) is _FAR."""
+    return int(digits) if len(digits) <= 18 else _FAR
 
 
 def _unsatisfiable(size: int) -> HTTPError:

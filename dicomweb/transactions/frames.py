@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 
 from flask import Response
 
@@ -25,27 +26,51 @@ from dicomweb.service import Service
 from dicomweb.transactions.wado import accepted
 from storage.dicom.document import instance_path
 from storage.dicom.syntaxes import ExplicitVRLittleEndian, same_pixels
+from storage.dicom.values import MAX_INT64, parse_integer
 from storage.errors import BlobMissing, NotFound
 from storage.records import StoredRecord
 from storage.retrieve.bulkdata import parse_tag_path
 
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float and Double Float
-EAGER_FRAMES = 64  # up to this many frames are read before the response starts
+# A multipart body up to this size is made before the response starts (so it has a
+# Content-Length even when transcoded); the rest of a larger one streams, one frame at a time.
+EAGER_BYTES = 1 << 20
 FrameSource = Callable[[int], bytes]
 
 
 def parse_frame_list(text: str) -> list[int]:
-    """``1,2,5`` → [1, 2, 5]; 400 unless every number is a positive integer."""
+    """``1,2,5`` → [1, 2, 5]; 400 unless every number is a positive integer (ASCII digits)
+    and none is repeated: PS3.18 §8.3.3.1, a frame list is "one or more non-duplicate frame
+    numbers ... in any order"."""
     numbers = []
     for item in text.split(","):
-        item = item.strip()
-        if not item.isdigit() or int(item) < 1:
+        try:
+            numbers.append(parse_integer(item.strip(), 1, MAX_INT64))
+        except ValueError as exc:
             raise HTTPError(
                 400,
-                f"frame list {text!r} is malformed: expected positive integers separated by ','",
-            )
-        numbers.append(int(item))
+                f"frame list {text[:80]!r} is malformed ({exc}): expected positive integers "
+                "separated by ','",
+            ) from exc
+    if len(set(numbers)) != len(numbers):
+        repeated = sorted({n for n in numbers if numbers.count(n) > 1})[:5]
+        raise HTTPError(
+            400,
+            f"frame list repeats frame {', '.join(map(str, repeated))}: PS3.18 §8.3.3.1 asks "
+            "for non-duplicate frame numbers",
+        )
     return numbers
+
+
+def check_frame_list(numbers: list[int], record: StoredRecord) -> None:
+    """400 for a list longer than the instance has frames (§8.3.3.1, §10.4.1.1.6: the list
+    names frames of the instance; a longer one cannot be non-duplicate)."""
+    if len(numbers) > max(record.number_of_frames, 1):
+        raise HTTPError(
+            400,
+            f"the frame list names {len(numbers)} frames; instance {record.instance} has "
+            f"{record.number_of_frames}",
+        )
 
 
 def _pixel_offers(service: Service, record: StoredRecord) -> tuple[tuple[str, str], ...]:
@@ -123,6 +148,7 @@ class _Parts:
 
 
 def _frames_response(service: Service, record: StoredRecord, numbers: list[int]) -> Response:
+    check_frame_list(numbers, record)
     frames = service.archive.frames(record)
     frames.check(numbers)
     offered = _pixel_offers(service, record)
@@ -149,18 +175,30 @@ def _frames_response(service: Service, record: StoredRecord, numbers: list[int])
         return Response(first, content_type=part_type, headers=headers)
     parts = _Parts(representation.boundary, part_type, base)
     content_type = f'multipart/related; type="{choice.media_type}"; boundary={parts.boundary}'
-    if len(numbers) <= EAGER_FRAMES:
-        body = list(parts.chunks(numbers, first, read))
-        headers["Content-Length"] = str(sum(map(len, body)))
-        return Response(body, content_type=content_type, headers=headers)
-    # Many frames stream. As stored, every length is in the frame table: the body's length
-    # is known, so a client can tell a body cut short by a failed read.
+    chunks = parts.chunks(numbers, first, read)
+    head, complete = _eager(chunks)
+    if complete:
+        headers["Content-Length"] = str(sum(map(len, head)))
+        return Response(head, content_type=content_type, headers=headers)
+    # The rest streams, one frame read at a time. As stored, every length is in the frame
+    # table: the body's length is known, so a client can tell a body cut short.
     as_stored = same_pixels(record.transfer_syntax, choice.transfer_syntax)
     length = parts.length(numbers, [frames.length(n) for n in numbers]) if as_stored else None
     what = f"{len(numbers)} frames of instance {record.instance}"
-    return stream(
-        parts.chunks(numbers, first, read), what, length, content_type=content_type, headers=headers
-    )
+    return stream(chain(head, chunks), what, length, content_type=content_type, headers=headers)
+
+
+def _eager(chunks: Iterator[bytes]) -> tuple[list[bytes], bool]:
+    """The first chunks of a body up to EAGER_BYTES (and the chunk that passes it), and
+    whether that is the whole body."""
+    head: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size > EAGER_BYTES:
+            return head, False
+    return head, True
 
 
 def retrieve_frames(

@@ -14,7 +14,8 @@ from dicomweb.service import Service
 from storage.dicom.document import absolutize
 from storage.dicom.levels import Level
 from storage.dicom.uids import validate_uid
-from storage.query.keys import attribute_for, by_keyword, parse_key
+from storage.dicom.values import MAX_INT64, VALIDATORS, parse_integer, parse_span
+from storage.query.keys import attribute_for, by_keyword, parse_key, vr_of
 from storage.query.search import Search
 
 # Query parameters that are not matching keys (PS3.18 Table 8.3.4-1 and §8.3.3).
@@ -24,12 +25,15 @@ UTF8 = {"utf-8", "utf8", "iso_ir 192", '"iso_ir 192"', "*"}
 
 
 def _non_negative(name: str) -> int | None:
+    """``limit`` or ``offset``: ASCII digits up to 2^63-1, what the index can take (§8.3.4.4:
+    an invalid value is 400)."""
     text = request.args.get(name)
     if text is None:
         return None
-    if not text.isdigit():
-        raise HTTPError(400, f"{name}={text!r} is not a non-negative integer")
-    return int(text)
+    try:
+        return parse_integer(text, 0, MAX_INT64)
+    except ValueError as exc:
+        raise HTTPError(400, f"{name}={exc}; expected a non-negative integer") from exc
 
 
 def build_search(
@@ -82,7 +86,9 @@ def _matching_keys(search: Search) -> list[str]:
         attribute = attribute_for(path)
         if attribute is None:
             # Not kept by the index: its value is ignored for matching but the attribute is
-            # returned (PS3.4 C.2.2.1.3, optional keys).
+            # returned (PS3.4 C.2.2.1.3, optional keys). A DA / TM / DT value must still be
+            # one (§8.3: an invalid value of a supported parameter is 400).
+            _check_time_value(key, path, values[0])
             not_matched.append(key)
             search.include_other.append(path)
             continue
@@ -98,6 +104,15 @@ def _matching_keys(search: Search) -> list[str]:
             + ", ".join(not_matched)
         )
     return warnings
+
+
+def _check_time_value(key: str, path: tuple[int, ...], value: str) -> None:
+    vr = vr_of(path[-1])
+    if vr in VALIDATORS and value not in ("", '""'):
+        try:
+            parse_span(value, vr)
+        except ValueError as exc:
+            raise HTTPError(400, f"{key}={exc}") from exc
 
 
 def _include_fields(search: Search) -> None:

@@ -17,6 +17,7 @@ from dicomweb.service import Service
 from dicomweb.transactions.frames import parse_frame_list
 from dicomweb.transactions.wado import accepted
 from storage.dicom.document import instance_path
+from storage.dicom.values import MAX_INT64, parse_integer
 from storage.imaging.display import (
     IccProfile,
     Rendered,
@@ -35,9 +36,9 @@ def _int(text: str, name: str, allow_empty: bool = False) -> int | None:
     if allow_empty and text == "":
         return None
     try:
-        return int(text)
+        return parse_integer(text, -MAX_INT64, MAX_INT64)
     except ValueError as exc:
-        raise HTTPError(400, f"{name} {text!r} is not an integer") from exc
+        raise HTTPError(400, f"{name} {exc}") from exc
 
 
 def parse_viewport(text: str, thumbnail: bool) -> Viewport:

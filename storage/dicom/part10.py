@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, cast
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
@@ -187,6 +187,21 @@ def _image_without_pixels(dataset: Dataset) -> bool:
     return module and "PixelDataProviderURL" not in dataset
 
 
+# What pydicom raises on data it cannot decode: elements are converted lazily, so these can
+# come from any first use of a parsed data set, not only from reading it.
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    OverflowError,
+    NotImplementedError,
+    EOFError,
+    struct.error,
+    BytesLengthException,
+)
+
+
 def read_part10(path: Path) -> ParsedInstance:
     """Parse the header of *path*, locate and scan its pixel data; raise InvalidInstance."""
     size = path.stat().st_size
@@ -236,7 +251,9 @@ def read_part10(path: Path) -> ParsedInstance:
         raise InvalidInstance(f"not a DICOM Part-10 file: {exc}") from exc
     except (EOFError, struct.error) as exc:
         raise InvalidInstance(f"the DICOM data is truncated: {exc}") from exc
-    except (ValueError, KeyError, TypeError, NotImplementedError, OSError, zlib.error) as exc:
+    except DECODE_ERRORS as exc:
+        raise InvalidInstance(f"the DICOM data cannot be read: {exc}") from exc
+    except (OSError, zlib.error) as exc:
         raise InvalidInstance(f"the DICOM data cannot be read: {exc}") from exc
     return ParsedInstance(dataset, transfer_syntax, size, pixel, frames)
 

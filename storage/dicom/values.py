@@ -46,8 +46,8 @@ def normalize_time(value: str, upper: bool = False) -> str:
     if not text:
         return ""
     whole, _, fraction = text.partition(".")
-    digits = re.sub(r"\D", "", whole)[:6]
-    fraction = re.sub(r"\D", "", fraction)[:6]
+    digits = re.sub(r"[^0-9]", "", whole)[:6]
+    fraction = re.sub(r"[^0-9]", "", fraction)[:6]
     template = _MAX_TIME if upper else _MIN_TIME
     if len(digits) < 6:
         return digits + template[len(digits) :]
@@ -63,7 +63,7 @@ def normalize_datetime(value: str, upper: bool = False) -> str:
     if not text:
         return ""
     offset = None
-    match = re.search(r"([+\-])(\d{2})(\d{2})$", text)
+    match = re.search(r"([+\-])([0-9]{2})([0-9]{2})$", text)
     if match and len(text) - 5 >= 10:  # an offset needs at least YYYYMMDDHH before it
         sign = 1 if match.group(1) == "+" else -1
         offset = sign * (int(match.group(2)) * 60 + int(match.group(3)))
@@ -81,6 +81,8 @@ def normalize_datetime(value: str, upper: bool = False) -> str:
             moment = datetime.strptime(result, "%Y%m%d%H%M%S.%f") - timedelta(minutes=offset)
         except ValueError:
             return result
+        except OverflowError:  # before 0001-01-01 or after 9999-12-31 in UTC: the limit
+            return ("00010101" + _MIN_TIME) if offset > 0 else ("99991231" + _MAX_TIME)
         result = moment.strftime("%Y%m%d%H%M%S.%f")
     return result
 
@@ -94,12 +96,38 @@ def combine(date: str, time: str) -> str:
 
 
 # -- the grammar of matching values ------------------------------------------------------------
-_DA = re.compile(r"(\d{4})(\d{2})(\d{2})|(\d{4})\.(\d{2})\.(\d{2})")  # ACR-NEMA YYYY.MM.DD too
-_TM = re.compile(r"(\d{2})(?::?(\d{2})(?::?(\d{2})(?:\.(\d{1,6}))?)?)?")  # HH:MM:SS of ACR-NEMA too
-_DT = re.compile(
-    r"(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,6}))?)?)?)?)?)?"
-    r"(?:([+-])(\d{2})(\d{2}))?"
+# ASCII digits only: Python's \d, str.isdigit() and int() also take '²' and other scripts'
+# digits, which PS3.5 Table 6.2-1 does not (its character repertoire is the Default one).
+_DA = re.compile(
+    r"([0-9]{4})([0-9]{2})([0-9]{2})|([0-9]{4})\.([0-9]{2})\.([0-9]{2})"
+)  # YYYY.MM.DD too
+_TM = re.compile(  # HH:MM:SS of ACR-NEMA too
+    r"([0-9]{2})(?::?([0-9]{2})(?::?([0-9]{2})(?:\.([0-9]{1,6}))?)?)?"
 )
+_DT = re.compile(
+    r"([0-9]{4})(?:([0-9]{2})(?:([0-9]{2})(?:([0-9]{2})(?:([0-9]{2})(?:([0-9]{2})"
+    r"(?:\.([0-9]{1,6}))?)?)?)?)?)?(?:([+-])([0-9]{2})([0-9]{2}))?"
+)
+_SIGNED, _UNSIGNED = re.compile(r"[+-]?[0-9]+"), re.compile(r"[0-9]+")
+MAX_INT64 = 2**63 - 1  # the largest integer SQLite and PostgreSQL (BIGINT) hold
+# IS (PS3.5 Table 6.2-1): -2^31 .. 2^31-1; US: 0 .. 2^16-1; SS: -2^15 .. 2^15-1.
+INTEGER_RANGES = {"IS": (-(2**31), 2**31 - 1), "US": (0, 2**16 - 1), "SS": (-(2**15), 2**15 - 1)}
+
+
+def parse_integer(text: str, low: int = 0, high: int = MAX_INT64) -> int:
+    """A decimal integer of ASCII digits between *low* and *high* (a sign only when *low* is
+    negative, as for IS); ValueError saying what is wrong. Never calls int() on a string
+    longer than the bounds need (Python refuses 4,300 digits, the index holds 64 bits)."""
+    text = text.strip(" ")
+    if (_SIGNED if low < 0 else _UNSIGNED).fullmatch(text) is None:
+        raise ValueError(f"{text[:40]!r} is not an integer of ASCII digits")
+    digits = text.lstrip("+-").lstrip("0")
+    if len(digits) > len(str(max(abs(low), abs(high)))):
+        raise ValueError(f"{text[:40]!r} is out of range ({low} to {high})")
+    number = int(text)
+    if not low <= number <= high:
+        raise ValueError(f"{text[:40]!r} is out of range ({low} to {high})")
+    return number
 
 
 def valid_date(value: str) -> bool:
@@ -144,6 +172,7 @@ def valid_datetime(value: str) -> bool:
     return True
 
 
+MAX_SPAN = 64  # two DT values of 26 characters and a '-', with room for blanks
 VALIDATORS = {"DA": valid_date, "TM": valid_time, "DT": valid_datetime}
 FORMS = {"DA": "YYYYMMDD", "TM": "HHMMSS.FFFFFF", "DT": "YYYYMMDDHHMMSS.FFFFFF&ZZXX"}
 
@@ -163,6 +192,8 @@ def parse_span(value: str, vr: str) -> Span:
     A DT may itself hold '-' (a UTC offset such as -0500): a single valid value is preferred,
     then the split at a '-' that leaves every given end valid (``2020-2021``: two years)."""
     valid = VALIDATORS[vr]
+    if len(value) > MAX_SPAN:
+        raise ValueError(f"{value[:40]!r}... is longer than any {vr} value or range")
     if valid(value):
         return Span(value, value, False)
     for position in [i for i, char in enumerate(value) if char == "-"]:

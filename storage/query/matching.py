@@ -8,16 +8,19 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, true
+from sqlalchemy import ColumnElement, and_, exists, or_
+from sqlalchemy.orm import aliased
 
 from storage.dicom.uids import is_valid_uid
 from storage.dicom.values import (
+    INTEGER_RANGES,
     Span,
     fold,
     name_words,
     normalize_date,
     normalize_datetime,
     normalize_time,
+    parse_integer,
     parse_span,
     strip_accents,
 )
@@ -34,6 +37,14 @@ _RANGE_VR = {Kind.DATE: "DA", Kind.TIME: "TM", Kind.DATETIME: "DT"}
 def values(value: str) -> list[str]:
     """The values of a list (QIDO separates them with ',', DIMSE with '\\')."""
     return [v for v in value.replace("\\", ",").split(",") if v != ""]
+
+
+def listed(attribute: Attribute, value: str) -> list[str]:
+    """The values of a list, or InvalidRequest when it names none (``,`` or ``\\``)."""
+    found = values(value)
+    if not found:
+        raise InvalidRequest(f"{attribute.keyword}={value!r} is a list of no values")
+    return found
 
 
 def like_pattern(value: str) -> str:
@@ -57,7 +68,7 @@ def match_universal(query: Query, attribute: Attribute, value: str) -> Query:
 
 def match_uid_list(query: Query, attribute: Attribute, value: str) -> Query:
     """C.2.2.2.2: any of a list of UIDs."""
-    uids = [u.strip() for u in values(value)]
+    uids = [u.strip() for u in listed(attribute, value)]
     for uid in uids:
         if not is_valid_uid(uid):
             raise InvalidRequest(f"{attribute.keyword}={uid!r} is not a valid UID")
@@ -67,7 +78,7 @@ def match_uid_list(query: Query, attribute: Attribute, value: str) -> Query:
 
 def match_text(query: Query, attribute: Attribute, value: str) -> Query:
     """C.2.2.2.1 / C.2.2.2.4: exact (case-sensitive) or wildcard; several values: any."""
-    alternatives = values(value) if attribute.vr == "CS" else [value]
+    alternatives = listed(attribute, value) if attribute.vr == "CS" else [value]
     conditions = [_text_condition(attribute.column, v) for v in alternatives]
     return query.where(or_(*conditions) if len(conditions) > 1 else conditions[0])
 
@@ -151,11 +162,13 @@ def match_combined_datetime(
 
 
 def match_number(query: Query, attribute: Attribute, value: str) -> Query:
-    """Single value (or list) matching of IS / US values."""
+    """Single value (or list) matching of IS / US values: ASCII digits within the VR's range
+    (PS3.5 Table 6.2-1), so nothing reaches the index that it cannot compare."""
+    low, high = INTEGER_RANGES.get(attribute.vr, INTEGER_RANGES["IS"])
     try:
-        numbers = [int(v) for v in values(value)]
+        numbers = [parse_integer(v, low, high) for v in listed(attribute, value)]
     except ValueError as exc:
-        raise InvalidRequest(f"{attribute.keyword}={value!r} is not an integer") from exc
+        raise InvalidRequest(f"{attribute.keyword}={exc}") from exc
     column = attribute.column
     return query.where(column.in_(numbers) if len(numbers) > 1 else column == numbers[0])
 
@@ -169,11 +182,12 @@ def match_item(query: Query, attribute: Attribute, value: str) -> Query:
 
 
 def match_modalities_in_study(query: Query, attribute: Attribute, value: str) -> Query:
-    """ModalitiesInStudy: studies with a series of any listed modality."""
-    conditions = [_text_condition(Series.modality, m.strip()) for m in values(value)]
-    return query.where(
-        exists().where(Series.study_pk == Study.pk, or_(*conditions) if conditions else true())
-    )
+    """ModalitiesInStudy: studies with a series of any listed modality. The series are an
+    alias of their own, so the condition holds at every level, /series and /instances too
+    (there the query's own Series would be correlated away, leaving the EXISTS no FROM)."""
+    other = aliased(Series)
+    conditions = [_text_condition(other.modality, m.strip()) for m in listed(attribute, value)]
+    return query.where(exists().where(other.study_pk == Study.pk, or_(*conditions)))
 
 
 def match_empty(query: Query, attribute: Attribute, value: str) -> Query:

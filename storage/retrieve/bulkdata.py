@@ -3,6 +3,7 @@ in chunks."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from pydicom.dataset import Dataset
@@ -21,21 +22,23 @@ def blob_chunks(blobs: BlobStore, key: str, chunk: int = CHUNK) -> Iterator[byte
             yield data
 
 
+_TAG = re.compile(r"[0-9A-Fa-f]{8}")
+_ITEM = re.compile(r"[0-9]{1,9}")
+
+
 def parse_tag_path(path: str) -> list[int | str]:
     """``00480105/0/00282000`` → [0x00480105, 0, 0x00282000]; raise InvalidRequest-like 400s."""
     parts = path.strip("/").split("/")
     steps: list[int | str] = []
     for position, part in enumerate(parts):
         if position % 2 == 0:
-            if len(part) != 8:
-                raise InvalidRequest(f"bulk data path {path!r} is malformed")
-            try:
-                steps.append(int(part, 16))
-            except ValueError as exc:
-                raise InvalidRequest(f"bulk data path {path!r} is malformed") from exc
+            # ASCII hex only: int(part, 16) also takes '0x', '_' and other scripts' digits.
+            if _TAG.fullmatch(part) is None:
+                raise InvalidRequest(f"bulk data path {path[:200]!r} is malformed")
+            steps.append(int(part, 16))
         else:
-            if not part.isdigit():
-                raise InvalidRequest(f"bulk data path {path!r} is malformed")
+            if _ITEM.fullmatch(part) is None:
+                raise InvalidRequest(f"bulk data path {path[:200]!r} is malformed")
             steps.append(part)
     return steps
 

@@ -214,10 +214,11 @@ def test_a_body_cut_short_after_it_started_is_detected_by_the_client(fresh_serve
     from tests.inprocess import multiframe, part10
 
     server = fresh_server()
-    dataset = multiframe(100, seed=5)
+    # 100 frames of 128 x 128 bytes: more than the first MiB made before the response starts.
+    dataset = multiframe(100, 128, 128, seed=5)
     server.store([part10(dataset)])
     (blob,) = (server.data_dir / "blobs").rglob(f"*{dataset.SOPInstanceUID}*.dcm")
-    os.truncate(blob, blob.stat().st_size - 20 * 16 * 16)  # the last 20 frames are gone
+    os.truncate(blob, blob.stat().st_size - 20 * 128 * 128)  # the last 20 frames are gone
     target = (
         f"{server.url}/studies/{dataset.StudyInstanceUID}/series/{dataset.SeriesInstanceUID}"
         f"/instances/{dataset.SOPInstanceUID}/frames/" + ",".join(map(str, range(1, 101)))

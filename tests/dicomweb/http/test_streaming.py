@@ -12,7 +12,9 @@ import os
 
 from tests.inprocess import TESTER, instance_url, multiframe, store
 
-FRAMES = 100  # more than are read before a response starts (dicomweb.transactions.frames)
+FRAMES = 100
+SIDE = 128  # 100 frames of 128 x 128 bytes: more than is made before a response starts
+# (EAGER_BYTES in dicomweb.transactions.frames), so the later frames stream
 
 
 def _truncate_blob(archive, stored, keep: int) -> None:  # type: ignore[no-untyped-def]
@@ -38,7 +40,7 @@ def _damaged_frames(empty_web, caplog, seed: int, cut_at: int, part_type: str): 
     """All frames of an instance whose blob was cut at frame *cut_at*, as *part_type*
     parts: the response, its whole body, and whether the failure was logged."""
     archive, client = empty_web
-    stored = store(archive, multiframe(FRAMES, seed=seed))
+    stored = store(archive, multiframe(FRAMES, SIDE, SIDE, seed=seed))
     _truncate_blob(archive, stored, _pixel_offset(archive, stored, cut_at))
     numbers = ",".join(str(n) for n in range(1, FRAMES + 1))
     with caplog.at_level(logging.ERROR, "dicomweb.http.streaming"):

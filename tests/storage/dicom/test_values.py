@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 
 from storage.dicom.values import (
+    MAX_INT64,
     Span,
     combine,
     fold,
     normalize_date,
     normalize_datetime,
     normalize_time,
+    parse_integer,
     parse_span,
     valid_date,
     valid_datetime,
@@ -76,3 +78,43 @@ def test_normal_forms() -> None:
     assert combine("2020", "2330") == ""
     assert fold("MÜLLER^Jürgen") == "müller^jürgen"
     assert words_column("Müller^Jean-Luc") == " muller jean luc "
+
+
+# -- hostile values: other scripts' digits, numbers beyond 64 bits, UTC offsets at the ends ---
+ARABIC_INDIC = "".join(chr(0x0660 + int(d)) for d in "20250101")  # "٢٠٢٥٠١٠١"
+
+
+@pytest.mark.parametrize(
+    "value,vr",
+    [(ARABIC_INDIC, "DA"), ("2025010\uff11", "DA"), ("\u0661\u0660", "TM"), ("10\u00b2", "TM"),
+     (ARABIC_INDIC[:4], "DT"), ("20250101-abc", "DA"), ("-20250101x", "DA"), ("9" * 5000, "DT"),
+     ("2020-" * 1000, "DT")],
+)  # fmt: skip
+def test_non_ascii_digits_and_junk_are_no_values(value: str, vr: str) -> None:
+    """Before: '\\d' in the grammar took Arabic-Indic and full-width digits as numbers."""
+    with pytest.raises(ValueError):
+        parse_span(value, vr)
+
+
+@pytest.mark.parametrize(
+    "text,low,high,expected",
+    [("42", 0, 100, 42), (" 7 ", 0, 100, 7), ("-5", -10, 10, -5), ("+5", -10, 10, 5),
+     ("0009", 0, 10, 9)],
+)  # fmt: skip
+def test_integers(text: str, low: int, high: int, expected: int) -> None:
+    assert parse_integer(text, low, high) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\u00b2", "\u0663", "1_000", "0x10", "", "-1", "+1", "1e3", "9" * 20, "9" * 5000, str(2**63)],
+)
+def test_integers_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_integer(text, 0, MAX_INT64)
+
+
+def test_a_utc_offset_past_the_calendars_ends_is_clamped() -> None:
+    """Before: OverflowError (a 500) for the first moment minus 14 hours."""
+    assert normalize_datetime("00010101000000+1400") == "00010101000000.000000"
+    assert normalize_datetime("99991231235959-1200", upper=True) == "99991231235959.999999"
