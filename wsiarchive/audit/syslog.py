@@ -46,6 +46,9 @@ class AuditSendError(Exception):
     """The audit record repository could not be reached or refused the connection."""
 
 
+CONFIRM_SECONDS = 0.25  # how long a sent batch waits for a refusal before it counts as sent
+
+
 def _printable(value: str, limit: int) -> str:
     """An RFC 5424 6.2 header field: PRINTUSASCII, at most *limit* octets, NILVALUE if empty."""
     cleaned = "".join(c for c in value if 33 <= ord(c) <= 126)[:limit]
@@ -138,16 +141,17 @@ class SyslogSender:
                 self._sock.close()
             self._sock = None
 
-    def alive(self) -> bool:
+    def alive(self, wait: float = 0.0) -> bool:
         """Whether the TLS connection is open: the repository never sends data, so anything
-        readable is its close (or TLS 1.3 session tickets, which leave it open)."""
+        readable within *wait* seconds is its close or a TLS alert (or TLS 1.3 session
+        tickets, which leave it open)."""
         sock = self._sock
         if sock is None:
             return False
         if self.transport is Transport.UDP:
             return True
         try:
-            readable, _, _ = select.select([sock], [], [], 0)
+            readable, _, _ = select.select([sock], [], [], wait)
             if not readable:
                 return True
             sock.setblocking(False)
@@ -177,7 +181,9 @@ class SyslogSender:
                         self._sock.send(message)
                 else:
                     self._sock.sendall(b"".join(frame(m) for m in messages))
-                    if not self.alive():
+                    # A repository that refuses us (TLS 1.3 reports a refused client
+                    # certificate only after the handshake) or closed says so promptly.
+                    if not self.alive(CONFIRM_SECONDS):
                         raise AuditSendError("the repository closed the connection")
                 return
             except (AuditSendError, OSError) as exc:
