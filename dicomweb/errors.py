@@ -32,6 +32,7 @@ class WireStatus:
 
     http: int
     failure_reason: int
+    retry_after: int | None = None  # seconds, for a transient condition (RFC 9110 §10.2.3)
 
 
 # Every ArchiveError class, each with its own entry (tests/dicomweb/test_errors.py fails when
@@ -57,6 +58,8 @@ STATUS: dict[type[errors.ArchiveError], WireStatus] = {
     errors.ConflictingInstance: WireStatus(409, PROCESSING_FAILURE),  # Table I.2-2: 0110
     errors.InstanceBusy: WireStatus(409, PROCESSING_FAILURE),  # transient: the reason says so
     errors.Forbidden: WireStatus(403, NOT_AUTHORIZED),  # RFC 9110 §15.5.4
+    # RFC 9110 §15.6.4: a transient condition, with Retry-After.
+    errors.IndexUnavailable: WireStatus(503, PROCESSING_FAILURE, retry_after=10),
 }
 # Failure Reasons that mean the payload itself was unreadable: when nothing was stored and
 # every failure is one of these, the request had "bad syntax" (400), else a conflict (409).
@@ -81,7 +84,9 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(errors.ArchiveError)
     def _archive_error(error: errors.ArchiveError) -> Response:
-        return error_response(status_of(error).http, error.reason)
+        status = status_of(error)
+        retry = {"Retry-After": str(status.retry_after)} if status.retry_after else None
+        return error_response(status.http, error.reason, retry)
 
     @app.errorhandler(MethodNotAllowed)
     def _method_not_allowed(error: MethodNotAllowed) -> Response:

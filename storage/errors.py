@@ -80,3 +80,7 @@ class NotRenderable(ArchiveError):
 class Forbidden(ArchiveError):
     """The principal lacks the scope the operation needs (never said of a particular study:
     a study the principal may not see is NotFound, so its existence does not leak)."""
+
+
+class IndexUnavailable(ArchiveError):
+    """The study index cannot be reached (its server down, its file gone): transient."""

@@ -168,6 +168,20 @@ class PostgresCluster:
             command = ["runuser", "-u", "nobody", "--", *command]
         subprocess.run(command, check=True, capture_output=True, cwd="/")
 
+    def resume(self) -> None:
+        """Start the cluster again after stop() (its data kept)."""
+        self._run(
+            _pg_bin("pg_ctl") or "pg_ctl",
+            "-D",
+            str(self.directory / "data"),
+            "-l",
+            str(self.directory / "log"),
+            "-o",
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=on",
+            "-w",
+            "start",
+        )
+
     def start(self) -> PostgresCluster:
         self.directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:

@@ -12,19 +12,55 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from storage.errors import IndexUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 WRITE = {"wsiarchive_write": True}
+
+
+# SQLSTATE classes of an index that cannot be reached: 08 connection exception, 57P
+# operator intervention (admin shutdown, cannot connect now), 53 no room (when not writing).
+_UNREACHABLE_STATES = ("08", "57P")
+_SQLITE_GONE = ("unable to open database file", "no such table", "disk I/O error")
+CONNECT_TIMEOUT = 5  # seconds a PostgreSQL connection may take before the index is unavailable
+
+
+def _unavailable(context: Any) -> None:
+    """Every error of the engine passes here: an index that cannot be reached becomes one
+    typed error (IndexUnavailable, 503 / A700), never a hang or an internal error."""
+    original = context.original_exception
+    state = getattr(original, "sqlstate", None)
+    gone = context.is_disconnect
+    gone = gone or (isinstance(state, str) and state.startswith(_UNREACHABLE_STATES))
+    gone = gone or any(text in str(original) for text in _SQLITE_GONE)
+    # No connection could be made at all (refused, timed out, shutting down).
+    gone = gone or (
+        context.connection is None and isinstance(context.sqlalchemy_exception, OperationalError)
+    )
+    if gone and not isinstance(original, IndexUnavailable):
+        raise IndexUnavailable(f"the study index cannot be reached: {original}") from original
 
 
 def create_index_engine(url: str) -> Engine:
     """An engine for *url*; SQLite gets WAL, full fsync, foreign keys and immediate writers."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+            pool_timeout=CONNECT_TIMEOUT,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT},
+        )
+        event.listen(engine, "handle_error", _unavailable)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    event.listen(engine, "handle_error", _unavailable)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

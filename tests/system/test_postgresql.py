@@ -46,3 +46,49 @@ def test_archive_on_postgresql(fresh_server, postgres, testdata) -> None:
         server.url + "/studies", data=bodies[0][0], headers={"Content-Type": bodies[0][1]}
     )
     assert response.status_code == 409
+
+
+def test_index_gone_mid_service_is_503_then_recovers(fresh_server, testdata) -> None:
+    """The index's server stopping while the archive serves: every request answers 503 with
+    Retry-After within seconds (never a hang, never a 500), and service resumes by itself
+    when the index is back."""
+    import shutil
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from tests.servers import PostgresCluster
+
+    # A cluster of its own (the session's is shared); outside pytest's root, as in conftest.
+    directory = Path(tempfile.mkdtemp(prefix="wsiarchive-pg-"))
+    cluster = PostgresCluster(directory).start()
+    try:
+        server = fresh_server(database_url=cluster.url)
+        path = testdata / "dicom" / "wsi2dcm_jpeg.dcm"
+        body, content_type = multipart_body([path.read_bytes()])
+        stored = requests.post(
+            server.url + "/studies", data=body, headers={"Content-Type": content_type}, timeout=60
+        )
+        assert stored.status_code == 200
+        dataset = read(path)
+        metadata = f"{server.url}/studies/{dataset.StudyInstanceUID}/metadata"
+        cluster.stop()
+        for url in (server.url + "/studies", metadata):
+            started = time.monotonic()
+            response = requests.get(url, timeout=30)
+            assert response.status_code == 503, (url, response.text)
+            assert response.headers["Retry-After"] == "10"
+            assert "study index cannot be reached" in response.json()["error"]
+            assert time.monotonic() - started < 15
+        refused = requests.post(
+            server.url + "/studies", data=body, headers={"Content-Type": content_type}, timeout=60
+        )
+        assert refused.status_code in (409, 503)  # not stored, and said so
+        cluster.resume()
+        deadline = time.monotonic() + 30
+        while requests.get(metadata, timeout=30).status_code != 200:
+            assert time.monotonic() < deadline, "service did not resume"
+            time.sleep(0.5)
+    finally:
+        cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
