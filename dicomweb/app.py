@@ -1,5 +1,5 @@
-"""The Flask application: the route table under /dicomweb, Retrieve Capabilities on OPTIONS,
-the one error mapping, gzip."""
+"""The Flask application: the route table under /dicomweb, CORS preflights, Retrieve
+Capabilities on OPTIONS, the limits, the one error mapping, security headers, gzip."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, request
 
-from dicomweb import errors
-from dicomweb.http import compression
+from dicomweb import errors, limits
+from dicomweb.http import compression, cors, securityheaders
 from dicomweb.routes import ROUTES, Route
 from dicomweb.service import PREFIX, Service, WebConfig
 from dicomweb.transactions import capabilities
@@ -22,9 +22,21 @@ def _bound(route: Route, service: Service) -> Callable[..., Response]:
     return view
 
 
+def cors_policy(config: WebConfig) -> cors.Policy | None:
+    """The CORS policy of the settings (ValueError for one the Fetch standard rules out)."""
+    return cors.Policy.of(
+        config.cors_origins, config.cors_credentials, {route.method for route in ROUTES}
+    )
+
+
+def _served(path: str) -> bool:
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
 def create_app(archive: Archive, config: WebConfig) -> Flask:
     """A WSGI app serving *archive* over DICOMweb."""
     service = Service(archive, config)
+    policy = cors_policy(config)
     app = Flask("wsiarchive")
     app.config["MAX_CONTENT_LENGTH"] = None
     app.extensions["wsiarchive"] = service
@@ -35,15 +47,30 @@ def create_app(archive: Archive, config: WebConfig) -> Flask:
     app.register_blueprint(blueprint)
     described = capabilities.tree(ROUTES)
 
+    if policy is not None:
+        cors_on = policy
+
+        @app.before_request
+        def _preflight() -> Response | None:
+            # First of all: a preflight carries no credentials (Fetch), and it asks about
+            # CORS, not for the capabilities an OPTIONS otherwise gets.
+            if cors_on.is_preflight() and _served(request.path):
+                return cors_on.preflight()
+            return None
+
     @app.before_request
     def _capabilities() -> Response | None:
         # PS3.18 §8.9: OPTIONS on the service root (or a resource below it) describes it.
-        if request.method == "OPTIONS" and (
-            request.path == PREFIX or request.path.startswith(PREFIX + "/")
-        ):
+        if request.method == "OPTIONS" and _served(request.path):
             return capabilities.describe(described, service.root(), request.path[len(PREFIX) :])
         return None
 
+    # Authentication's before_request goes here, before the limits (they key on its subject).
+    limits.install(app, config)
     errors.install(app)
     app.after_request(compression.compress)
+    if policy is not None:
+        app.after_request(policy.decorate)
+    tls_proxy = config.behind_tls_proxy
+    app.after_request(lambda response: securityheaders.add(response, tls_proxy))
     return app
