@@ -24,9 +24,6 @@ class LimitConfig(Protocol):
     """The settings of the limits (declared in wsiarchive's settings)."""
 
     @property
-    def threads(self) -> int: ...
-
-    @property
     def max_uploads(self) -> int: ...
 
     @property
@@ -108,10 +105,10 @@ class Counter:
             return self._counts.get(key, 0)
 
 
-def upload_slots(config: LimitConfig) -> int:
-    """Uploads one process receives at once: half the threads by default, so that a slow
-    or stalled upload never takes the threads readers need."""
-    return config.max_uploads or max(1, config.threads // 2)
+def upload_slots(config: LimitConfig) -> int | None:
+    """Uploads one process receives at once (None: no limit). Fewer than the threads, a
+    slow or stalled upload never takes the threads readers need."""
+    return config.max_uploads if config.max_uploads > 0 else None
 
 
 @dataclass
@@ -120,7 +117,7 @@ class Limits:
 
     rate: RateLimiter | None
     in_flight: Counter | None
-    uploads: Counter
+    uploads: Counter | None
 
     @classmethod
     def of(cls, config: LimitConfig) -> Limits:
@@ -129,7 +126,8 @@ class Limits:
             burst = config.rate_burst or max(1, math.ceil(config.rate_limit))
             rate = RateLimiter(config.rate_limit, float(burst))
         in_flight = Counter(config.max_in_flight) if config.max_in_flight > 0 else None
-        return cls(rate, in_flight, Counter(upload_slots(config)))
+        slots = upload_slots(config)
+        return cls(rate, in_flight, Counter(slots) if slots is not None else None)
 
     def admit(self) -> None:
         """Count the request against its client, or refuse it: 429 Too Many Requests with
@@ -137,7 +135,8 @@ class Limits:
         the process has no upload slot left (RFC 9110 §15.6.4)."""
         releases: list[Callable[[], None]] = []
         g.setdefault(_RELEASES, releases)
-        if self.rate is None and self.in_flight is None and request.method != "POST":
+        uploads = self.uploads if request.method == "POST" else None
+        if self.rate is None and self.in_flight is None and uploads is None:
             return
         key = client_key()
         if self.rate is not None:
@@ -159,15 +158,15 @@ class Limits:
                     {"Retry-After": str(BUSY_RETRY_SECONDS)},
                 )
             releases.append(lambda: counter.release(key))
-        if request.method == "POST":
-            if not self.uploads.acquire(""):
+        if uploads is not None:
+            if not uploads.acquire(""):
                 raise HTTPError(
                     503,
-                    f"the server is receiving {self.uploads.limit} uploads already; retry "
+                    f"the server is receiving {uploads.limit} uploads already; retry "
                     f"in {OVERLOAD_RETRY_SECONDS} s",
                     {"Retry-After": str(OVERLOAD_RETRY_SECONDS)},
                 )
-            releases.append(lambda: self.uploads.release(""))
+            releases.append(lambda: uploads.release(""))
 
 
 def _release_all() -> Callable[[], None]:

@@ -174,8 +174,9 @@ class Settings:
         Group.WEB,
         0,
         "Most STOW-RS requests one worker process receives at once, for every client "
-        "together; more get 503 with Retry-After. 0 means half of threads (at least 1), so "
-        "that searches and retrievals always keep threads, even while uploads stall.",
+        "together; more get 503 with Retry-After. Below threads, searches and retrievals "
+        "always keep threads even while uploads stall (half of threads is a good value where "
+        "untrusted clients upload). 0 means no limit: parallel uploaders are never refused.",
     )
     max_in_flight: int = setting(
         Group.WEB,

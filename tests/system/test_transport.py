@@ -94,7 +94,7 @@ def _stall(port: int) -> socket.socket:
 def test_stalled_uploads_leave_threads_for_searches(fresh_server) -> None:
     """Was: ten uploads that stop sending held every request thread, and no search was
     answered again until they disconnected."""
-    server = fresh_server(workers=1, threads=4)
+    server = fresh_server(workers=1, threads=4, max_uploads=2)
     stalled = [_stall(server.port) for _ in range(10)]
     try:
         time.sleep(0.5)
@@ -102,7 +102,7 @@ def test_stalled_uploads_leave_threads_for_searches(fresh_server) -> None:
         response = requests.get(server.url + "/studies", timeout=10)
         assert response.status_code == 200
         assert time.monotonic() - started < 3
-        # Beyond the upload slots (half the threads), uploads are refused at once.
+        # Beyond the upload slots, uploads are refused at once.
         refused = 0
         for connection in stalled:
             connection.settimeout(0.5)
