@@ -1,5 +1,5 @@
-"""The Flask application: the route table under /dicomweb, Retrieve Capabilities on OPTIONS,
-the one error mapping, gzip."""
+"""The Flask application: the route table under /dicomweb, CORS preflights, Retrieve
+Capabilities on OPTIONS, the limits, the one error mapping, security headers, gzip."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Protocol
 
 from flask import Blueprint, Flask, Response, request
 
-from dicomweb import auditing, errors
-from dicomweb.http import accesslog, compression
+from dicomweb import auditing, errors, limits
+from dicomweb.http import accesslog, compression, cors, securityheaders
 from dicomweb.identity import authenticate
 from dicomweb.identity.authenticate import IdentityConfig
 from dicomweb.routes import ROUTES, Route
@@ -29,9 +29,21 @@ class AppConfig(WebConfig, IdentityConfig, Protocol):
     """Every setting the web front door reads."""
 
 
+def cors_policy(config: WebConfig) -> cors.Policy | None:
+    """The CORS policy of the settings (ValueError for one the Fetch standard rules out)."""
+    return cors.Policy.of(
+        config.cors_origins, config.cors_credentials, {route.method for route in ROUTES}
+    )
+
+
+def _served(path: str) -> bool:
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
 def create_app(archive: Archive, config: AppConfig) -> Flask:
     """A WSGI app serving *archive* over DICOMweb."""
     service = Service(archive, config)
+    policy = cors_policy(config)
     app = Flask("wsiarchive")
     app.config["MAX_CONTENT_LENGTH"] = None
     app.extensions["wsiarchive"] = service
@@ -41,19 +53,35 @@ def create_app(archive: Archive, config: AppConfig) -> Flask:
         blueprint.add_url_rule(route.rule, endpoint, _bound(route, service), methods=[route.method])
     app.register_blueprint(blueprint)
     described = capabilities.tree(ROUTES)
-    authenticate.install(app, service, config)
-    auditing.install(app, service)
     accesslog.install(app)
+
+    if policy is not None:
+        cors_on = policy
+
+        @app.before_request
+        def _preflight() -> Response | None:
+            # First of all: a preflight carries no credentials (Fetch), and it asks about
+            # CORS, not for the capabilities an OPTIONS otherwise gets.
+            if cors_on.is_preflight() and _served(request.path):
+                return cors_on.preflight()
+            return None
 
     @app.before_request
     def _capabilities() -> Response | None:
         # PS3.18 §8.9: OPTIONS on the service root (or a resource below it) describes it.
-        if request.method == "OPTIONS" and (
-            request.path == PREFIX or request.path.startswith(PREFIX + "/")
-        ):
+        if request.method == "OPTIONS" and _served(request.path):
             return capabilities.describe(described, service.root(), request.path[len(PREFIX) :])
         return None
 
+    # After the preflights (they carry no credentials), before the limits (they key on the
+    # principal's subject); the audit record is written once the response is known.
+    authenticate.install(app, service, config)
+    auditing.install(app, service)
+    limits.install(app, config)
     errors.install(app)
     app.after_request(compression.compress)
+    if policy is not None:
+        app.after_request(policy.decorate)
+    tls_proxy = config.behind_tls_proxy
+    app.after_request(lambda response: securityheaders.add(response, tls_proxy))
     return app

@@ -10,10 +10,12 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from urllib3.exceptions import InsecureRequestWarning
 
 from tests.dicomfiles import multipart_body
 
@@ -41,7 +43,8 @@ class ArchiveServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/dicomweb"
+        scheme = "https" if self.settings.get("https_certificate") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/dicomweb"
 
     def start(self, timeout: float = 60) -> ArchiveServer:
         env = dict(os.environ)
@@ -85,9 +88,12 @@ class ArchiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
             try:
+                with warnings.catch_warnings():
+                    # verify=False: a test's HTTPS server has a certificate the test made.
+                    warnings.simplefilter("ignore", InsecureRequestWarning)
+                    ready = requests.get(self.url + "/studies?limit=1", timeout=2, verify=False)
                 # Up once it answers: 200, or 401 when it needs a token.
-                answer = requests.get(self.url + "/studies?limit=1", timeout=2).status_code
-                if answer in (200, 401):
+                if ready.status_code in (200, 401):
                     return self
             except requests.ConnectionError:
                 pass

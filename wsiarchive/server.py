@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from pathlib import Path
+from typing import Any
 
 from granian import Granian
-from granian.constants import Interfaces
+from granian.constants import HTTPModes, Interfaces, SSLProtocols
+from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
+from dicomweb.app import cors_policy
 from storage import open_archive
 from storage.errors import OutOfResources
 from wsiarchive.settings import Settings, configure_logging, to_environ
@@ -64,6 +68,8 @@ def serve(settings: Settings) -> None:
         from dimse.server import admission_of
 
         admission_of(settings)  # a dimse_peers entry it cannot understand stops serve here
+    if settings.web:
+        check_web(settings)
     prepare(settings)
     if not settings.web:
         _dimse(settings)
@@ -92,12 +98,37 @@ def serve(settings: Settings) -> None:
             helper.join(10)
 
 
+def check_web(settings: Settings) -> None:
+    """Refuse, before any worker starts, web settings that cannot work."""
+    cors_policy(settings)
+    if bool(settings.https_certificate) != bool(settings.https_key):
+        raise ValueError("HTTPS needs both https_certificate and https_key")
+    for name in ("https_certificate", "https_key"):
+        path = getattr(settings, name)
+        if path and not Path(path).is_file():
+            raise ValueError(f"{name}: no file at {path}")
+
+
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """granian's TLS arguments: none for plain HTTP."""
+    if not settings.https_certificate:
+        return {}
+    return {
+        "ssl_cert": Path(settings.https_certificate),
+        "ssl_key": Path(settings.https_key),
+        "ssl_key_password": settings.https_key_password or None,
+        "ssl_protocol_min": SSLProtocols(settings.https_min_tls.value),
+    }
+
+
 def _web(settings: Settings) -> None:
     # Workers are separate processes: they read the resolved settings from the environment.
     os.environ.update(to_environ(settings))
     workers = settings.workers or os.cpu_count() or 1
+    tls = tls_options(settings)
     log.info(
-        "serving DICOMweb at http://%s:%d/dicomweb (data in %s, %d workers x %d threads)",
+        "serving DICOMweb at %s://%s:%d/dicomweb (data in %s, %d workers x %d threads)",
+        "https" if tls else "http",
         settings.host,
         settings.port,
         settings.blobs,
@@ -114,4 +145,8 @@ def _web(settings: Settings) -> None:
         factory=True,
         log_level=LogLevels(settings.log_level),
         respawn_failed_workers=True,
+        http=HTTPModes(settings.http_version.value),
+        # Only the request head; granian has no timeout for bodies (dicomweb.http.bodies).
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout * 1000)),
+        **tls,
     ).serve()

@@ -21,6 +21,21 @@ from wsiarchive.audit.syslog import Transport
 ENV_PREFIX = "WSIARCHIVE_"
 
 
+class TLSVersion(StrEnum):
+    """The lowest TLS version the HTTPS server accepts (granian's names)."""
+
+    TLS12 = "tls1.2"
+    TLS13 = "tls1.3"
+
+
+class HTTPVersion(StrEnum):
+    """The HTTP versions the HTTP server speaks (granian's HTTP modes)."""
+
+    AUTO = "auto"
+    HTTP1 = "1"
+    HTTP2 = "2"
+
+
 class Group(StrEnum):
     """Who reads a setting; each command's --help lists the groups it uses (COMMANDS)."""
 
@@ -136,6 +151,84 @@ class Settings:
         "Seconds a client may reuse a frame, rendered image or bulk data value without asking "
         "again (Cache-Control: private, max-age); after that its ETag revalidates it with a "
         "304. 0 makes clients revalidate every time.",
+    )
+    allowed_hosts: str = setting(
+        Group.WEB,
+        "",
+        "Comma-separated Host header values (host or host:port) trusted to name the server in "
+        "RetrieveURL and BulkDataURI when base_url is empty; empty trusts the listening "
+        "host:port, localhost, 127.0.0.1 and [::1] with the port. Any other Host gets the "
+        "listening host:port in URLs.",
+    )
+    https_certificate: str = setting(
+        Group.WEB,
+        "",
+        "PEM certificate (chain) of the HTTP server; set it and https_key to serve HTTPS "
+        "(HTTP/2 is offered by ALPN as well as HTTP/1.1).",
+    )
+    https_key: str = setting(Group.WEB, "", "PEM private key of https_certificate.")
+    https_key_password: str = setting(
+        Group.WEB, "", "Password of an encrypted https_key; empty when it is not encrypted."
+    )
+    https_min_tls: TLSVersion = setting(
+        Group.WEB, TLSVersion.TLS12, "Lowest TLS version the HTTPS server accepts."
+    )
+    http_version: HTTPVersion = setting(
+        Group.WEB,
+        HTTPVersion.AUTO,
+        "HTTP versions served: auto (HTTP/1.1 and HTTP/2: by ALPN over TLS, by prior knowledge "
+        "in clear), 1 (HTTP/1.1 only) or 2 (HTTP/2 only).",
+    )
+    behind_tls_proxy: bool = setting(
+        Group.WEB,
+        False,
+        "A TLS-terminating proxy fronts the server: responses carry Strict-Transport-Security "
+        "although the server itself speaks plain HTTP.",
+    )
+    cors_origins: str = setting(
+        Group.WEB,
+        "",
+        "Comma-separated origins (scheme://host[:port]) whose browser scripts may read "
+        "responses (CORS); * allows any origin; empty turns CORS off.",
+    )
+    cors_credentials: bool = setting(
+        Group.WEB,
+        False,
+        "Let the cors_origins send credentials (cookies, HTTP authentication): "
+        "Access-Control-Allow-Credentials. Not allowed with cors_origins = *.",
+    )
+    header_timeout: float = setting(
+        Group.WEB,
+        30.0,
+        "Seconds a client may take to send the request line and headers.",
+    )
+    max_uploads: int = setting(
+        Group.WEB,
+        0,
+        "Most STOW-RS requests one worker process receives at once, for every client "
+        "together; more get 503 with Retry-After. Below threads, searches and retrievals "
+        "always keep a thread even while uploads stall (granian has no body read timeout: "
+        "a client that stops sending holds its thread until it disconnects). 0 means one "
+        "fewer than threads; a negative value means no limit.",
+    )
+    max_in_flight: int = setting(
+        Group.WEB,
+        0,
+        "Most requests one client (the authenticated subject, else the remote address) has in "
+        "progress in one worker process; more get 429 with Retry-After. 0 means no limit.",
+    )
+    rate_limit: float = setting(
+        Group.WEB,
+        0.0,
+        "Requests per second one client (the authenticated subject, else the remote address) "
+        "may make to one worker process, on average (a token bucket); more get 429 with "
+        "Retry-After. 0 means no limit.",
+    )
+    rate_burst: int = setting(
+        Group.WEB,
+        0,
+        "Requests one client may make at once above rate_limit (the bucket's size); 0 means "
+        "one second's worth of rate_limit (at least 1).",
     )
     transcode_cache_mb: int = setting(
         Group.READING,

@@ -66,7 +66,8 @@ def test_server_killed_mid_upload(tmp_path, testdata) -> None:
 
 
 def test_concurrent_stores_of_one_instance(fresh_server, testdata) -> None:
-    server = fresh_server()
+    # Every store at once (max_uploads: no admission limit for this test of concurrency).
+    server = fresh_server(max_uploads="-1")
     body, content_type = multipart_body([(testdata / CAMELYON).read_bytes()])
     statuses: list[int] = []
 

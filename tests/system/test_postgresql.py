@@ -11,7 +11,8 @@ from tests.dicomfiles import frames, multipart_body, read
 
 
 def test_archive_on_postgresql(fresh_server, postgres, testdata) -> None:
-    server = fresh_server(database_url=postgres.url)
+    # Every store at once (max_uploads: no admission limit for this test of concurrency).
+    server = fresh_server(database_url=postgres.url, max_uploads="-1")
     folder = sorted((testdata / "dicom" / "jcupitt-cmu-1-small-region").glob("*.dcm"))
     bodies = [multipart_body([p.read_bytes()]) for p in folder]
     statuses: list[int] = []

@@ -183,8 +183,8 @@ def test_bulkdata_paths(archive, testdata) -> None:
     assert [body for _, body in parts] == frames(testdata / JPEG)
 
 
-def test_urls_follow_the_host_header(fresh_server, testdata) -> None:
-    server = fresh_server(base_url="")
+def test_urls_follow_a_trusted_host_header(fresh_server, testdata) -> None:
+    server = fresh_server(base_url="", allowed_hosts="pacs.example.org:8443")
     body, content_type = multipart_body([(testdata / JPEG).read_bytes()])
     response = requests.post(
         server.url + "/studies",
@@ -194,10 +194,12 @@ def test_urls_follow_the_host_header(fresh_server, testdata) -> None:
     assert response.status_code == 200
     retrieve = response.json()["00081199"]["Value"][0]["00081190"]["Value"][0]
     assert retrieve.startswith("http://pacs.example.org:8443/dicomweb/studies/")
-    # A Host that is not a host name never reaches a URL (or the JSON around it).
-    response = requests.get(server.url + "/instances", headers={"Host": 'evil"},{"x'})
-    assert response.status_code == 200
-    assert "evil" not in response.text
+    # A Host nobody listed, host name or not, never reaches a URL (or the JSON around it).
+    for hostile in ('evil"},{"x', "evil.example"):
+        response = requests.get(server.url + "/instances", headers={"Host": hostile})
+        assert response.status_code == 200
+        assert "evil" not in response.text
+        assert f"http://127.0.0.1:{server.port}/dicomweb/" in response.text
     assert response.json()[0]["00081190"]["Value"][0].startswith("http://127.0.0.1")
 
 

@@ -29,11 +29,12 @@ def test_every_setting_belongs_to_a_group_some_command_reads() -> None:
 
 def test_settings_satisfy_the_layers_protocols() -> None:
     """Settings are passed whole: each layer reads its own Protocol of them."""
+    from dicomweb.limits import LimitConfig
     from dicomweb.service import WebConfig
     from dimse.server import DimseConfig
     from storage.config import ArchiveConfig
 
     loaded = settings.Settings()
-    for protocol in (ArchiveConfig, WebConfig, DimseConfig):
+    for protocol in (ArchiveConfig, WebConfig, LimitConfig, DimseConfig):
         names = [name for name in vars(protocol) if not name.startswith("_")]
         assert names and all(hasattr(loaded, name) for name in names), protocol
