@@ -5,13 +5,14 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # libturbojpeg0: opentile crops and re-tiles JPEG (NDPI) losslessly with it. The tests use
-# PostgreSQL, dcmtk and Orthanc as real peers; the benchmarks add orthanc-wsi and wrk.
+# PostgreSQL, dcmtk and Orthanc as real peers, and Debian's Chromium as the real browser;
+# the benchmarks add orthanc-wsi and wrk.
 apt_packages="libturbojpeg0"
 extras=""
 node=false
 for arg in "$@"; do
     case "$arg" in
-        --test) apt_packages="$apt_packages postgresql dcmtk orthanc orthanc-dicomweb"; extras="test"; node=true ;;
+        --test) apt_packages="$apt_packages postgresql dcmtk orthanc orthanc-dicomweb chromium"; extras="test"; node=true ;;
         --bench) apt_packages="$apt_packages dcmtk orthanc orthanc-dicomweb orthanc-wsi wrk"; extras="test" ;;
         *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
     esac

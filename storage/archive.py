@@ -44,7 +44,7 @@ from storage.verify import Bounds, Report
 RECORDS, RECORD_TTL = 4096, 30.0  # instance records by UIDs; seconds a record may be reused
 FRAME_TABLES = 256  # decoded frame tables
 DESCRIPTIONS = 4096  # per-blob facts: pixel description, tiles, presentation, ICC profile
-TOKENS, TOKEN_TTL = 1024, 30.0  # verified tokens; seconds a revocation may take to be seen
+TOKENS = 1024  # verified tokens kept, each for token_recheck_seconds
 AUDITED = 65536  # recent audit events, so that repeats within audit_repeat_seconds count once
 FrameKey = tuple[int, str]
 AuditKey = tuple[str, str, str, str, str, str, int]
@@ -62,7 +62,7 @@ class Archive:
         self._audit = AuditStore(database.engine)
         self._policy = DuplicatePolicy(config.duplicate_policy)
         self._group_attribute = config.access_group_attribute
-        self._verified: Lru[str, TokenInfo | None] = Lru(TOKENS, ttl=TOKEN_TTL)
+        self._verified: Lru[str, TokenInfo | None] = Lru(TOKENS, ttl=config.token_recheck_seconds)
         self._audited: Lru[AuditKey, bool] = Lru(AUDITED, ttl=config.audit_repeat_seconds)
         # The read path, shared by every front door of this process.
         self._records: Lru[tuple[str, str, str], StoredRecord] = Lru(RECORDS, ttl=RECORD_TTL)
@@ -297,7 +297,7 @@ class Archive:
     # -- identity and audit -----------------------------------------------------------------------
     def authenticate_token(self, text: str) -> Principal | None:
         """The principal of an API token or share link, or None when it is not an active one
-        (a revocation is seen within TOKEN_TTL seconds)."""
+        (a revocation is seen within token_recheck_seconds)."""
         found = self._verified.get_or_make(text, lambda: self._tokens.verify(text))
         if found is None or not found.active(_utcnow()):
             return None

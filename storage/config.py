@@ -52,3 +52,8 @@ class ArchiveConfig(Protocol):
     def audit_repeat_seconds(self) -> float:
         """Seconds within which the same access is audited once."""
         ...
+
+    @property
+    def token_recheck_seconds(self) -> float:
+        """Seconds a verified API token is trusted before the index is asked again."""
+        ...

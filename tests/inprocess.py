@@ -26,8 +26,13 @@ def settings_for(root: Path, **values: Any) -> Settings:
     """The default settings with the archive under *root* (and any *values* changed)."""
     # Flask's test client comes from 127.0.0.1: anonymous access on loopback, as the tests of
     # the transactions need; tests of identity set anonymous_access themselves.
+    # No upload admission limit: Flask's test client keeps a response's slot until it is
+    # closed (tests/dicomweb/test_transport.py tests the limit itself).
     defaults = Settings(
-        data_dir=str(root), base_url=BASE_URL, anonymous_access=AnonymousAccess.LOOPBACK
+        data_dir=str(root),
+        base_url=BASE_URL,
+        anonymous_access=AnonymousAccess.LOOPBACK,
+        max_uploads=-1,
     )
     return replace(defaults, **values)
 

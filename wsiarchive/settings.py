@@ -409,6 +409,12 @@ class Settings:
         "The same access (who, from where, what, which operation, outcome) repeated within "
         "this many seconds is recorded once in the audit trail (a viewer reads many tiles).",
     )
+    token_recheck_seconds: float = setting(
+        Group.ARCHIVE,
+        30.0,
+        "Seconds a server process trusts an API token or share link it has verified before "
+        "asking the index again: a revocation takes effect within this long everywhere.",
+    )
     anonymous_access: AnonymousAccess = setting(
         Group.IDENTITY,
         AnonymousAccess.OFF,

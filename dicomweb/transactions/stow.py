@@ -26,7 +26,7 @@ from storage.blobs import StagedBlob
 from storage.dicom.document import JsonObject, instance_path
 from storage.dicom.part10 import Part10Writer
 from storage.dicom.uids import validate_uid
-from storage.errors import ArchiveError, OutOfResources
+from storage.errors import ArchiveError, IndexUnavailable, OutOfResources
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,13 @@ def store(service: Service, study: str | None = None) -> Response:
     for number, blob in enumerate(staged, start=1):
         try:
             result = service.archive.ingest(blob, study, who=service.who())
+        except IndexUnavailable:
+            if not studies:
+                raise  # nothing stored: the whole request is 503, to be retried later
+            outcome.failure(
+                OUT_OF_RESOURCES, f"part {number}: the index is unavailable", None, None
+            )
+            continue
         except ArchiveError as exc:
             log.info("STOW part %d refused: %s", number, exc.reason)
             code = status_of(exc).failure_reason

@@ -1,0 +1,89 @@
+"""The browser login in a real browser: Debian's Chromium driven by Playwright goes to /login,
+through the real OpenID provider's authorization endpoint and back to /callback, and then
+reads DICOMweb with the session cookie alone, which its scripts cannot see; a POST carrying
+the cookie is accepted only from this server's own origin."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from dicomweb_client import DICOMwebClient
+
+from tests.dicomfiles import read
+from tests.oidc import openid_provider
+from tests.servers import ArchiveServer, free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, testdata):
+    root = tmp_path_factory.mktemp("browser")
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/callback"
+    with openid_provider(root, redirect_uri=callback, groups=("LEEDS",)) as provider:
+        server = ArchiveServer(
+            root / "data",
+            {
+                "anonymous_access": "off",
+                "access_group_attribute": "InstitutionName",
+                "oidc_issuer": provider.issuer,
+                "oidc_audience": provider.resource,
+                "oidc_groups_claim": "groups",
+                "oidc_client_id": provider.public_client_id,
+            },
+            port=port,
+        ).start()
+        slide = read(testdata / "dicom" / "wsi2dcm_jpeg.dcm")
+        slide.InstitutionName = "LEEDS"
+        writer = provider.token(["write"])
+        DICOMwebClient(server.url, headers={"Authorization": f"Bearer {writer}"}).store_instances(
+            [slide]
+        )
+        yield server, slide
+        server.stop()
+
+
+def test_a_real_browser_logs_in_and_reads(site) -> None:
+    from playwright.sync_api import sync_playwright
+
+    server, slide = site
+    origin = server.url[: -len("/dicomweb")]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{origin}/login?next=/dicomweb/studies&login_hint=alice")
+            assert page.url == f"{origin}/dicomweb/studies"
+            assert slide.StudyInstanceUID in page.content()
+            cookies = {c["name"]: c for c in page.context.cookies()}
+            assert cookies["wsiarchive_session"]["httpOnly"] is True
+            # Scripts cannot see the cookie (and API responses carry a CSP that lets no
+            # script of theirs run: the viewer's pages will make these requests).
+            assert "wsiarchive_session" not in page.evaluate("document.cookie")
+            again = page.goto(f"{origin}/dicomweb/studies/{slide.StudyInstanceUID}/metadata")
+            assert again is not None and again.status == 200
+            assert again.headers["content-security-policy"].startswith("default-src 'none'")
+            # The browser's cookie jar: a POST from this origin passes the CSRF check (and
+            # then lacks the write scope), one from another origin does not.
+            jar = page.context.request
+            post = jar.post(f"{origin}/dicomweb/studies", headers={"Origin": origin})
+            assert post.status == 403 and "write scope" in post.json()["error"]
+            forged = jar.post(f"{origin}/dicomweb/studies", headers={"Origin": "https://evil.test"})
+            assert forged.status == 403 and "this server's pages" in forged.json()["error"]
+            page.goto(f"{origin}/logout")
+            after = page.goto(f"{origin}/dicomweb/studies")
+            assert after is not None and after.status == 401
+        finally:
+            browser.close()
