@@ -41,7 +41,11 @@ def token(data_dir: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def archive(fresh_server_module, testdata):
-    server = fresh_server_module(anonymous_access="off", access_group_attribute="InstitutionName")
+    server = fresh_server_module(
+        anonymous_access="off",
+        access_group_attribute="InstitutionName",
+        token_recheck_seconds="2",  # revocations seen within 2 s
+    )
     writer = token(server.data_dir, "token", "create", "loader", "--scopes", "write")
     slide, xray = read(testdata / SLIDE), read(testdata / XRAY)
     slide.InstitutionName, xray.InstitutionName = "LEEDS", "CHRISTIE"
