@@ -338,3 +338,51 @@ def test_tls_context_is_tls12_or_later(tmp_path: Path, required: bool) -> None:
     )
     assert context is not None and context.minimum_version == ssl.TLSVersion.TLSv1_2
     assert context.verify_mode == (ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL)
+
+
+def test_a_peer_sees_only_the_studies_of_its_groups(fresh_server, testdata: Path, tmp_path) -> None:
+    """The per-study access rule over DIMSE: C-FIND matches and C-MOVE sends only studies of
+    the calling AE's access groups; a forbidden study is as if it were not stored."""
+    leeds, christie = pydicom.dcmread(testdata / JPEG), pydicom.dcmread(testdata / RAW)
+    leeds.InstitutionName, christie.InstitutionName = "LEEDS", "CHRISTIE"
+    files = []
+    for dataset, name in ((leeds, "leeds.dcm"), (christie, "christie.dcm")):
+        dataset.save_as(tmp_path / name)
+        files.append(tmp_path / name)
+    folder = tmp_path / "dest"
+    folder.mkdir()
+    with running_storescp(folder, "DEST", "+xa") as port:
+        server = fresh_server(
+            access_group_attribute="InstitutionName",
+            dimse_destinations=f"DEST=127.0.0.1:{port}",
+            dimse_peers=peers(
+                {"ae_title": "STORER", "operations": ["store"]},
+                {"ae_title": "LEEDSPACS", "operations": ["find", "move"], "groups": ["LEEDS"]},
+            ),
+        )
+        _wait_port(server.dimse_port)
+        storer = scu("STORER").associate("127.0.0.1", server.dimse_port, ae_title="WSIARCHIVE")
+        assert [storer.send_c_store(path).Status for path in files] == [0x0000, 0x0000]
+        storer.release()
+        reader = scu("LEEDSPACS").associate("127.0.0.1", server.dimse_port, ae_title="WSIARCHIVE")
+        assert reader.is_established
+        query = pydicom.Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = ""
+        found = [
+            identifier.StudyInstanceUID
+            for status, identifier in reader.send_c_find(
+                query, StudyRootQueryRetrieveInformationModelFind
+            )
+            if status.Status == 0xFF00
+        ]
+        assert found == [leeds.StudyInstanceUID]
+        assert find_status(reader, christie.StudyInstanceUID) == (0x0000, 0)
+        for study in (christie.StudyInstanceUID, leeds.StudyInstanceUID):
+            move = pydicom.Dataset()
+            move.QueryRetrieveLevel = "STUDY"
+            move.StudyInstanceUID = study
+            list(reader.send_c_move(move, "DEST", StudyRootQueryRetrieveInformationModelMove))
+        reader.release()
+    sent = sorted(path.name for path in folder.iterdir())
+    assert len(sent) == 1 and leeds.SOPInstanceUID in sent[0]
