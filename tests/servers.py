@@ -176,6 +176,9 @@ class PostgresCluster:
 
     def resume(self) -> None:
         """Start the cluster again after stop() (its data kept)."""
+        self._pg_ctl_start()
+
+    def _pg_ctl_start(self) -> None:
         self._run(
             _pg_bin("pg_ctl") or "pg_ctl",
             "-D",
@@ -203,17 +206,7 @@ class PostgresCluster:
             "-E",
             "UTF8",
         )
-        self._run(
-            _pg_bin("pg_ctl") or "pg_ctl",
-            "-D",
-            str(data),
-            "-l",
-            str(self.directory / "log"),
-            "-o",
-            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=on",
-            "-w",
-            "start",
-        )
+        self._pg_ctl_start()
         import psycopg
 
         with psycopg.connect(

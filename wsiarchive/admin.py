@@ -152,6 +152,19 @@ def audit_list(archive: Archive, args: argparse.Namespace) -> int:
     return 0
 
 
+def _token_arguments(create: argparse.ArgumentParser) -> None:
+    create.add_argument("name", help="who or what uses it, e.g. 'scanner 3, histology'")
+    create.add_argument("--scopes", default="read", help="of read, write, delete, admin")
+    create.add_argument("--groups", default="", help="access groups it may see (default all)")
+    create.add_argument("--expires-days", type=float, default=None)
+
+
+def _share_arguments(create: argparse.ArgumentParser) -> None:
+    create.add_argument("study", help="Study Instance UID")
+    create.add_argument("--name", default="", help="for whom, e.g. 'Dr Okafor, Christie'")
+    create.add_argument("--expires-days", type=float, default=SHARE_DAYS)
+
+
 def add_commands(
     commands: Any,
     settings_parser: Callable[[str], argparse.ArgumentParser],
@@ -162,40 +175,33 @@ def add_commands(
     def runs(work: Callable[[Archive, argparse.Namespace], int]) -> Callable[..., int]:
         return lambda args: work(opener(args), args)
 
-    token = commands.add_parser(
-        "token", parents=[settings_parser("token")], help="API tokens for machines"
-    )
-    actions = token.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="create a token (shown once)")
-    create.add_argument("name", help="who or what uses it, e.g. 'scanner 3, histology'")
-    create.add_argument("--scopes", default="read", help="of read, write, delete, admin")
-    create.add_argument("--groups", default="", help="access groups it may see (default all)")
-    create.add_argument("--expires-days", type=float, default=None)
-    create.set_defaults(run=runs(token_create))
-    listing = actions.add_parser("list", help="every token, without secrets")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(run=runs(lambda archive, args: tokens_list(archive, args, False)))
-    revoke = actions.add_parser("revoke", help="revoke a token by its id")
-    revoke.add_argument("id")
-    revoke.set_defaults(run=runs(token_revoke))
-
-    share = commands.add_parser(
-        "share",
-        parents=[settings_parser("share")],
-        help="read-only, expiring links to one study, for a second opinion",
-    )
-    actions = share.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="share a study (the token is shown once)")
-    create.add_argument("study", help="Study Instance UID")
-    create.add_argument("--name", default="", help="for whom, e.g. 'Dr Okafor, Christie'")
-    create.add_argument("--expires-days", type=float, default=SHARE_DAYS)
-    create.set_defaults(run=runs(share_create))
-    listing = actions.add_parser("list", help="every share link, without secrets")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(run=runs(lambda archive, args: tokens_list(archive, args, True)))
-    revoke = actions.add_parser("revoke", help="revoke a share link by its id")
-    revoke.add_argument("id")
-    revoke.set_defaults(run=runs(token_revoke))
+    kinds = {
+        # command: (help, what one is called, whether `list` shows share links)
+        "token": ("API tokens for machines", "token", False),
+        "share": (
+            "read-only, expiring links to one study, for a second opinion",
+            "share link",
+            True,
+        ),
+    }
+    creators: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+        "token": _token_arguments,
+        "share": _share_arguments,
+    }
+    for command, (help_text, called, shares) in kinds.items():
+        parser = commands.add_parser(command, parents=[settings_parser(command)], help=help_text)
+        actions = parser.add_subparsers(dest="action", required=True)
+        create = actions.add_parser("create", help=f"create a {called} (shown once)")
+        creators[command](create)
+        create.set_defaults(run=runs(token_create if command == "token" else share_create))
+        listing = actions.add_parser("list", help=f"every {called}, without secrets")
+        listing.add_argument("--json", action="store_true")
+        listing.set_defaults(
+            run=runs(lambda archive, args, shares=shares: tokens_list(archive, args, shares))
+        )
+        revoke = actions.add_parser("revoke", help=f"revoke a {called} by its id")
+        revoke.add_argument("id")
+        revoke.set_defaults(run=runs(token_revoke))
 
     audit = commands.add_parser(
         "audit", parents=[settings_parser("audit")], help="search the audit trail"

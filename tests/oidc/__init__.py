@@ -20,7 +20,7 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.servers import free_port
+from tests.servers import ArchiveServer, free_port
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "provider.mjs"
@@ -246,3 +246,32 @@ def openid_provider(root: Path, **options: object) -> Iterator[OpenIDProvider]:
     provider = OpenIDProvider(root, **options)  # type: ignore[arg-type]
     with provider:
         yield provider
+
+
+@contextlib.contextmanager
+def archive_with_login(
+    root: Path, groups: tuple[str, ...] = ("LEEDS",), **settings: str
+) -> Iterator[tuple[ArchiveServer, OpenIDProvider]]:
+    """A provider, and an archive server that needs tokens, takes this provider's JWTs, logs
+    browsers in through it (its /callback registered at the provider) and splits studies
+    into access groups by InstitutionName; both stopped on leaving."""
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/callback"
+    with openid_provider(root, redirect_uri=callback, groups=groups) as provider:
+        server = ArchiveServer(
+            root / "data",
+            {
+                "anonymous_access": "off",
+                "access_group_attribute": "InstitutionName",
+                "oidc_issuer": provider.issuer,
+                "oidc_audience": provider.resource,
+                "oidc_groups_claim": "groups",
+                "oidc_client_id": provider.public_client_id,
+                **settings,
+            },
+            port=port,
+        ).start()
+        try:
+            yield server, provider
+        finally:
+            server.stop()

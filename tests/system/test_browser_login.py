@@ -11,8 +11,7 @@ import pytest
 from dicomweb_client import DICOMwebClient
 
 from tests.dicomfiles import read
-from tests.oidc import openid_provider
-from tests.servers import ArchiveServer, free_port
+from tests.oidc import archive_with_login
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -29,30 +28,12 @@ FLAGS = [
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, testdata):
-    root = tmp_path_factory.mktemp("browser")
-    port = free_port()
-    callback = f"http://127.0.0.1:{port}/callback"
-    with openid_provider(root, redirect_uri=callback, groups=("LEEDS",)) as provider:
-        server = ArchiveServer(
-            root / "data",
-            {
-                "anonymous_access": "off",
-                "access_group_attribute": "InstitutionName",
-                "oidc_issuer": provider.issuer,
-                "oidc_audience": provider.resource,
-                "oidc_groups_claim": "groups",
-                "oidc_client_id": provider.public_client_id,
-            },
-            port=port,
-        ).start()
+    with archive_with_login(tmp_path_factory.mktemp("browser")) as (server, provider):
         slide = read(testdata / "dicom" / "wsi2dcm_jpeg.dcm")
         slide.InstitutionName = "LEEDS"
-        writer = provider.token(["write"])
-        DICOMwebClient(server.url, headers={"Authorization": f"Bearer {writer}"}).store_instances(
-            [slide]
-        )
+        writer = {"Authorization": f"Bearer {provider.token(['write'])}"}
+        DICOMwebClient(server.url, headers=writer).store_instances([slide])
         yield server, slide
-        server.stop()
 
 
 def test_a_real_browser_logs_in_and_reads(site) -> None:

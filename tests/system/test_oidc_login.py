@@ -11,8 +11,7 @@ import requests
 from dicomweb_client import DICOMwebClient
 
 from tests.dicomfiles import read
-from tests.oidc import openid_provider
-from tests.servers import ArchiveServer, free_port
+from tests.oidc import archive_with_login
 
 SLIDE = "dicom/wsi2dcm_jpeg.dcm"
 XRAY = "radiology/pydicom_CT_small.dcm"
@@ -21,29 +20,13 @@ XRAY = "radiology/pydicom_CT_small.dcm"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, testdata):
     root = tmp_path_factory.mktemp("oidc")
-    port = free_port()
-    callback = f"http://127.0.0.1:{port}/callback"
-    with openid_provider(root, redirect_uri=callback, groups=("LEEDS",)) as provider:
-        server = ArchiveServer(
-            root / "data",
-            {
-                "anonymous_access": "off",
-                "access_group_attribute": "InstitutionName",
-                "oidc_issuer": provider.issuer,
-                "oidc_audience": provider.resource,
-                "oidc_groups_claim": "groups",
-                "oidc_key_refresh_seconds": "1",
-                "oidc_client_id": provider.public_client_id,
-            },
-            port=port,
-        ).start()
+    with archive_with_login(root, oidc_key_refresh_seconds="1") as (server, provider):
         slide, xray = read(testdata / SLIDE), read(testdata / XRAY)
         slide.InstitutionName, xray.InstitutionName = "LEEDS", "CHRISTIE"
         writer = provider.token(["write", "admin"])
         stored = DICOMwebClient(server.url, headers={"Authorization": f"Bearer {writer}"})
         stored.store_instances([slide, xray])
         yield server, provider, slide, xray
-        server.stop()
 
 
 def studies(server, token: str) -> tuple[int, set[str]]:
