@@ -204,7 +204,7 @@ def server_campaign(
     rng = random.Random(f"{SEED}-{door}")
     tally = Tally(door)
     data = tmp_path / "data"
-    server = ArchiveServer(data, {"workers": 1}).start()
+    server = ArchiveServer(data, {"workers": "1"}).start()
     try:
         if dimse:
             server.wait_dimse()
@@ -237,7 +237,7 @@ def server_campaign(
             if errors:
                 raise errors[0]
             tally.kills[phase_at_kill(data)] += 1
-            server = ArchiveServer(data, {"workers": 1}).start()
+            server = ArchiveServer(data, {"workers": "1"}).start()
             assert list((data / "blobs" / ".staging").iterdir()) == [], "recovery ran"
             ledger.check(server, trial, tally)
             assert verify_clean(data) == len(listed(server))
@@ -326,18 +326,34 @@ def cli(data: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def cli_span(process: subprocess.Popen[str], data: Path) -> tuple[float, float]:
-    """Seconds from launch to the import's first write into the staging area, and to exit."""
-    began, first = time.monotonic(), None
+def staged(data: Path) -> set[str]:
     staging = data / "blobs" / ".staging"
-    while process.poll() is None:
-        if first is None and staging.is_dir() and any(staging.iterdir()):
-            first = time.monotonic() - began
+    return {p.name for p in staging.iterdir()} if staging.is_dir() else set()
+
+
+def work_began(process: subprocess.Popen[str], data: Path, before: set[str]) -> float:
+    """Wait until the import writes its first file into the staging area (or exits);
+    returns the seconds since *process* was polled first."""
+    began = time.monotonic()
+    while process.poll() is None and not staged(data) - before:
         time.sleep(0.005)
-    return first or 0.0, time.monotonic() - began
+    return time.monotonic() - began
 
 
-def killed_after(process: subprocess.Popen[str], delay: float) -> tuple[str, int]:
+def work_span(process: subprocess.Popen[str], data: Path) -> float:
+    """Seconds an undisturbed import works: from its first staged file to its exit."""
+    work_began(process, data, staged(data))
+    began = time.monotonic()
+    process.wait()
+    return time.monotonic() - began
+
+
+def killed_during(
+    process: subprocess.Popen[str], data: Path, before: set[str], delay: float
+) -> tuple[str, int]:
+    """Kill -9 the import *delay* seconds into its work (its interpreter's start-up, which
+    varies with the machine's load, left out); its output and exit status."""
+    work_began(process, data, before)
     time.sleep(delay)
     process.kill()
     out, _ = process.communicate()
@@ -357,22 +373,23 @@ def test_import_of_dicom_files_killed(tmp_path: Path, testdata: Path) -> None:
     rng = random.Random(f"{SEED}-import")
     tally, ledger = Tally("import DICOM"), Ledger()
     data = tmp_path / "data"
-    server = ArchiveServer(data, {"workers": 1}).start()
+    server = ArchiveServer(data, {"workers": "1"}).start()
     try:
-        first, end = 0.0, 0.0
+        span = 0.0
         for trial_number in range(TRIALS + 1):
             trial = Load.of(testdata, SLIDE_FILES)
             folder = tmp_path / f"in{trial_number}"
             write_folder(folder, trial)
             ledger.sent.update(trial.parts)
+            before = staged(data)
             process = cli(data, str(folder))
             if trial_number == 0:  # the undisturbed run
-                first, end = cli_span(process, data)
+                span = work_span(process, data)
                 out, errors = process.communicate()
                 assert process.returncode == 0, errors
                 status = 0
             else:
-                out, status = killed_after(process, rng.uniform(first, end))
+                out, status = killed_during(process, data, before, rng.uniform(0.0, span))
                 tally.kills[phase_at_kill(data) if status != 0 else "after exit"] += 1
             by_path = {str(folder / f"{n:02d}.dcm"): uid for n, uid in enumerate(trial.parts)}
             for line in out.splitlines():
@@ -382,7 +399,7 @@ def test_import_of_dicom_files_killed(tmp_path: Path, testdata: Path) -> None:
             assert verify_clean(data) >= len(listed(server))
             tally.trials += trial_number > 0
         server.stop()
-        server = ArchiveServer(data, {"workers": 1}).start()  # its recovery
+        server = ArchiveServer(data, {"workers": "1"}).start()  # its recovery
         assert list((data / "blobs" / ".staging").iterdir()) == []
         assert phase_at_kill(data) == "between", "the dead imports' claims were released"
         assert verify_clean(data) == len(listed(server))
@@ -406,16 +423,18 @@ def test_import_of_a_vendor_slide_killed(tmp_path: Path, testdata: Path) -> None
     def importing(accession: int) -> subprocess.Popen[str]:
         return cli(data, *SLIDE_METADATA, "--accession", f"ACC-{accession}", slide)
 
-    server = ArchiveServer(data, {"workers": 1}).start()
+    server = ArchiveServer(data, {"workers": "1"}).start()
     try:
         process = importing(0)
-        first, end = cli_span(process, data)
+        span = work_span(process, data)
         assert process.returncode == 0, process.communicate()[1]
         whole = len(slide_instances(server, 0))
         assert whole > 1
         accession, reruns = 1, 0
         for _ in range(TRIALS):
-            _, status = killed_after(importing(accession), rng.uniform(first, end))
+            before = staged(data)
+            process = importing(accession)
+            _, status = killed_during(process, data, before, rng.uniform(0.0, span))
             tally.kills[phase_at_kill(data) if status != 0 else "after exit"] += 1
             stored = slide_instances(server, accession)
             assert len(stored) in (0, whole), f"{len(stored)} of {whole} instances listed"
@@ -438,7 +457,7 @@ def test_import_of_a_vendor_slide_killed(tmp_path: Path, testdata: Path) -> None
         for number in range(accession):
             assert len(slide_instances(server, number)) == whole, "the re-run stored it whole"
         server.stop()
-        server = ArchiveServer(data, {"workers": 1}).start()  # its recovery
+        server = ArchiveServer(data, {"workers": "1"}).start()  # its recovery
         assert list((data / "blobs" / ".staging").iterdir()) == []
         assert phase_at_kill(data) == "between"
         assert verify_clean(data) == len(listed(server)) == whole * accession
