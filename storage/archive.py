@@ -126,6 +126,24 @@ class Archive:
         it is renamed into place, never copied."""
         return self.ingest(self._blobs.adopt(path), study, who=who)
 
+    def ingest_staged_files(
+        self, paths: Sequence[Path], study: str | None = None, *, who: Principal
+    ) -> list[StoredInstance]:
+        """Store complete Part-10 files made inside the staging area as one: all of them are
+        stored, or (after a failure, or a crash and the next ``recover``) none is. The files
+        are consumed either way."""
+        staged: list[StagedBlob] = []
+        try:
+            require(who, Scope.WRITE)
+            for path in paths:
+                staged.append(self._blobs.adopt(path))
+        except BaseException:
+            for item in staged:
+                item.discard()
+            raise
+        how = ingesting.Storing(self._policy, self._group_attribute, who)
+        return ingesting.ingest_all(self._writer, self._blobs, how, staged, study)
+
     def delete(self, sop_instance_uid: str, *, who: Principal) -> None:
         """Remove a stored instance (index rows, then its blob)."""
         require(who, Scope.DELETE)

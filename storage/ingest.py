@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from storage.access import Principal, group_of
@@ -14,7 +15,7 @@ from storage.dicom.dataset import Identity, named_uids
 from storage.dicom.document import PIXEL_DATA, build_document
 from storage.dicom.part10 import DECODE_ERRORS, ParsedInstance, read_part10
 from storage.errors import ArchiveError, Forbidden, InvalidInstance, StudyMismatch
-from storage.index.writes import Entry, IndexWriter
+from storage.index.writes import Claim, Entry, IndexWriter
 from storage.records import StoredInstance
 
 log = logging.getLogger(__name__)
@@ -43,31 +44,86 @@ def ingest(
     metadata, frame table and ``stored`` are committed in one transaction. A failure at any
     step undoes the earlier ones, so no query or retrieve ever sees half an instance.
     """
+    return ingest_all(writer, blobs, how, [staged], study)[0]
+
+
+def ingest_all(
+    writer: IndexWriter,
+    blobs: BlobStore,
+    how: Storing,
+    staged: Sequence[StagedBlob],
+    study: str | None = None,
+) -> list[StoredInstance]:
+    """Store several staged instances as one (a converted slide): each is claimed and its
+    blob placed, then all are committed in one transaction. A failure undoes them all; a
+    crash leaves only claims, which no query sees and ``recover`` releases. The staged files
+    are consumed either way."""
+    placed: list[tuple[Claim, Entry, ParsedInstance]] = []
+    try:
+        for item in staged:
+            placed.append(_claimed(writer, blobs, how, item, study))
+        writer.commit_all([(claim, entry) for claim, entry, _ in placed])
+    except BaseException:
+        # The blobs go first: on a full disk their space is what lets the releases commit.
+        for claim, entry, _ in reversed(placed):
+            blobs.delete(entry.key)
+            try:
+                writer.release(claim)
+            except ArchiveError as exc:  # still full: the next start-up's recovery releases it
+                log.warning("could not release the claim on %s: %s", entry.identity.instance, exc)
+        raise
+    finally:
+        for item in staged:
+            item.discard()
+    stored = []
+    for claim, entry, parsed in placed:
+        if claim.previous_key and claim.previous_key != entry.key:
+            blobs.delete(claim.previous_key)
+        identity = entry.identity
+        stored.append(
+            StoredInstance(
+                identity.study,
+                identity.series,
+                identity.instance,
+                identity.sop_class,
+                parsed.transfer_syntax,
+                parsed.number_of_frames,
+                parsed.size,
+                claim.previous_key is not None,
+            )
+        )
+    return stored
+
+
+def _claimed(
+    writer: IndexWriter, blobs: BlobStore, how: Storing, staged: StagedBlob, study: str | None
+) -> tuple[Claim, Entry, ParsedInstance]:
+    """The first phase for one instance: parse it, claim its row, place its blob (the claim
+    is given up again if the blob cannot be placed)."""
     named: tuple[str | None, str | None] = (None, None)
     try:
         staged.finish()
         parsed = read_part10(staged.path)
         entry, named = _decoded(parsed, study, how, staged.content_hash)
-        previous = _place(writer, blobs, how.policy, staged, entry)
+        claim = writer.claim(
+            entry.identity.instance, entry.key, how.policy == DuplicatePolicy.OVERWRITE
+        )
+        if claim.abandoned_key:
+            blobs.delete(claim.abandoned_key)
+        try:
+            blobs.place(staged, entry.key)
+        except BaseException:
+            blobs.delete(entry.key)
+            try:
+                writer.release(claim)
+            except ArchiveError as exc:
+                log.warning("could not release the claim on %s: %s", entry.identity.instance, exc)
+            raise
     except ArchiveError as exc:
         if exc.sop_instance is None:
             exc.sop_class, exc.sop_instance = named
         raise
-    finally:
-        staged.discard()
-    if previous and previous != entry.key:
-        blobs.delete(previous)
-    identity = entry.identity
-    return StoredInstance(
-        identity.study,
-        identity.series,
-        identity.instance,
-        identity.sop_class,
-        parsed.transfer_syntax,
-        parsed.number_of_frames,
-        parsed.size,
-        previous is not None,
-    )
+    return claim, entry, parsed
 
 
 def _decoded(
@@ -127,32 +183,6 @@ def _entry(parsed: ParsedInstance, study: str | None, how: Storing, content_hash
         group,
         how.who,
     )
-
-
-def _place(
-    writer: IndexWriter,
-    blobs: BlobStore,
-    policy: DuplicatePolicy,
-    staged: StagedBlob,
-    entry: Entry,
-) -> str | None:
-    """The two phases: claim, place the blob, commit (each undone if a later one fails);
-    returns the key of the blob the instance had before, if it was stored already."""
-    claim = writer.claim(entry.identity.instance, entry.key, policy == DuplicatePolicy.OVERWRITE)
-    if claim.abandoned_key:
-        blobs.delete(claim.abandoned_key)
-    try:
-        blobs.place(staged, entry.key)
-        writer.commit(claim, entry)
-    except BaseException:
-        # The blob goes first: on a full disk its space is what lets the release commit.
-        blobs.delete(entry.key)
-        try:
-            writer.release(claim)
-        except ArchiveError as exc:  # still full: the next start-up's recovery releases it
-            log.warning("could not release the claim on %s: %s", entry.identity.instance, exc)
-        raise
-    return claim.previous_key
 
 
 def recover(writer: IndexWriter, blobs: BlobStore) -> int:

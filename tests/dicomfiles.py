@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -17,7 +18,17 @@ def read(path: Path) -> pydicom.Dataset:
 
 def frames(path: Path) -> list[bytes]:
     """Every frame of *path* as pydicom extracts it."""
-    dataset = read(path)
+    return _frames(read(path))
+
+
+def frames_of(raw: bytes) -> list[bytes]:
+    """Every frame of Part-10 bytes as pydicom extracts it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _frames(pydicom.dcmread(io.BytesIO(raw)))
+
+
+def _frames(dataset: pydicom.Dataset) -> list[bytes]:
     if "PixelData" not in dataset:
         return []
     count = int(dataset.get("NumberOfFrames", 1) or 1)
@@ -25,6 +36,13 @@ def frames(path: Path) -> list[bytes]:
         return list(generate_frames(dataset.PixelData, number_of_frames=count))
     size = dataset.Rows * dataset.Columns * dataset.SamplesPerPixel * dataset.BitsAllocated // 8
     return [dataset.PixelData[i * size : (i + 1) * size] for i in range(count)]
+
+
+def dataset_bytes(raw: bytes) -> bytes:
+    """The data set of Part-10 bytes without its File Meta Information (which DIMSE does not
+    carry: each receiver writes its own)."""
+    meta_length = int.from_bytes(raw[140:144], "little")  # (0002,0000) group length value
+    return raw[144 + meta_length :]
 
 
 def multipart_body(

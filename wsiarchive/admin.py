@@ -4,6 +4,7 @@ audit trail (`wsiarchive token|share|audit`)."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -196,9 +197,7 @@ def add_commands(
         create.set_defaults(run=runs(token_create if command == "token" else share_create))
         listing = actions.add_parser("list", help=f"every {called}, without secrets")
         listing.add_argument("--json", action="store_true")
-        listing.set_defaults(
-            run=runs(lambda archive, args, shares=shares: tokens_list(archive, args, shares))
-        )
+        listing.set_defaults(run=runs(functools.partial(tokens_list, shares=shares)))
         revoke = actions.add_parser("revoke", help=f"revoke a {called} by its id")
         revoke.add_argument("id")
         revoke.set_defaults(run=runs(token_revoke))

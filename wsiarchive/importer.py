@@ -2,7 +2,8 @@
 
 A slide is converted into a workspace inside the blob store's staging area, so each instance
 reaches its place by a rename (no second copy on disk); if any of its instances cannot be
-stored, those already stored are removed again, so a slide is stored whole or not at all.
+stored, none is: the archive commits a slide's instances in one transaction, so a slide is
+stored whole or not at all, even when the importing process is killed.
 """
 
 from __future__ import annotations
@@ -55,19 +56,9 @@ def import_slide(
     """Convert *path* and store every instance as *who*; returns their SOP Instance UIDs."""
     info = study_for(archive, info, who)
     workspace = archive.workspace()
-    stored: list[str] = []
     try:
         files = convert(path, workspace, info, options)
-        for file in files:
-            stored.append(archive.ingest_staged_file(file, who=who).instance)
-        return stored
-    except BaseException:
-        for uid in stored:
-            try:
-                archive.delete(uid, who=who)
-            except Exception:  # keep the original error; report the rollback failure
-                log.exception("could not remove %s after a failed import of %s", uid, path)
-        raise
+        return [stored.instance for stored in archive.ingest_staged_files(files, who=who)]
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
 

@@ -3,7 +3,7 @@ every ingest), bulk loading, deleting, and the rows of patients, studies and ser
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -160,18 +160,23 @@ class IndexWriter:
 
     def commit(self, claim: Claim, entry: Entry) -> None:
         """Make a claimed instance visible: index values, metadata, frame table, ``stored``."""
+        self.commit_all([(claim, entry)])
+
+    def commit_all(self, claimed: Sequence[tuple[Claim, Entry]]) -> None:
+        """Make claimed instances visible together, in one transaction (all or none)."""
 
         def work(session: Session) -> None:
-            row = session.get(Instance, claim.instance_pk)
-            if row is None or row.pending_key != claim.key:
-                raise InstanceBusy(
-                    f"the claim on {entry.identity.instance} was lost to another writer"
-                )
-            old_series_pk = row.series_pk
-            fresh = row.status != Status.STORED
-            self._apply(session, row, entry, claim.key, fresh)
-            if old_series_pk is not None and old_series_pk != row.series_pk:
-                self._drop_if_empty(session, old_series_pk)
+            for claim, entry in claimed:
+                row = session.get(Instance, claim.instance_pk)
+                if row is None or row.pending_key != claim.key:
+                    raise InstanceBusy(
+                        f"the claim on {entry.identity.instance} was lost to another writer"
+                    )
+                old_series_pk = row.series_pk
+                fresh = row.status != Status.STORED
+                self._apply(session, row, entry, claim.key, fresh)
+                if old_series_pk is not None and old_series_pk != row.series_pk:
+                    self._drop_if_empty(session, old_series_pk)
 
         self._write(work)
 

@@ -81,7 +81,7 @@ def test_failure_while_committing_leaves_nothing(tmp_path, testdata, monkeypatch
     def broken(*_args, **_kwargs):
         raise RuntimeError("index went away")
 
-    monkeypatch.setattr(IndexWriter, "commit", broken)
+    monkeypatch.setattr(IndexWriter, "commit_all", broken)
     with pytest.raises(RuntimeError):
         parts.archive.ingest_file(testdata / LABEL, who=TESTER)
     assert blob_files(tmp_path) == []
@@ -128,3 +128,31 @@ def test_crash_while_overwriting_keeps_the_stored_instance(tmp_path, testdata) -
     dataset = read(testdata / LABEL)
     record = restarted.records(dataset.StudyInstanceUID, who=TESTER)[0]
     assert (tmp_path / "blobs" / record.blob_key).read_bytes() == (testdata / LABEL).read_bytes()
+
+
+def test_files_stored_as_one_are_all_undone_when_one_fails(tmp_path, testdata) -> None:
+    """A converted slide's instances: the third is stored already, so none of them is."""
+    import shutil
+
+    parts = Parts(tmp_path)
+    archive = parts.archive
+    names = [LABEL, "dicom/wsi2dcm_jpeg.dcm", "dicom/ezwsi_multiframe_camelyon_challenge_image.dcm"]
+    archive.ingest_file(testdata / names[2], who=TESTER)
+    before = blob_files(tmp_path)
+    files = []
+    for name in names:
+        files.append(archive.workspace() / "instance.dcm")
+        shutil.copyfile(testdata / name, files[-1])
+    with pytest.raises(Exception, match="stored already"):
+        archive.ingest_staged_files(files, who=TESTER)
+    assert blob_files(tmp_path) == before
+    assert parts.index.abandoned_claims() == []
+    for name in names[:2]:
+        with pytest.raises(Exception, match="no stored study"):
+            archive.records(read(testdata / name).StudyInstanceUID, who=TESTER)
+    assert not any(f.exists() for f in files)  # consumed either way
+    stored = archive.ingest_staged_files(
+        [shutil.copyfile(testdata / n, archive.workspace() / "i.dcm") for n in names[:2]],
+        who=TESTER,
+    )
+    assert [s.instance for s in stored] == [read(testdata / n).SOPInstanceUID for n in names[:2]]

@@ -22,6 +22,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from tests import dicomfiles
 from tests.conftest import dicom_files
 from tests.dicomfiles import frames, multipart_body, read
 from tests.servers import free_port
@@ -36,15 +37,8 @@ JPEG_WSI = "dicom/wsi2dcm_jpeg.dcm"
 
 
 def dataset_bytes(path: Path) -> bytes:
-    """The data set of a Part-10 file without its File Meta Information (which DIMSE does not
-    carry: each receiver writes its own)."""
-    with open(path, "rb") as fp:
-        dataset = pydicom.dcmread(fp, stop_before_pixels=True)
-        del dataset
-        fp.seek(0)
-        raw = fp.read()
-    meta_length = int.from_bytes(raw[140:144], "little")  # (0002,0000) group length value
-    return raw[144 + meta_length :]
+    """The data set of a Part-10 file without its File Meta Information."""
+    return dicomfiles.dataset_bytes(path.read_bytes())
 
 
 def run(*command: str, timeout: float = 300) -> subprocess.CompletedProcess:
