@@ -102,6 +102,13 @@ class Tally:
         )
 
 
+# One web worker; the campaign's DICOM peer known to the listener (its AE title, loopback).
+SETTINGS = {
+    "workers": "1",
+    "dimse_peers": json.dumps([{"ae_title": "CAMPAIGN", "host": "127.0.0.1"}]),
+}
+
+
 def phase_at_kill(data_dir: Path) -> str:
     """Where a kill fell, read from what it left: claims open (placing the blob or
     committing the index), an upload or conversion in the staging area, or neither."""
@@ -204,7 +211,7 @@ def server_campaign(
     rng = random.Random(f"{SEED}-{door}")
     tally = Tally(door)
     data = tmp_path / "data"
-    server = ArchiveServer(data, {"workers": "1"}).start()
+    server = ArchiveServer(data, SETTINGS).start()
     try:
         if dimse:
             server.wait_dimse()
@@ -237,7 +244,7 @@ def server_campaign(
             if errors:
                 raise errors[0]
             tally.kills[phase_at_kill(data)] += 1
-            server = ArchiveServer(data, {"workers": "1"}).start()
+            server = ArchiveServer(data, SETTINGS).start()
             assert list((data / "blobs" / ".staging").iterdir()) == [], "recovery ran"
             ledger.check(server, trial, tally)
             assert verify_clean(data) == len(listed(server))
@@ -373,7 +380,7 @@ def test_import_of_dicom_files_killed(tmp_path: Path, testdata: Path) -> None:
     rng = random.Random(f"{SEED}-import")
     tally, ledger = Tally("import DICOM"), Ledger()
     data = tmp_path / "data"
-    server = ArchiveServer(data, {"workers": "1"}).start()
+    server = ArchiveServer(data, SETTINGS).start()
     try:
         span = 0.0
         for trial_number in range(TRIALS + 1):
@@ -399,7 +406,7 @@ def test_import_of_dicom_files_killed(tmp_path: Path, testdata: Path) -> None:
             assert verify_clean(data) >= len(listed(server))
             tally.trials += trial_number > 0
         server.stop()
-        server = ArchiveServer(data, {"workers": "1"}).start()  # its recovery
+        server = ArchiveServer(data, SETTINGS).start()  # its recovery
         assert list((data / "blobs" / ".staging").iterdir()) == []
         assert phase_at_kill(data) == "between", "the dead imports' claims were released"
         assert verify_clean(data) == len(listed(server))
@@ -423,7 +430,7 @@ def test_import_of_a_vendor_slide_killed(tmp_path: Path, testdata: Path) -> None
     def importing(accession: int) -> subprocess.Popen[str]:
         return cli(data, *SLIDE_METADATA, "--accession", f"ACC-{accession}", slide)
 
-    server = ArchiveServer(data, {"workers": "1"}).start()
+    server = ArchiveServer(data, SETTINGS).start()
     try:
         process = importing(0)
         span = work_span(process, data)
@@ -457,7 +464,7 @@ def test_import_of_a_vendor_slide_killed(tmp_path: Path, testdata: Path) -> None
         for number in range(accession):
             assert len(slide_instances(server, number)) == whole, "the re-run stored it whole"
         server.stop()
-        server = ArchiveServer(data, {"workers": "1"}).start()  # its recovery
+        server = ArchiveServer(data, SETTINGS).start()  # its recovery
         assert list((data / "blobs" / ".staging").iterdir()) == []
         assert phase_at_kill(data) == "between"
         assert verify_clean(data) == len(listed(server)) == whole * accession
