@@ -21,19 +21,27 @@ _PRIVATE = ("private", "no-store")
 
 
 def add(response: Response, behind_tls_proxy: bool) -> Response:
-    """Set the security headers on *response* (an after_request function)."""
+    """Set the security headers on *response* (an after_request function). The response's
+    headers are read once (werkzeug looks each name up by a scan: on the frame hot path,
+    one lookup per header cost more than the rest of the request's hooks)."""
+    headers = response.headers
+    present = {name.lower(): value for name, value in headers.items()}
     for name, value in FIXED.items():
-        response.headers.setdefault(name, value)
+        if name.lower() not in present:
+            headers.add(name, value)
     # RFC 6797 §7.2: HSTS only over a secure transport (a plain-HTTP one is ignored, and a
     # proxy in front that speaks TLS is the operator's word).
     if behind_tls_proxy or request.scheme == "https":
-        response.headers["Strict-Transport-Security"] = f"max-age={HSTS_MAX_AGE}"
-    cache_control = response.headers.get("Cache-Control")
+        headers["Strict-Transport-Security"] = f"max-age={HSTS_MAX_AGE}"
+    cache_control = present.get("cache-control")
     if cache_control is None:
-        response.headers["Cache-Control"] = DEFAULT_CACHE_CONTROL
+        headers.add("Cache-Control", DEFAULT_CACHE_CONTROL)
     elif not any(d in cache_control.lower() for d in _PRIVATE):
         # Every response carries patient data: shared caches must never keep one (§5.2.2.7).
-        response.headers["Cache-Control"] = f"private, {cache_control}"
+        headers["Cache-Control"] = f"private, {cache_control}"
     # granian names itself unless the application does (no version either way).
-    response.headers["Server"] = SERVER
+    if "server" in present:
+        headers["Server"] = SERVER
+    else:
+        headers.add("Server", SERVER)
     return response

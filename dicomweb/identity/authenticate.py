@@ -3,6 +3,7 @@ OpenID Connect JWT, RFC 6750) or configured anonymous access; else 401 with a ch
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from typing import Protocol
@@ -39,6 +40,7 @@ def _challenge(error: str | None = None, description: str = "") -> dict[str, str
     return {"WWW-Authenticate": value}
 
 
+@functools.lru_cache(maxsize=1024)
 def _loopback(address: str | None) -> bool:
     try:
         return address is not None and ipaddress.ip_address(address).is_loopback
