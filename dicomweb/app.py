@@ -4,7 +4,7 @@ Capabilities on OPTIONS, the limits, the one error mapping, security headers, gz
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from flask import Blueprint, Flask, Response, request
 
@@ -84,29 +84,4 @@ def create_app(archive: Archive, config: AppConfig) -> Flask:
         app.after_request(policy.decorate)
     tls_proxy = config.behind_tls_proxy
     app.after_request(lambda response: securityheaders.add(response, tls_proxy))
-    _fuse(app)
     return app
-
-
-def _fuse(app: Flask) -> None:
-    """Run the request hooks registered above as one before-request and one after-request
-    function, in Flask's own order (before: as registered, stopping at the first response;
-    after: in reverse). Flask resolves each hook on every request (ensure_sync), which on
-    the frame hot path cost as much as some hooks' own work."""
-    befores = list(app.before_request_funcs.get(None, ()))
-    afters = list(reversed(app.after_request_funcs.get(None, ())))
-
-    def before() -> Any:
-        for hook in befores:
-            answer = hook()
-            if answer is not None:
-                return answer
-        return None
-
-    def after(response: Response) -> Response:
-        for hook in afters:
-            response = hook(response)
-        return response
-
-    app.before_request_funcs[None] = [before]
-    app.after_request_funcs[None] = [after]
