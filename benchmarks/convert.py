@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.peers import add_testdata_argument  # noqa: E402
 from benchmarks.synthetic import write_svs  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -142,14 +143,7 @@ def main() -> int:
     parser.add_argument("--no-generated", action="store_true")
     parser.add_argument("--no-pyramid", action="store_true", help="skip the large pyramid")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the smaller slides")
-    parser.add_argument(
-        "--testdata",
-        type=Path,
-        default=Path(
-            os.environ.get("WSIARCHIVE_TESTDATA", Path(__file__).parents[2] / "shared/testdata")
-        ),
-        help="real slides converted too, when present",
-    )
+    add_testdata_argument(parser, help="real slides converted too, when present")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/wsiarchive-convert-bench"))
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "convert.json"

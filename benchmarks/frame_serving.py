@@ -26,7 +26,7 @@ import pydicom
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.peers import Orthanc, Ours, Peer, RssMonitor  # noqa: E402
+from benchmarks.peers import Orthanc, Ours, Peer, RssMonitor, add_testdata_argument  # noqa: E402
 from benchmarks.stow_frames import stow  # noqa: E402
 from benchmarks.synthetic import write_wsi  # noqa: E402
 
@@ -186,13 +186,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
     parser.add_argument("--workers", type=int, default=2, help="our server's processes")
     parser.add_argument("--no-orthanc", action="store_true")
-    parser.add_argument(
-        "--testdata",
-        type=Path,
-        default=Path(
-            os.environ.get("WSIARCHIVE_TESTDATA", Path(__file__).parents[2] / "shared/testdata")
-        ),
-    )
+    add_testdata_argument(parser)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/wsiarchive-frames-bench"))
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "frame_serving.json"

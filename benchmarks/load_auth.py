@@ -42,6 +42,7 @@ from pydicom.uid import generate_uid
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.frame_serving import WRK_SCRIPT  # noqa: E402
+from benchmarks.peers import add_testdata_argument  # noqa: E402
 from tests.dicomfiles import multipart_body  # noqa: E402
 from tests.servers import ArchiveServer  # noqa: E402
 
@@ -334,13 +335,7 @@ def main() -> int:
     parser.add_argument("--frame-seconds", type=int, default=10, help="per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per mode")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument(
-        "--testdata",
-        type=Path,
-        default=Path(
-            os.environ.get("WSIARCHIVE_TESTDATA", Path(__file__).parents[2] / "shared/testdata")
-        ),
-    )
+    add_testdata_argument(parser)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/wsiarchive-load-auth"))
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "load_auth.json"

@@ -3,6 +3,7 @@ sampling of their whole process trees."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -184,3 +185,15 @@ class Orthanc(Peer):
             start_new_session=True,
         )
         self.wait_ready(f"http://127.0.0.1:{port}/system")
+
+
+def add_testdata_argument(parser: argparse.ArgumentParser, help: str | None = None) -> None:  # noqa: A002
+    """--testdata: the shared test data (WSIARCHIVE_TESTDATA, else ../shared/testdata)."""
+    parser.add_argument(
+        "--testdata",
+        type=Path,
+        default=Path(
+            os.environ.get("WSIARCHIVE_TESTDATA", Path(__file__).parents[2] / "shared/testdata")
+        ),
+        help=help,
+    )

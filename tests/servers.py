@@ -108,6 +108,20 @@ class ArchiveServer:
         limit = int(self.file_size_limit or 0)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
+    def listener_status(self) -> dict[str, str]:
+        """/proc/<pid>/status of the DICOM listener: the serve process's spawned child (not
+        multiprocessing's resource tracker, its other child)."""
+        assert self.process is not None
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                text = status.read_text()
+                cmdline = (status.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline and f"PPid:\t{self.process.pid}\n" in text:
+                return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+        raise AssertionError("the DICOM listener process was not found")
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None:
             return

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.servers import free_port
+
 # RFC 5424 6: HEADER = PRI VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID,
 # then SP STRUCTURED-DATA [SP MSG]; here STRUCTURED-DATA is only ever NILVALUE.
 HEADER = re.compile(
@@ -148,12 +150,6 @@ def make_certificates(folder: Path, name: str = "test") -> Certificates:
         paths[role] = (folder / f"{role}.pem", folder / f"{role}.key")
     (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     return Certificates(folder / "ca.pem", *paths["server"], *paths["client"])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -25,7 +25,7 @@ from pynetdicom.sop_class import (
 from tests import dicomfiles
 from tests.conftest import dicom_files
 from tests.dicomfiles import frames, multipart_body, read
-from tests.servers import free_port
+from tests.servers import ArchiveServer, free_port
 
 WSI_FILES = [p for p in dicom_files() if "3dhistech-wg26-BPAEC" in str(p)]
 # The peers of these tests: dcmtk's tools under their default calling AE titles and the
@@ -529,18 +529,8 @@ def test_large_instance_over_storescu(fresh_server, tmp_path: Path) -> None:
     assert peak < 400, f"the DICOM listener peaked at {peak:.0f} MB for a 1 GB instance"
 
 
-def _dimse_peak_rss_mb(server) -> float:  # type: ignore[no-untyped-def]
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-            cmdline = (status.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline and f"PPid:\t{server.process.pid}\n" in text:
-            for line in text.splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    raise AssertionError("the DICOM listener process was not found")
+def _dimse_peak_rss_mb(server: ArchiveServer) -> float:
+    return int(server.listener_status()["VmHWM"].split()[0]) / 1024
 
 
 ORTHANC = shutil.which("Orthanc")

@@ -36,23 +36,8 @@ def peers(*entries: dict) -> str:
     return json.dumps([{"host": "127.0.0.1", **entry} for entry in entries])
 
 
-def listener_status(server: ArchiveServer) -> dict[str, str]:
-    """/proc/<pid>/status of the DICOM listener: the serve process's spawned child (not
-    multiprocessing's resource tracker, its other child)."""
-    assert server.process is not None
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-            cmdline = (status.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline and f"PPid:\t{server.process.pid}\n" in text:
-            return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
-    raise AssertionError("the DICOM listener process was not found")
-
-
 def rss_mb(server: ArchiveServer) -> float:
-    return int(listener_status(server)["VmRSS"].split()[0]) / 1024
+    return int(server.listener_status()["VmRSS"].split()[0]) / 1024
 
 
 def scu(title: str) -> AE:
@@ -152,7 +137,7 @@ def test_refused_host_is_refused_at_once(fresh_server) -> None:
         dimse_peers=peers({"ae_title": "ECHOSCU"}), dimse_allowed_hosts="10.9.9.9"
     )
     _wait_port(server.dimse_port)
-    threads = int(listener_status(server)["Threads"])
+    threads = int(server.listener_status()["Threads"])
     started = time.monotonic()
     echo = run("echoscu", "-to", "60", "-aec", "WSIARCHIVE", "127.0.0.1", str(server.dimse_port))
     assert echo.returncode != 0
@@ -161,7 +146,7 @@ def test_refused_host_is_refused_at_once(fresh_server) -> None:
         answer = sock.recv(10)  # nothing sent: the A-ABORT comes anyway, then the close
     assert answer in (b"", bytes([7, 0, 0, 0, 0, 4, 0, 0, 0, 0]))
     # No association thread is left behind for either connection.
-    assert int(listener_status(server)["Threads"]) <= threads
+    assert int(server.listener_status()["Threads"]) <= threads
 
 
 def test_a_huge_pdu_is_not_buffered(fresh_server) -> None:
