@@ -62,6 +62,10 @@ class Service:
         principal: Principal = g.principal
         return principal
 
+    def origin(self) -> str:
+        """The public origin (scheme, host, port) of the service: its root without PREFIX."""
+        return self.root()[: -len(PREFIX)]
+
     def root(self) -> str:
         """The public URL of the DICOMweb service root, without a trailing slash."""
         if self.config.base_url:

@@ -86,7 +86,6 @@ def local_admin(command: str) -> Principal:
     )
 
 
-ANONYMOUS = Principal("anonymous", PrincipalKind.ANONYMOUS, ALL_SCOPES)
 GROUP_LENGTH = 64  # Study.access_group
 
 

@@ -15,7 +15,7 @@ from dicomweb.identity import login
 from dicomweb.identity.login import SESSION, LoginConfig
 from dicomweb.identity.oidc import InvalidToken, OidcConfig, OidcVerifier
 from dicomweb.service import Service
-from storage.access import ANONYMOUS, Principal, PrincipalKind, Scope
+from storage.access import Principal, PrincipalKind, Scope
 
 log = logging.getLogger(__name__)
 REALM = "wsiarchive"
@@ -55,7 +55,7 @@ class Authenticator:
         self.service = service
         self.anonymous = config.anonymous_access
         self.anonymous_principal = Principal(
-            ANONYMOUS.subject,
+            "anonymous",
             PrincipalKind.ANONYMOUS,
             Scope.parse(config.anonymous_scopes.split()),
         )
@@ -107,7 +107,7 @@ class Authenticator:
             return None  # expired: as if there were no session
         if request.method not in ("GET", "HEAD"):
             origin = request.headers.get("Origin", "")
-            if origin != self.service.root()[: -len("/dicomweb")]:
+            if origin != self.service.origin():
                 raise HTTPError(403, "a session cookie is only accepted from this server's pages")
         return found
 

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from dicomweb.http.errors import HTTPError
 from dicomweb.identity.oidc import FETCH_TIMEOUT, InvalidToken, OidcVerifier
-from dicomweb.service import PREFIX, Service
+from dicomweb.service import Service
 
 SESSION = "wsiarchive_session"  # the access token
 FLOW = "wsiarchive_login"  # state, PKCE verifier and where to go back to, signed
@@ -56,11 +56,8 @@ class Login:
         self.service, self.verifier, self.config = service, verifier, config
         self.signer = URLSafeTimedSerializer(config.session_secret, salt="wsiarchive-login")
 
-    def origin(self) -> str:
-        return self.service.root()[: -len(PREFIX)]
-
     def _cookie(self, response: Response, name: str, value: str, seconds: int) -> None:
-        secure = self.origin().startswith("https:")
+        secure = self.service.origin().startswith("https:")
         response.set_cookie(
             name, value, max_age=seconds, httponly=True, secure=secure, samesite="Lax"
         )
@@ -68,7 +65,7 @@ class Login:
     def _common(self, verifier_or_challenge: dict[str, str]) -> dict[str, str]:
         return {
             "client_id": self.config.oidc_client_id,
-            "redirect_uri": self.origin() + "/callback",
+            "redirect_uri": self.service.origin() + "/callback",
             # RFC 8707: the archive as the resource, so the token names it as its audience.
             "resource": self.verifier.config.oidc_audience,
             **verifier_or_challenge,
