@@ -26,7 +26,7 @@ from storage.blobs import StagedBlob
 from storage.dicom.document import JsonObject, instance_path
 from storage.dicom.part10 import Part10Writer
 from storage.dicom.uids import validate_uid
-from storage.errors import ArchiveError, IndexUnavailable, OutOfResources
+from storage.errors import ArchiveError, OutOfResources
 
 log = logging.getLogger(__name__)
 
@@ -170,16 +170,14 @@ def store(service: Service, study: str | None = None) -> Response:
     for number, blob in enumerate(staged, start=1):
         try:
             result = service.archive.ingest(blob, study, who=service.who())
-        except IndexUnavailable:
-            if not studies:
-                raise  # nothing stored: the whole request is 503, to be retried later
-            outcome.failure(
-                OUT_OF_RESOURCES, f"part {number}: the index is unavailable", None, None
-            )
-            continue
         except ArchiveError as exc:
+            status = status_of(exc)
+            if status.retry_after and not studies:
+                # A transient condition (the index unreachable) with nothing stored yet: the
+                # whole request gets its status and Retry-After, to be sent again later.
+                raise
             log.info("STOW part %d refused: %s", number, exc.reason)
-            code = status_of(exc).failure_reason
+            code = status.failure_reason
             outcome.failure(code, f"part {number}: {exc.reason}", exc.sop_class, exc.sop_instance)
             auditing.note(study or "", "", exc.sop_instance or "", False)
             continue
