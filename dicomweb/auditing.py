@@ -16,7 +16,13 @@ from storage.audit import AuditRecord, Operation
 
 log = logging.getLogger(__name__)
 AuditItem = tuple[str, str, str, bool]  # study, series, instance, stored / succeeded
-_OPERATIONS = {"Search": Operation.SEARCH, "Store": Operation.STORE, "Retrieve": Operation.RETRIEVE}
+_OPERATIONS = {
+    "Search": Operation.SEARCH,
+    "Store": Operation.STORE,
+    "Retrieve": Operation.RETRIEVE,
+    "Delete": Operation.DELETE,
+    "ReadChangeFeed": Operation.SEARCH,  # a query of the events of every study
+}
 
 
 def note(study: str, series: str, instance: str, succeeded: bool) -> None:
@@ -46,6 +52,8 @@ def _records(principal: Principal | None, response: Response) -> list[AuditRecor
     variables = request.view_args or {}
     # Query parameters are the search; a retrieve's only name representations.
     detail = request.query_string.decode("latin-1")[:2000] if operation is Operation.SEARCH else ""
+    if endpoint.startswith("ReadChangeFeed"):  # named, so it is not taken for a QIDO-RS one
+        detail = f"{request.path}?{detail}"[:2000]
     ok = response.status_code < 400
     base = (now, principal.subject, principal.kind.value, principal.source, operation)
     items: list[AuditItem] = g.get("audit_items") or [

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Response
 
 from dicomweb.transactions import capabilities as described
-from dicomweb.transactions import frames, qido, rendered, stow, wado
+from dicomweb.transactions import changefeed, delete, frames, qido, rendered, stow, wado
 from dicomweb.transactions.capabilities import Description
 from storage.dicom.levels import Level
 
@@ -55,18 +55,21 @@ ROUTES: list[Route] = [
     Route("/studies", "POST", "StoreInstances", stow.store, described.store()),
     Route(S, "GET", "RetrieveStudy", wado.retrieve_instances, described.retrieve()),
     Route(S, "POST", "StoreStudyInstances", stow.store, described.store()),
+    Route(S, "DELETE", "DeleteStudy", delete.delete, described.delete()),
     Route(f"{S}/metadata", "GET", "RetrieveStudyMetadata", wado.retrieve_metadata,
           described.metadata()),
     *_rendered(S, "Study"),
     Route(f"{S}/series", "GET", "SearchForStudySeries", _search(Level.SERIES),
           described.search(Level.SERIES)),
     Route(SE, "GET", "RetrieveSeries", wado.retrieve_instances, described.retrieve()),
+    Route(SE, "DELETE", "DeleteSeries", delete.delete, described.delete()),
     Route(f"{SE}/metadata", "GET", "RetrieveSeriesMetadata", wado.retrieve_metadata,
           described.metadata()),
     *_rendered(SE, "Series"),
     Route(f"{SE}/instances", "GET", "SearchForStudySeriesInstances", _search(Level.INSTANCE),
           described.search(Level.INSTANCE)),
     Route(I, "GET", "RetrieveInstance", wado.retrieve_instances, described.retrieve()),
+    Route(I, "DELETE", "DeleteInstance", delete.delete, described.delete()),
     Route(f"{I}/metadata", "GET", "RetrieveInstanceMetadata", wado.retrieve_metadata,
           described.metadata()),
     Route(F, "GET", "RetrieveFrames", frames.retrieve_frames, described.pixels()),
@@ -80,4 +83,8 @@ ROUTES: list[Route] = [
           described.search(Level.SERIES)),
     Route("/instances", "GET", "SearchForInstances", _search(Level.INSTANCE),
           described.search(Level.INSTANCE)),
+    # The change feed (Azure's DICOM service API v2): docs/conformance.md §14.
+    Route("/changefeed", "GET", "ReadChangeFeed", changefeed.feed, described.change_feed()),
+    Route("/changefeed/latest", "GET", "ReadChangeFeedLatest", changefeed.latest,
+          described.change_feed_latest()),
 ]  # fmt: skip

@@ -3,6 +3,7 @@ alone; its collaborators (index, blobs, caches, transcoder, renderer) are privat
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -17,13 +18,14 @@ from storage.audit import AuditQuery, AuditRecord, Operation
 from storage.blobs import BlobStore, FilesystemBlobStore, StagedBlob
 from storage.cache import Lru
 from storage.config import ArchiveConfig, DuplicatePolicy
-from storage.dicom.document import JsonDataset, load
+from storage.dicom.document import JsonDataset, JsonObject, load
 from storage.dicom.frames import FrameTable
 from storage.dicom.syntaxes import same_pixels
 from storage.dicom.uids import validate_uid
-from storage.errors import CodecError
+from storage.errors import CodecError, Forbidden
 from storage.imaging.codecs import ImageInfo
 from storage.imaging.display import Rendered, RenderRequest
+from storage.index import changes
 from storage.index.audit import AuditStore, patients
 from storage.index.engine import Database
 from storage.index.reads import IndexReader
@@ -32,7 +34,15 @@ from storage.index.writes import IndexWriter
 from storage.query import results
 from storage.query.results import Page
 from storage.query.search import Search
-from storage.records import ByteStream, InstanceFile, StoredInstance, StoredRecord
+from storage.records import (
+    ByteStream,
+    Change,
+    FeedWindow,
+    InstanceFile,
+    State,
+    StoredInstance,
+    StoredRecord,
+)
 from storage.retrieve.bulkdata import blob_chunks, header_element
 from storage.retrieve.described import Descriptions, Image
 from storage.retrieve.frames import FrameReader
@@ -47,6 +57,7 @@ DESCRIPTIONS = 4096  # per-blob facts: pixel description, tiles, presentation, I
 TOKENS = 1024  # verified tokens kept, each for token_recheck_seconds
 AUDITED = 65536  # recent audit events, so that repeats within audit_repeat_seconds count once
 FrameKey = tuple[int, str]
+log = logging.getLogger(__name__)
 AuditKey = tuple[str, str, str, str, str, str, int]
 
 
@@ -144,14 +155,36 @@ class Archive:
         how = ingesting.Storing(self._policy, self._group_attribute, who)
         return ingesting.ingest_all(self._writer, self._blobs, how, staged, study)
 
-    def delete(self, sop_instance_uid: str, *, who: Principal) -> None:
-        """Remove a stored instance (index rows, then its blob)."""
+    def delete(
+        self,
+        study: str,
+        series: str | None = None,
+        instance: str | None = None,
+        *,
+        who: Principal,
+    ) -> int:
+        """Delete the stored instances of a study / series / instance (UIDs validated first)
+        that *who* may see, and return how many. NotFound when there is none: a study *who*
+        may not see, or one deleted already, is not found.
+
+        The index rows go first, in one transaction (with their change feed events), then
+        the blobs. A reader holding a record of an instance finds its blob gone (BlobMissing)
+        or, on the filesystem, finishes reading the file it has open. A crash between the two
+        steps leaves only orphan blobs, which `verify` lists and `verify --repair` removes.
+        """
         require(who, Scope.DELETE)
-        if not who.unrestricted:
-            require(who, Scope.ADMIN)
-        key = self._writer.delete(validate_uid(sop_instance_uid, "SOP Instance UID"))
-        if key:
-            self._blobs.delete(key)
+        validate_uid(study, "Study Instance UID")
+        if series is not None:
+            validate_uid(series, "Series Instance UID")
+        if instance is not None:
+            validate_uid(instance, "SOP Instance UID")
+        keys = self._writer.delete_matching(study, series, instance, who)
+        for key in keys:
+            try:
+                self._blobs.delete(key)
+            except (OSError, ValueError) as exc:  # an orphan for verify, not a failed delete
+                log.warning("deleted instance's blob %s could not be removed: %s", key, exc)
+        return len(keys)
 
     def verify(self, bounds: Bounds, repair: bool = False, *, who: Principal) -> Report:
         """Compare the index with the blob store; repair what is safe (storage.verify)."""
@@ -221,6 +254,33 @@ class Archive:
             if not who.sees(found.study, found.access_group):
                 found = self.records(study, series, instance, who=who)[0]  # NotFound
         return found
+
+    # -- the change feed --------------------------------------------------------------------------
+    def change_feed(self, feed: FeedWindow, *, who: Principal) -> list[Change]:
+        """The change feed's events in *feed*, in commit order (storage.index.changes)."""
+        _require_feed(who)
+        return changes.window(self._database.engine, feed)
+
+    def latest_change(self, *, who: Principal) -> Change | None:
+        """The last event of the change feed, if any."""
+        _require_feed(who)
+        return changes.latest(self._database.engine)
+
+    def change_documents(self, feed: Sequence[Change]) -> dict[str, JsonObject]:
+        """The metadata stored now of the instances of *feed* that are still stored, by SOP
+        Instance UID (BulkDataURIs relative to the service root)."""
+        wanted = (change.instance for change in feed if change.state != State.DELETED)
+        found = changes.current_documents(self._database.engine, wanted)
+        return {uid: load(document) for uid, document in found.items()}
+
+    def lease_cursor(self, name: str, holder: str, seconds: float) -> int | None:
+        """Take or renew the delivery lease of change feed consumer *name*: the sequence it
+        has been given so far, or None while another process holds the lease."""
+        return changes.lease(self._database.engine, name, holder, seconds)
+
+    def advance_cursor(self, name: str, holder: str, sequence: int) -> bool:
+        """Record that consumer *name* has been given every event up to *sequence*."""
+        return changes.advance(self._database.engine, name, holder, sequence)
 
     # -- metadata --------------------------------------------------------------------------------
     def documents(self, records: list[StoredRecord]) -> Iterator[bytes]:
@@ -424,6 +484,17 @@ class Archive:
     ) -> Rendered:
         """A thumbnail standing for *records*, showing no patient data."""
         return self._renderer.thumbnail(records, request, frame)
+
+
+def _require_feed(who: Principal) -> None:
+    """The change feed names the studies of every access group, deleted ones too: it needs
+    the read scope and an identity that sees every study."""
+    require(who, Scope.READ)
+    if not who.unrestricted:
+        raise Forbidden(
+            f"{who.subject} may not read the change feed: it needs an identity that sees "
+            "every access group"
+        )
 
 
 def _utcnow() -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,43 @@ class ByteStream:
 
     chunks: Iterator[bytes]
     length: int | None
+
+
+class Action(StrEnum):
+    """What a change feed event did to an instance (Azure's DICOM service's names)."""
+
+    CREATE = "create"  # stored for the first time (or again after a delete)
+    UPDATE = "update"  # stored again under duplicate_policy = overwrite
+    DELETE = "delete"
+
+
+class State(StrEnum):
+    """What has become of the instance of a change feed event since (Azure's names)."""
+
+    CURRENT = "current"  # this event made the version stored now
+    REPLACED = "replaced"  # a later create or update replaced it
+    DELETED = "deleted"  # the instance was deleted since
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event of the change feed."""
+
+    sequence: int
+    at: datetime  # UTC, naive
+    action: Action
+    state: State
+    study: str
+    series: str
+    instance: str
+
+
+@dataclass(frozen=True)
+class FeedWindow:
+    """Which events a change feed read returns: those at or after *start* and before *end*
+    (UTC), in sequence order, *offset* of them skipped, at most *limit*."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    offset: int = 0
+    limit: int = 100

@@ -29,6 +29,8 @@ SEARCH_STATUS = "200 400 406 503"
 RETRIEVE_STATUS = "200 400 404 406 503"
 STORE_STATUS = "200 202 400 409 413 415 507"
 RENDERED_STATUS = "200 304 400 404 406 413 503"
+DELETE_STATUS = "204 400 403 404 503"
+CHANGE_FEED_STATUS = "200 400 403 503"
 METADATA_TYPES = [DICOM_JSON, f"multipart/related; type={DICOM_XML}"]
 PIXEL_TYPES = [
     f"multipart/related; type={t}"
@@ -142,6 +144,26 @@ def store() -> Description:
     content = Param("Content-Type", "header", [f"multipart/related; type={DICOM}", DICOM])
     accept = Param("Accept", "header", [DICOM_JSON, DICOM_XML], DICOM_JSON)
     return Description([content, accept], [DICOM_JSON, DICOM_XML], STORE_STATUS)
+
+
+def delete() -> Description:
+    return Description([], [], DELETE_STATUS)
+
+
+def change_feed() -> Description:
+    params = [
+        Param("startTime"),
+        Param("endTime"),
+        Param("offset", default="0"),
+        Param("limit", default="100"),
+        Param("includeMetadata", options=["true", "false"], default="true"),
+    ]
+    return Description(params, ["application/json"], CHANGE_FEED_STATUS)
+
+
+def change_feed_latest() -> Description:
+    params = [Param("includeMetadata", options=["true", "false"], default="true")]
+    return Description(params, ["application/json"], CHANGE_FEED_STATUS)
 
 
 def _rendered_types() -> list[str]:

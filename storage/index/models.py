@@ -265,10 +265,55 @@ class AuditEvent(Base):
     exported_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
 
 
+class ChangeEvent(Base):
+    """One committed change of an instance, in the order of the commits (the change feed,
+    after Azure's DICOM service): written in the transaction that made the change."""
+
+    __tablename__ = "change_event"
+
+    # Assigned under the lock of the change_counter row, so in commit order, without gaps.
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)  # UTC, never decreasing
+    action: Mapped[str] = mapped_column(String(8))  # storage.records.Action
+    state: Mapped[str] = mapped_column(String(8))  # storage.records.State, kept current
+    study_instance_uid: Mapped[str] = mapped_column(String(128))
+    series_instance_uid: Mapped[str] = mapped_column(String(128))
+    sop_instance_uid: Mapped[str] = mapped_column(String(128), index=True)
+    # The study's access group when the change was made (the feed obeys the access rules
+    # even for studies deleted since).
+    access_group: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ChangeCounter(Base):
+    """The one row that hands out change sequences: locked by each committing writer."""
+
+    __tablename__ = "change_counter"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, default=0)  # the last one handed out
+    at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # of that one
+
+
+class ChangeCursor(Base):
+    """How far one consumer of the change feed (a webhook URL) has got, and which process
+    holds the lease to deliver to it."""
+
+    __tablename__ = "change_cursor"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(1000), unique=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, default=0)  # delivered up to here
+    holder: Mapped[str] = mapped_column(String(200), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 __all__ = [
     "ApiToken",
     "AuditEvent",
     "Base",
+    "ChangeCounter",
+    "ChangeCursor",
+    "ChangeEvent",
     "FrameIndex",
     "Instance",
     "InstanceMetadata",

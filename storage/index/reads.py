@@ -66,7 +66,7 @@ class IndexReader:
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
         if not rows:
-            raise NotFound(_not_found(study, series, instance))
+            raise NotFound(not_found(study, series, instance))
         return [StoredRecord(*row) for row in rows]
 
     def documents(self, records: list[StoredRecord]) -> Iterator[bytes]:
@@ -125,7 +125,7 @@ class IndexReader:
             return found
 
 
-def _not_found(study: str, series: str | None, instance: str | None) -> str:
+def not_found(study: str, series: str | None, instance: str | None) -> str:
     if instance is not None:
         return f"no stored instance {instance} in series {series} of study {study}"
     if series is not None:

@@ -15,13 +15,17 @@ from sqlalchemy.orm import Session
 
 from storage.access import Principal
 from storage.dicom.dataset import Identity
+from storage.dicom.levels import Level
 from storage.errors import (
     ConflictingInstance,
     DuplicateInstance,
     Forbidden,
     InstanceBusy,
+    NotFound,
     OutOfResources,
 )
+from storage.index import changes
+from storage.index.changes import Event
 from storage.index.columns import (
     instance_values,
     patient_values,
@@ -31,6 +35,7 @@ from storage.index.columns import (
     study_values,
 )
 from storage.index.engine import WRITE
+from storage.index.ladder import ladder
 from storage.index.models import (
     FrameIndex,
     Instance,
@@ -42,6 +47,8 @@ from storage.index.models import (
     Status,
     Study,
 )
+from storage.index.reads import not_found
+from storage.records import Action
 
 # A claim this old belongs to a writer that died; a new writer may take it over.
 STALE_CLAIM = timedelta(minutes=30)
@@ -166,6 +173,7 @@ class IndexWriter:
         """Make claimed instances visible together, in one transaction (all or none)."""
 
         def work(session: Session) -> None:
+            events = []
             for claim, entry in claimed:
                 row = session.get(Instance, claim.instance_pk)
                 if row is None or row.pending_key != claim.key:
@@ -177,6 +185,8 @@ class IndexWriter:
                 self._apply(session, row, entry, claim.key, fresh)
                 if old_series_pk is not None and old_series_pk != row.series_pk:
                     self._drop_if_empty(session, old_series_pk)
+                events.append(_event(session, row, Action.CREATE if fresh else Action.UPDATE))
+            changes.record(session, events)  # last: see changes.record on the ordering
 
         self._write(work)
 
@@ -230,6 +240,21 @@ class IndexWriter:
             ):
                 if values:
                     session.execute(insert(table), values)
+            groups = {
+                uid: group
+                for uid, group in session.execute(
+                    select(Study.study_instance_uid, Study.access_group).where(
+                        Study.study_instance_uid.in_({e.identity.study for e in entries})
+                    )
+                )
+            }
+            changes.record(
+                session,
+                [
+                    Event(Action.CREATE, *_uids(e.identity), groups.get(e.identity.study, ""))
+                    for e in entries
+                ],
+            )
 
         self._write(work, attempts=1)
 
@@ -277,18 +302,56 @@ class IndexWriter:
 
         def work(session: Session) -> str | None:
             row = session.scalar(
-                select(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
+                select(Instance).where(
+                    Instance.sop_instance_uid == sop_instance_uid, Instance.status == Status.STORED
+                )
             )
             if row is None:
                 return None
-            key, series_pk = row.blob_key, row.series_pk
-            session.delete(row)
-            session.flush()
-            if series_pk is not None:
-                self._drop_if_empty(session, series_pk)
+            key, event = self._remove(session, row)
+            changes.record(session, [event])
             return key
 
         return self._write(work)
+
+    def delete_matching(
+        self,
+        study: str,
+        series: str | None = None,
+        instance: str | None = None,
+        who: Principal | None = None,
+    ) -> list[str]:
+        """Remove every stored instance of a study, series or single instance that *who* may
+        see, in one transaction; returns their blob keys. NotFound when there is none (a
+        study *who* may not see is not found, as if it were not stored)."""
+
+        def work(session: Session) -> list[str]:
+            query = ladder(select(Instance), Level.INSTANCE, [Level.STUDY], who).where(
+                Study.study_instance_uid == study
+            )
+            if series is not None:
+                query = query.where(Series.series_instance_uid == series)
+            if instance is not None:
+                query = query.where(Instance.sop_instance_uid == instance)
+            rows = session.scalars(query.order_by(Instance.pk)).all()
+            if not rows:
+                raise NotFound(not_found(study, series, instance))
+            removed = [self._remove(session, row) for row in rows]
+            changes.record(session, [event for _, event in removed])
+            return [key for key, _ in removed if key]
+
+        return self._write(work)
+
+    def _remove(self, session: Session, row: Instance) -> tuple[str | None, Event]:
+        """The one removal of an instance row (its metadata, frames and specimens go with it
+        by ON DELETE CASCADE), and of its series, study and patient once left empty."""
+        event = _event(session, row, Action.DELETE)
+        key, series_pk = row.blob_key, row.series_pk
+        session.delete(row)
+        session.flush()
+        if series_pk is not None:
+            self._drop_if_empty(session, series_pk)
+        return key, event
 
     def abandoned_claims(self) -> list[Claim]:
         """Every open claim; only meaningful when no writer is running (start-up recovery)."""
@@ -370,6 +433,23 @@ class IndexWriter:
         session.flush()
         if not session.scalar(select(exists().where(Study.patient_pk == patient_pk))):
             session.execute(delete(Patient).where(Patient.pk == patient_pk))
+
+
+def _uids(identity: Identity) -> tuple[str, str, str]:
+    return identity.study, identity.series, identity.instance
+
+
+def _event(session: Session, row: Instance, action: Action) -> Event:
+    """The change feed event of *action* on the stored instance *row*."""
+    series = session.get(Series, row.series_pk) if row.series_pk is not None else None
+    study = session.get(Study, series.study_pk) if series is not None else None
+    return Event(
+        action,
+        study.study_instance_uid if study is not None else "",
+        series.series_instance_uid if series is not None else "",
+        row.sop_instance_uid,
+        study.access_group if study is not None else "",
+    )
 
 
 def add_request_attributes(session: Session, series_pk: int, dataset: Dataset) -> None:

@@ -99,7 +99,7 @@ def test_preflight_comes_before_the_capabilities(web) -> None:
         assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
         assert response.headers["Access-Control-Allow-Credentials"] == "true"
         methods = {m.strip() for m in response.headers["Access-Control-Allow-Methods"].split(",")}
-        assert methods == {"GET", "POST", "OPTIONS"}
+        assert methods == {"GET", "POST", "DELETE", "OPTIONS"}  # the route table's
         allowed = {h.strip() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
         assert allowed == set(ALLOWED_HEADERS)
         assert int(response.headers["Access-Control-Max-Age"]) > 0

@@ -54,7 +54,7 @@ def test_cached_records_and_fresh_ones(tmp_path) -> None:
     fresh = archive.instance(first.study, first.series, first.instance, fresh=True, who=TESTER)
     assert fresh.blob_key != record.blob_key
     assert archive.frames(fresh).read(2) == dataset.PixelData[256:512]
-    archive.delete(first.instance, who=TESTER)
+    assert archive.delete(first.study, first.series, first.instance, who=TESTER) == 1
     with pytest.raises(NotFound):
         archive.records(first.study, who=TESTER)
 

@@ -90,6 +90,10 @@ EVENTS: dict[Operation, Event] = {
         dcm("110113", "Security Alert"), Action.EXECUTE, Role.NONE, Role.NONE
     ),
 }
+# A.5.3.8 DICOM Study Deleted: "the deletion of one or more studies and all associated SOP
+# Instances in a single action" (a whole study; a series or an instance deleted is A.5.3.6,
+# DICOM Instances Accessed, which covers instances "viewed, utilized, updated, or deleted").
+STUDY_DELETED = Event(dcm("110105", "DICOM Study Deleted"), Action.DELETE, Role.NONE, Role.NONE)
 LOGIN = dcm("110122", "Login")  # A.5.3.12 EventTypeCode
 # A.5.3.11 EventTypeCode (CID 403): a change of tokens or settings, or a refused use.
 SECURITY_CONFIGURATION = dcm("110129", "Security Configuration")
@@ -245,6 +249,8 @@ def _alert_subject(parent: ET.Element, record: AuditRecord, source: AuditSource)
 def audit_message(record: AuditRecord, source: AuditSource) -> bytes:
     """The record as a PS3.15 A.5.1 AuditMessage document, UTF-8 XML."""
     event = EVENTS[record.operation]
+    if record.operation is Operation.DELETE and not record.series and not record.instance:
+        event = STUDY_DELETED
     root = ET.Element("AuditMessage")
     identification = ET.SubElement(
         root,
