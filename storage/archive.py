@@ -14,7 +14,7 @@ from storage import ingest as ingesting
 from storage import verify as verifying
 from storage.access import Principal, Scope, TokenInfo, require
 from storage.audit import AuditQuery, AuditRecord, Operation
-from storage.blobs import BlobStore, FilesystemBlobStore, StagedBlob
+from storage.blobs import BlobStore, StagedBlob, open_blob_store
 from storage.cache import Lru
 from storage.config import ArchiveConfig, DuplicatePolicy
 from storage.dicom.document import JsonDataset, load
@@ -431,6 +431,6 @@ def _utcnow() -> datetime:
 
 
 def open_archive(config: ArchiveConfig) -> Archive:
-    """Open (and migrate) the index and the filesystem blob store *config* names."""
+    """Open (and migrate) the index and the blob store *config* names."""
     database = Database.open(config.database)
-    return Archive(database, FilesystemBlobStore(config.blobs, config.fsync), config)
+    return Archive(database, open_blob_store(config), config)
