@@ -254,6 +254,10 @@ class Archive:
         """The frames of an instance, read by offset."""
         return FrameReader(self._blobs, record, self.frame_table(record))
 
+    def prefetch_frames(self, record: StoredRecord, numbers: Sequence[int]) -> None:
+        """Frames one request is about to read: a remote blob store fetches them together."""
+        self.frames(record).prefetch(numbers)
+
     def transcode_targets(self, record: StoredRecord) -> tuple[str, ...]:
         """The transfer syntaxes the instance's frames can be transcoded to, in offer order."""
         return self._described.targets(record)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import BinaryIO
@@ -104,6 +104,9 @@ class FilesystemBlobStore(LocalStaging):
                 yield data
         finally:
             os.close(fd)
+
+    def prefetch(self, key: str, ranges: Sequence[tuple[int, int]]) -> None:
+        """Nothing to do: each pread is served from the page cache or the disk at once."""
 
     def local_file(self, key: str) -> AbstractContextManager[Path]:
         """The blob's own file: nothing to copy on a filesystem store."""

@@ -174,6 +174,17 @@ class ObjectBlobStore(LocalStaging):
         at once (obstore runs them concurrently)."""
         yield from self.cache.read(key, list(ranges), self._fetch)
 
+    def prefetch(self, key: str, ranges: Sequence[tuple[int, int]]) -> None:
+        """Fetch *ranges* into the cache with coalesced GETs made at once, so that the frames
+        of one request read afterwards one by one cost no request each (skipped without a
+        cache, or when they would fill more than a quarter of it)."""
+        lru = self.cache.lru
+        if lru is None or lru.max_bytes is None or len(ranges) < 2:
+            return
+        if sum(length for _, length in ranges) > lru.max_bytes // 4:
+            return
+        self.cache.read(key, list(ranges), self._fetch)
+
     def _fetch(self, key: str, spans: Sequence[Range]) -> Sequence[bytes | memoryview]:
         if not spans:
             return []

@@ -140,3 +140,32 @@ def test_options_split_into_store_client_and_retry_keys() -> None:
     assert split["retry_config"]["max_retries"] == 3
     with pytest.raises(ValueError):
         store_options("[]")
+
+
+def test_the_frames_of_one_request_cost_one_get(tmp_path, s3_bucket, testdata) -> None:
+    from tests.dicomfiles import frames, parse_multipart
+    from tests.inprocess import client, open_at, store
+
+    path = testdata / "dicom" / "wsi2dcm_jpeg.dcm"
+    archive, settings = open_at(tmp_path / "archive", **s3_bucket.settings)
+    try:
+        stored = store(archive, path.read_bytes())
+        blobs = archive._blobs
+        assert isinstance(blobs, ObjectBlobStore)
+        expected = frames(path)
+        numbers = ",".join(str(n) for n in range(1, len(expected) + 1))
+        url = (
+            f"/dicomweb/studies/{stored.study}/series/{stored.series}/instances/"
+            f"{stored.instance}/frames/{numbers}"
+        )
+        accept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+        before = blobs.cache.requests
+        response = client(archive, settings).get(url, headers={"Accept": accept})
+        assert response.status_code == 200
+        parts = parse_multipart(response.headers["Content-Type"], response.data)
+        assert [body for _, body in parts] == expected
+        assert blobs.cache.requests - before == 1  # every tile in one coalesced GET
+        again = client(archive, settings).get(url, headers={"Accept": accept})
+        assert again.data == response.data and blobs.cache.requests - before == 1  # cached
+    finally:
+        archive.close()
