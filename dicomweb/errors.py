@@ -60,6 +60,7 @@ STATUS: dict[type[errors.ArchiveError], WireStatus] = {
     errors.Forbidden: WireStatus(403, NOT_AUTHORIZED),  # RFC 9110 §15.5.4
     # RFC 9110 §15.6.4: a transient condition, with Retry-After.
     errors.IndexUnavailable: WireStatus(503, OUT_OF_RESOURCES, retry_after=10),
+    errors.StorageUnavailable: WireStatus(503, OUT_OF_RESOURCES, retry_after=10),
 }
 # Failure Reasons that mean the payload itself was unreadable: when nothing was stored and
 # every failure is one of these, the request had "bad syntax" (400), else a conflict (409).

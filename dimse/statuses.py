@@ -54,6 +54,7 @@ STATUS: dict[type[errors.ArchiveError], DimseStatus] = {
     errors.InstanceBusy: DimseStatus(PROCESSING_FAILURE, CANNOT_UNDERSTAND),  # transient: retry
     errors.Forbidden: DimseStatus(NOT_AUTHORIZED, NOT_AUTHORIZED),
     errors.IndexUnavailable: DimseStatus(OUT_OF_RESOURCES, OUT_OF_RESOURCES),  # transient
+    errors.StorageUnavailable: DimseStatus(OUT_OF_RESOURCES, OUT_OF_RESOURCES),  # transient
 }
 
 

@@ -48,13 +48,16 @@ else
     .venv/bin/python -m pip install -q -c constraints.txt -e .
 fi
 
-# The tests' OpenID provider (tests/oidc): panva's oidc-provider, pinned by its lock file;
-# skipped when node_modules was installed from this very lock file.
+# The tests' npm servers, each pinned by its lock file: the OpenID provider (tests/oidc,
+# panva's oidc-provider) and the Azure Blob server (tests/azurite, Microsoft's Azurite);
+# each skipped when its node_modules was installed from this very lock file.
 if [ "$node" = true ]; then
     command -v npm >/dev/null || { echo "setup.sh: --test needs node and npm" >&2; exit 1; }
-    stamp=tests/oidc/node_modules/.installed-from-lock
-    if ! cmp -s tests/oidc/package-lock.json "$stamp"; then
-        npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error >/dev/null
-        cp tests/oidc/package-lock.json "$stamp"
-    fi
+    for folder in tests/oidc tests/azurite; do
+        stamp=$folder/node_modules/.installed-from-lock
+        if ! cmp -s $folder/package-lock.json "$stamp"; then
+            npm ci --prefix $folder --no-audit --no-fund --loglevel=error >/dev/null
+            cp $folder/package-lock.json "$stamp"
+        fi
+    done
 fi

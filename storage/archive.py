@@ -15,7 +15,7 @@ from storage import ingest as ingesting
 from storage import verify as verifying
 from storage.access import Principal, Scope, TokenInfo, require
 from storage.audit import AuditQuery, AuditRecord, Operation
-from storage.blobs import BlobStore, FilesystemBlobStore, StagedBlob
+from storage.blobs import BlobStore, StagedBlob, open_blob_store
 from storage.cache import Lru
 from storage.config import ArchiveConfig, DuplicatePolicy
 from storage.dicom.document import JsonDataset, JsonObject, load
@@ -314,6 +314,10 @@ class Archive:
         """The frames of an instance, read by offset."""
         return FrameReader(self._blobs, record, self.frame_table(record))
 
+    def prefetch_frames(self, record: StoredRecord, numbers: Sequence[int]) -> None:
+        """Frames one request is about to read: a remote blob store fetches them together."""
+        self.frames(record).prefetch(numbers)
+
     def transcode_targets(self, record: StoredRecord) -> tuple[str, ...]:
         """The transfer syntaxes the instance's frames can be transcoded to, in offer order."""
         return self._described.targets(record)
@@ -502,6 +506,6 @@ def _utcnow() -> datetime:
 
 
 def open_archive(config: ArchiveConfig) -> Archive:
-    """Open (and migrate) the index and the filesystem blob store *config* names."""
+    """Open (and migrate) the index and the blob store *config* names."""
     database = Database.open(config.database)
-    return Archive(database, FilesystemBlobStore(config.blobs, config.fsync), config)
+    return Archive(database, open_blob_store(config), config)

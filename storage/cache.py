@@ -91,6 +91,12 @@ class Lru(Generic[K, V]):
         with self._lock:
             self._drop(key)
 
+    def discard_if(self, predicate: Callable[[K], bool]) -> None:
+        """Forget every entry whose key *predicate* accepts (a scan: for rare events)."""
+        with self._lock:
+            for key in [k for k in self._entries if predicate(k)]:
+                self._drop(key)
+
     def clear(self) -> None:
         """Forget every entry."""
         with self._lock:

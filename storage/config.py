@@ -28,6 +28,27 @@ class ArchiveConfig(Protocol):
         """Root directory of the filesystem blob store."""
         ...
 
+    # -- the object-storage blob store (storage.blobs.objectstore) --------------------------
+    @property
+    def blob_url(self) -> str:
+        """s3:// az:// gs:// URL of the bucket (container) and prefix; "" for the filesystem."""
+        ...
+
+    @property
+    def blob_options(self) -> str:
+        """JSON object of obstore options: the store's config and HTTP client keys."""
+        ...
+
+    @property
+    def blob_cache_mb(self) -> int:
+        """Megabytes of ranged reads of objects each process keeps in memory."""
+        ...
+
+    @property
+    def blob_coalesce_kb(self) -> int:
+        """Ranges read together less than this many KiB apart are fetched by one GET."""
+        ...
+
     @property
     def duplicate_policy(self) -> DuplicatePolicy: ...
 

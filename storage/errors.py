@@ -84,3 +84,8 @@ class Forbidden(ArchiveError):
 
 class IndexUnavailable(ArchiveError):
     """The study index cannot be reached (its server down, its file gone): transient."""
+
+
+class StorageUnavailable(ArchiveError):
+    """The blob store cannot be reached or refuses the archive (object storage down, expired
+    credentials): transient."""

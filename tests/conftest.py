@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ArchiveServer, PostgresCluster
+from tests.servers import ArchiveServer, ObjectServer, PostgresCluster
 
 PROJECT = Path(__file__).resolve().parent.parent
 # The real slides and DICOM objects beside the project; never copied into it.
@@ -100,6 +100,43 @@ def postgres(tmp_path_factory: pytest.TempPathFactory):
     yield cluster
     cluster.stop()
     shutil.rmtree(directory, ignore_errors=True)
+
+
+# -- object storage: moto (S3) and Azurite (Azure Blob), one server each per session ----------
+@pytest.fixture(scope="session")
+def moto_server():
+    instance = ObjectServer("s3").start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_server():
+    instance = ObjectServer("azure").start()
+    yield instance
+    instance.stop()
+
+
+_buckets = iter(range(1_000_000))
+
+
+@pytest.fixture
+def s3_bucket(moto_server):
+    """A new S3 bucket on moto: blob_url, blob_options and an independent (boto3) reader."""
+    return moto_server.bucket(f"wsiarchive-{next(_buckets)}")
+
+
+@pytest.fixture
+def azure_container(azurite_server):
+    """A new container on Azurite: blob_url, blob_options, an azure-storage-blob reader."""
+    return azurite_server.bucket(f"wsiarchive-{next(_buckets)}")
+
+
+@pytest.fixture(params=["s3", "azure"])
+def object_bucket(request):
+    """A new bucket on each object store in turn (S3 on moto, Azure Blob on Azurite)."""
+    fixture = "s3_bucket" if request.param == "s3" else "azure_container"
+    return request.getfixturevalue(fixture)
 
 
 # -- the in-process layer: no server process, the index on a temporary SQLite file ------------

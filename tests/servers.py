@@ -250,3 +250,158 @@ class PostgresCluster:
                 "fast",
                 "stop",
             )
+
+
+# -- object storage: moto's standalone S3 server and Azurite (Azure Blob), on loopback --------
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's fixed, published development key (not a secret: every Azurite has it).
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+AZURITE_BIN = Path(__file__).resolve().parent / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+
+
+@dataclass
+class ObjectServer:
+    """An object-storage server process on loopback: moto (S3) or Azurite (Azure Blob)."""
+
+    kind: str  # "s3" | "azure"
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        base = f"http://127.0.0.1:{self.port}"
+        return f"{base}/{AZURITE_ACCOUNT}" if self.kind == "azure" else base
+
+    def start(self, timeout: float = 30) -> ObjectServer:
+        if self.kind == "s3":
+            command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        else:
+            if not AZURITE_BIN.exists():
+                raise RuntimeError("Azurite is missing: run scripts/setup.sh --test")
+            command = [
+                str(AZURITE_BIN),
+                "--inMemoryPersistence",
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
+            ]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the {self.kind} server exited at start")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the {self.kind} server did not start")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    # -- a bucket (container) of its own, and an independent client of it ---------------------
+    def bucket(self, name: str) -> ObjectBucket:
+        if self.kind == "s3":
+            self.s3_client().create_bucket(Bucket=name)
+            options = {
+                "endpoint": self.endpoint,
+                "region": "us-east-1",
+                "access_key_id": "testing",
+                "secret_access_key": "testing",
+                "allow_http": True,
+            }
+            return ObjectBucket(self, name, f"s3://{name}/archive", options)
+        self.azure_client().create_container(name)
+        options = {
+            "account_name": AZURITE_ACCOUNT,
+            "account_key": AZURITE_KEY,
+            "endpoint": self.endpoint,
+            "allow_http": True,
+        }
+        return ObjectBucket(self, name, f"az://{name}/archive", options)
+
+    def s3_client(self):  # boto3's, independent of obstore
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+
+    def azure_client(self):  # azure-storage-blob's, independent of obstore
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient.from_connection_string(
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={self.endpoint};"
+        )
+
+
+@dataclass
+class ObjectBucket:
+    """A bucket (container) on an ObjectServer: the archive's blob_url and blob_options, and
+    the objects under the archive's prefix as an independent client sees them."""
+
+    server: ObjectServer
+    name: str
+    url: str
+    options: dict[str, object]
+    prefix: str = "archive/"
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The archive settings that put its blobs here (for fresh_server / settings_for)."""
+        import json
+
+        return {"blob_url": self.url, "blob_options": json.dumps(self.options)}
+
+    def keys(self) -> list[str]:
+        """Every object key under the archive's prefix (prefix removed)."""
+        if self.server.kind == "s3":
+            pages = self.server.s3_client().get_paginator("list_objects_v2")
+            found = [
+                item["Key"]
+                for page in pages.paginate(Bucket=self.name, Prefix=self.prefix)
+                for item in page.get("Contents", [])
+            ]
+        else:
+            container = self.server.azure_client().get_container_client(self.name)
+            found = [blob.name for blob in container.list_blobs(name_starts_with=self.prefix)]
+        return sorted(key[len(self.prefix) :] for key in found)
+
+    def read(self, key: str) -> bytes:
+        """One object's bytes, read by the independent client."""
+        if self.server.kind == "s3":
+            body = self.server.s3_client().get_object(Bucket=self.name, Key=self.prefix + key)
+            return body["Body"].read()
+        container = self.server.azure_client().get_container_client(self.name)
+        return container.download_blob(self.prefix + key).readall()
+
+    def write(self, key: str, data: bytes) -> None:
+        """Put an object behind the archive's back (an orphan, for verify)."""
+        if self.server.kind == "s3":
+            self.server.s3_client().put_object(Bucket=self.name, Key=self.prefix + key, Body=data)
+        else:
+            container = self.server.azure_client().get_container_client(self.name)
+            container.upload_blob(self.prefix + key, data)

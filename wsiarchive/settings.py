@@ -91,10 +91,14 @@ def setting(
     return field(default=default, metadata=metadata)
 
 
-def _table(value: Any) -> str:
-    """A table setting's value as JSON text: an array of tables, or JSON text of one."""
+def _table(value: Any, one: bool = False) -> str:
+    """A table setting's value as JSON text: an array of tables, or JSON text of one; with
+    *one*, a single table (a TOML table, a JSON object)."""
     tables = json.loads(value) if isinstance(value, str) else value
-    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+    if one:
+        if not isinstance(tables, dict):
+            raise ValueError(value)
+    elif not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise ValueError(value)
     return json.dumps(tables, separators=(",", ":"))
 
@@ -121,6 +125,36 @@ class Settings:
     )
     blob_dir: str = setting(
         Group.ARCHIVE, "", "Directory of the filesystem blob store; empty means <data_dir>/blobs."
+    )
+    # -- the object-storage blob store (docs/object-storage.md) --------------------------------
+    blob_url: str = setting(
+        Group.ARCHIVE,
+        "",
+        "Object storage for the blobs: s3://bucket/prefix, az://container/prefix (or "
+        "azure://) or gs://bucket/prefix; credentials come from the usual AWS_*, "
+        "AZURE_STORAGE_* and GOOGLE_* variables or the machine's managed identity. Empty keeps "
+        "the blobs as files under blob_dir, which also holds the staging area either way.",
+    )
+    blob_options: str = setting(
+        Group.ARCHIVE,
+        "{}",
+        "obstore options of blob_url as a TOML table `[blob_options]` (JSON text in the "
+        "environment or a flag): the store's keys (endpoint, region, access_key_id, "
+        "account_name, use_emulator, ...), the HTTP client's (allow_http, timeout, ...) and "
+        "retry_config (default: 3 retries within 15 s).",
+        table=True,
+    )
+    blob_cache_mb: int = setting(
+        Group.ARCHIVE,
+        256,
+        "Megabytes of ranged reads of object-storage blobs (frames) each server process keeps "
+        "in memory; 0 turns the cache off. Blobs never change, so nothing in it goes stale.",
+    )
+    blob_coalesce_kb: int = setting(
+        Group.ARCHIVE,
+        64,
+        "Ranges of one object-storage blob read together (a frame's fragments, neighbouring "
+        "frames) that lie less than this many KiB apart are fetched by one ranged GET.",
     )
     duplicate_policy: DuplicatePolicy = setting(
         Group.ARCHIVE,
@@ -275,8 +309,9 @@ class Settings:
     verify_orphan_seconds: float = setting(
         Group.VERIFY,
         3600.0,
-        "`verify --repair` moves a blob no index row names to <blob_dir>/.quarantine once it "
-        "is this many seconds old (younger ones may belong to a write in progress).",
+        "`verify --repair` moves a blob no index row names to <blob_dir>/.quarantine (under "
+        "blob_url: the .quarantine/ prefix) once it is this many seconds old (younger ones "
+        "may belong to a write in progress).",
     )
     verify_claim_seconds: float = setting(
         Group.VERIFY,
@@ -539,7 +574,7 @@ def convert(declaration: Field[Any], value: Any, source: str) -> Any:
     choices = declaration.metadata.get("choices")
     try:
         if declaration.metadata.get("table"):
-            result: Any = _table(value)
+            result: Any = _table(value, declaration.default == "{}")
         elif kind is bool:
             if isinstance(value, bool):
                 result = value
@@ -562,7 +597,9 @@ def convert(declaration: Field[Any], value: Any, source: str) -> Any:
             raise ValueError(
                 f"{source}: {declaration.name} must be one of {', '.join(choices)}"
             ) from exc
-        expected = "an array of tables" if declaration.metadata.get("table") else kind.__name__
+        expected = kind.__name__
+        if declaration.metadata.get("table"):
+            expected = "a table" if declaration.default == "{}" else "an array of tables"
         raise ValueError(f"{source}: {declaration.name} must be {expected}, got {value!r}") from exc
     if choices and result not in choices:
         raise ValueError(f"{source}: {declaration.name} must be one of {', '.join(choices)}")
@@ -615,7 +652,7 @@ def _display_type(declaration: Field[Any]) -> str:
 
 def _toml_value(value: Any, table: bool = False) -> str:
     if table:
-        return str(value)  # "[]": the empty array of tables reads the same in TOML and JSON
+        return str(value)  # "[]" and "{}": empty tables read the same in TOML and JSON
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

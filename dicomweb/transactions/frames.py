@@ -168,6 +168,7 @@ def _frames_response(service: Service, record: StoredRecord, numbers: list[int])
         return representation.not_modified()
     headers = representation.headers()
     base = service.root() + instance_path(record.study, record.series, record.instance)
+    service.archive.prefetch_frames(record, numbers)  # neighbouring tiles: one ranged GET
     read = service.archive.frame_source(record, choice.transfer_syntax)
     first = read(numbers[0])  # a stale record fails here, before anything is sent
     if not choice.multipart:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
-import shutil
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import BinaryIO
 
 from storage.blobs.staged import StagedBlob, raise_resources
-from storage.dicom.part10 import PREAMBLE, lacks_preamble
+from storage.blobs.staging import LocalStaging
 from storage.errors import BlobMissing
 
 
-class FilesystemBlobStore:
+class FilesystemBlobStore(LocalStaging):
     """Blobs as files under one root; staged in ``.staging`` then renamed into place."""
 
     STAGING = ".staging"
@@ -25,9 +22,7 @@ class FilesystemBlobStore:
 
     def __init__(self, root: Path, fsync: bool) -> None:
         self.root = root.resolve()
-        self.fsync = fsync
-        self.staging = self.root / self.STAGING
-        self.staging.mkdir(parents=True, exist_ok=True)
+        super().__init__(self.root / self.STAGING, fsync)
 
     # -- paths ---------------------------------------------------------------------------------
     def path(self, key: str) -> Path:
@@ -39,46 +34,7 @@ class FilesystemBlobStore:
             raise ValueError(f"bad blob key {key!r}")
         return self.root.joinpath(*parts)
 
-    # -- writing -------------------------------------------------------------------------------
-    def stage(self) -> StagedBlob:
-        """A new empty staged blob."""
-        name = f"{time.time_ns():x}-{secrets.token_hex(8)}.part"
-        try:
-            return StagedBlob(self.staging / name, self.fsync)
-        except OSError as exc:
-            raise_resources(exc)
-            raise
-
-    def workspace(self) -> Path:
-        """A new empty directory in the staging area, for files made to be stored (converted
-        slides): on the blobs' filesystem, so storing them is a rename."""
-        path = self.staging / f"{time.time_ns():x}-{secrets.token_hex(8)}.work"
-        path.mkdir()
-        return path
-
-    def staging_area(self) -> Path:
-        return self.staging
-
-    def adopt(self, path: Path) -> StagedBlob:
-        """Stage a complete file that lies inside the staging area."""
-        if self.staging not in path.resolve().parents:
-            raise ValueError(f"{path} is not in the staging area")
-        return StagedBlob.adopt(path, self.fsync)
-
-    def stage_copy(self, source: Path) -> StagedBlob:
-        """A staged blob holding a copy of *source* (kernel copy, nothing held in memory)."""
-        staged = self.stage()
-        try:
-            with open(source, "rb") as src:
-                if lacks_preamble(os.pread(src.fileno(), 132, 0)):
-                    staged.write(PREAMBLE)
-                staged.copy_from(src.fileno())
-            staged.finish()
-        except BaseException:
-            staged.discard()
-            raise
-        return staged
-
+    # -- writing (staging: LocalStaging) ------------------------------------------------
     def place(self, staged: StagedBlob, key: str) -> None:
         """Atomically rename a finished staged blob to *key* and make the rename durable."""
         staged.finish()
@@ -104,22 +60,6 @@ class FilesystemBlobStore:
             except OSError:
                 break
             parent = parent.parent
-
-    def purge_staging(self, older_than_seconds: float = 0.0) -> int:
-        """Delete staged files left by interrupted uploads; returns how many were removed."""
-        removed = 0
-        limit = time.time() - older_than_seconds
-        for entry in self.staging.iterdir():
-            try:
-                if entry.stat().st_mtime <= limit:
-                    if entry.is_dir():
-                        shutil.rmtree(entry)
-                    else:
-                        entry.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue
-        return removed
 
     def blob_keys(self) -> Iterator[tuple[str, float]]:
         """Every blob's key and modification time (staging and quarantine left out)."""
@@ -164,6 +104,9 @@ class FilesystemBlobStore:
                 yield data
         finally:
             os.close(fd)
+
+    def prefetch(self, key: str, ranges: Sequence[tuple[int, int]]) -> None:
+        """Nothing to do: each pread is served from the page cache or the disk at once."""
 
     def local_file(self, key: str) -> AbstractContextManager[Path]:
         """The blob's own file: nothing to copy on a filesystem store."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -46,6 +46,11 @@ class BlobStore(Protocol):
 
     def read_ranges(self, key: str, ranges: Iterable[tuple[int, int]]) -> Iterator[bytes]:
         """The bytes of each (offset, length) range of the blob, in order."""
+        ...
+
+    def prefetch(self, key: str, ranges: Sequence[tuple[int, int]]) -> None:
+        """A hint that these ranges will be read soon (a request's frames): a remote store
+        fetches them together, coalesced, into its cache; a local one does nothing."""
         ...
 
     def local_file(self, key: str) -> AbstractContextManager[Path]:

@@ -53,6 +53,13 @@ class FrameReader:
             return next(self.blobs.read_ranges(self.record.blob_key, ranges))
         return b"".join(self.blobs.read_ranges(self.record.blob_key, ranges))
 
+    def prefetch(self, numbers: Sequence[int]) -> None:
+        """Tell the store which frames are about to be read (it may fetch them together)."""
+        if self.table is None or self.table.bit_packed or len(numbers) < 2:
+            return
+        ranges = [r for number in numbers for r in self.table.ranges(number - 1)]
+        self.blobs.prefetch(self.record.blob_key, ranges)
+
     def _read_bits(self, bit_range: tuple[int, int]) -> bytes:
         """A frame of 1-bit pixels that starts inside a byte: shift it to a byte boundary."""
         start, bits = bit_range
