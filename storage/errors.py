@@ -84,3 +84,9 @@ class Forbidden(ArchiveError):
 
 class IndexUnavailable(ArchiveError):
     """The study index cannot be reached (its server down, its file gone): transient."""
+
+
+class SchemaNotCurrent(Exception):
+    """The index schema is not at the revision this build needs and may not be upgraded here
+    (migrate_on_start off): a command refuses to start (never an answer on a wire, so no
+    ArchiveError)."""

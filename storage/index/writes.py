@@ -30,6 +30,7 @@ from storage.index.columns import (
     specimens,
     study_values,
 )
+from storage.index.counts import Counts
 from storage.index.engine import WRITE
 from storage.index.models import (
     FrameIndex,
@@ -166,17 +167,21 @@ class IndexWriter:
         """Make claimed instances visible together, in one transaction (all or none)."""
 
         def work(session: Session) -> None:
+            counts = Counts()
             for claim, entry in claimed:
                 row = session.get(Instance, claim.instance_pk)
                 if row is None or row.pending_key != claim.key:
                     raise InstanceBusy(
                         f"the claim on {entry.identity.instance} was lost to another writer"
                     )
-                old_series_pk = row.series_pk
+                old_series_pk = row.series_pk if row.status == Status.STORED else None
                 fresh = row.status != Status.STORED
-                self._apply(session, row, entry, claim.key, fresh)
+                self._apply(session, row, entry, claim.key, fresh, counts)
                 if old_series_pk is not None and old_series_pk != row.series_pk:
-                    self._drop_if_empty(session, old_series_pk)
+                    # An overwrite that moved the instance to another series.
+                    self._left(session, old_series_pk, counts)
+                    self._drop_if_empty(session, old_series_pk, counts)
+            counts.apply(session)
 
         self._write(work)
 
@@ -190,12 +195,18 @@ class IndexWriter:
         """
 
         def work(session: Session) -> None:
+            counts = Counts()
             series_pk: dict[str, int] = {}
+            study_of: dict[int, int] = {}
             rows = []
             now = _now()
             for entry in entries:
                 if entry.identity.series not in series_pk:
-                    series_pk[entry.identity.series] = self._series(session, entry).pk
+                    series = self._series(session, entry, counts)
+                    series_pk[entry.identity.series] = series.pk
+                    study_of[series.pk] = series.study_pk
+                into = series_pk[entry.identity.series]
+                counts.instance(into, study_of[into], 1)
                 rows.append(
                     {
                         "sop_instance_uid": entry.identity.instance,
@@ -230,11 +241,16 @@ class IndexWriter:
             ):
                 if values:
                     session.execute(insert(table), values)
+            counts.apply(session)
 
         self._write(work, attempts=1)
 
-    def _apply(self, session: Session, row: Instance, entry: Entry, key: str, fresh: bool) -> None:
-        series = self._series(session, entry)
+    def _apply(
+        self, session: Session, row: Instance, entry: Entry, key: str, fresh: bool, counts: Counts
+    ) -> None:
+        series = self._series(session, entry, counts)
+        if fresh or row.series_pk != series.pk:
+            counts.instance(series.pk, series.study_pk, 1)
         row.series_pk = series.pk
         row.sop_class_uid = entry.identity.sop_class
         for name, value in instance_values(entry.dataset).items():
@@ -281,14 +297,31 @@ class IndexWriter:
             )
             if row is None:
                 return None
-            key, series_pk = row.blob_key, row.series_pk
-            session.delete(row)
-            session.flush()
-            if series_pk is not None:
-                self._drop_if_empty(session, series_pk)
+            counts = Counts()
+            key = self._remove(session, row, counts)
+            counts.apply(session)
             return key
 
         return self._write(work)
+
+    def _remove(self, session: Session, row: Instance, counts: Counts) -> str | None:
+        """Remove one instance row, keeping the counters, and its series, study and patient
+        when it leaves them empty: the one removal path (every delete goes through it).
+        Returns its blob key."""
+        key, series_pk, stored = row.blob_key, row.series_pk, row.status == Status.STORED
+        session.delete(row)
+        session.flush()
+        if series_pk is not None:
+            if stored:
+                self._left(session, series_pk, counts)
+            self._drop_if_empty(session, series_pk, counts)
+        return key
+
+    def _left(self, session: Session, series_pk: int, counts: Counts) -> None:
+        """A stored instance left the series *series_pk*: one fewer in it and its study."""
+        study_pk = session.scalar(select(Series.study_pk).where(Series.pk == series_pk))
+        if study_pk is not None:
+            counts.instance(series_pk, study_pk, -1)
 
     def abandoned_claims(self) -> list[Claim]:
         """Every open claim; only meaningful when no writer is running (start-up recovery)."""
@@ -317,7 +350,7 @@ class IndexWriter:
             _fill_empty(patient, values)
         return patient
 
-    def _series(self, session: Session, entry: Entry) -> Series:
+    def _series(self, session: Session, entry: Entry, counts: Counts) -> Series:
         identity, dataset = entry.identity, entry.dataset
         study = session.scalar(select(Study).where(Study.study_instance_uid == identity.study))
         if study is None:
@@ -344,6 +377,7 @@ class IndexWriter:
             )
             session.add(series)
             session.flush()
+            counts.series(study.pk, 1)
         elif series.study_pk != study.pk:
             raise ConflictingInstance(
                 f"Series {identity.series} is stored in another study than {identity.study}"
@@ -353,7 +387,7 @@ class IndexWriter:
         add_request_attributes(session, series.pk, dataset)
         return series
 
-    def _drop_if_empty(self, session: Session, series_pk: int) -> None:
+    def _drop_if_empty(self, session: Session, series_pk: int, counts: Counts) -> None:
         """Remove a series left without instances, and its study and patient if left empty."""
         if session.scalar(select(exists().where(Instance.series_pk == series_pk))):
             return
@@ -363,6 +397,7 @@ class IndexWriter:
         study = session.get(Study, series.study_pk)
         session.delete(series)
         session.flush()
+        counts.series(series.study_pk, -1)
         if study is None or session.scalar(select(exists().where(Series.study_pk == study.pk))):
             return
         patient_pk = study.patient_pk
