@@ -30,7 +30,7 @@ from storage.index.columns import (
     specimens,
     study_values,
 )
-from storage.index.counts import Counts
+from storage.index.counts import Counts, instance_left, series_left
 from storage.index.engine import WRITE
 from storage.index.models import (
     FrameIndex,
@@ -120,8 +120,12 @@ class IndexWriter:
         """Reserve *sop_instance_uid* for a write whose blob will be *key*."""
 
         def work(session: Session) -> Claim:
+            # FOR UPDATE: on PostgreSQL a second claim waits for the first and then sees it
+            # (else both read "no claim" and the later one silently takes the row over).
             row = session.scalar(
-                select(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
+                select(Instance)
+                .where(Instance.sop_instance_uid == sop_instance_uid)
+                .with_for_update()
             )
             now = _now()
             if row is None:
@@ -179,8 +183,7 @@ class IndexWriter:
                 self._apply(session, row, entry, claim.key, fresh, counts)
                 if old_series_pk is not None and old_series_pk != row.series_pk:
                     # An overwrite that moved the instance to another series.
-                    self._left(session, old_series_pk, counts)
-                    self._drop_if_empty(session, old_series_pk, counts)
+                    self._left(session, old_series_pk)
             counts.apply(session)
 
         self._write(work)
@@ -297,31 +300,43 @@ class IndexWriter:
             )
             if row is None:
                 return None
-            counts = Counts()
-            key = self._remove(session, row, counts)
-            counts.apply(session)
-            return key
+            return self._remove(session, row)
 
         return self._write(work)
 
-    def _remove(self, session: Session, row: Instance, counts: Counts) -> str | None:
+    def _remove(self, session: Session, row: Instance) -> str | None:
         """Remove one instance row, keeping the counters, and its series, study and patient
         when it leaves them empty: the one removal path (every delete goes through it).
         Returns its blob key."""
         key, series_pk, stored = row.blob_key, row.series_pk, row.status == Status.STORED
         session.delete(row)
         session.flush()
-        if series_pk is not None:
-            if stored:
-                self._left(session, series_pk, counts)
-            self._drop_if_empty(session, series_pk, counts)
+        if series_pk is not None and stored:
+            self._left(session, series_pk)
         return key
 
-    def _left(self, session: Session, series_pk: int, counts: Counts) -> None:
-        """A stored instance left the series *series_pk*: one fewer in it and its study."""
-        study_pk = session.scalar(select(Series.study_pk).where(Series.pk == series_pk))
-        if study_pk is not None:
-            counts.instance(series_pk, study_pk, -1)
+    def _left(self, session: Session, series_pk: int) -> None:
+        """A stored instance left the series *series_pk*: one fewer in it and its study, and
+        the series removed when that was its last instance (then its study and patient when
+        left empty)."""
+        found = instance_left(session, series_pk)
+        if found is None or found[1] > 0:
+            return
+        study_pk = found[0]
+        series = session.get(Series, series_pk)
+        if series is not None:
+            session.delete(series)
+            session.flush()
+        if series_left(session, study_pk) != 0:
+            return
+        study = session.get(Study, study_pk)
+        if study is None:
+            return
+        patient_pk = study.patient_pk
+        session.delete(study)
+        session.flush()
+        if not session.scalar(select(exists().where(Study.patient_pk == patient_pk))):
+            session.execute(delete(Patient).where(Patient.pk == patient_pk))
 
     def abandoned_claims(self) -> list[Claim]:
         """Every open claim; only meaningful when no writer is running (start-up recovery)."""
@@ -386,25 +401,6 @@ class IndexWriter:
             _fill_empty(series, series_values(dataset))
         add_request_attributes(session, series.pk, dataset)
         return series
-
-    def _drop_if_empty(self, session: Session, series_pk: int, counts: Counts) -> None:
-        """Remove a series left without instances, and its study and patient if left empty."""
-        if session.scalar(select(exists().where(Instance.series_pk == series_pk))):
-            return
-        series = session.get(Series, series_pk)
-        if series is None:
-            return
-        study = session.get(Study, series.study_pk)
-        session.delete(series)
-        session.flush()
-        counts.series(series.study_pk, -1)
-        if study is None or session.scalar(select(exists().where(Series.study_pk == study.pk))):
-            return
-        patient_pk = study.patient_pk
-        session.delete(study)
-        session.flush()
-        if not session.scalar(select(exists().where(Study.patient_pk == patient_pk))):
-            session.execute(delete(Patient).where(Patient.pk == patient_pk))
 
 
 def add_request_attributes(session: Session, series_pk: int, dataset: Dataset) -> None:

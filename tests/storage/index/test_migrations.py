@@ -82,6 +82,11 @@ def test_migration_0002_backfills_search_values_from_documents(tmp_path: Path) -
             "20201231233000.000000"
         )
         assert connection.scalar(text("SELECT container_identifier FROM instance")) == "SLIDE-A1"
+        # 0005 counts what is stored.
+        assert connection.execute(
+            text("SELECT number_of_series, number_of_instances FROM study")
+        ).one() == (1, 1)
+        assert connection.scalar(text("SELECT number_of_instances FROM series")) == 1
         assert connection.scalar(text("SELECT specimen_identifier FROM specimen")) == "SPEC-A"
         assert (
             connection.scalar(text("SELECT scheduled_procedure_step_id FROM request_attributes"))

@@ -59,7 +59,11 @@ def upgrade() -> None:
 
     bind = op.get_bind()
     for table, prefix in (("patient", "patient_name"), ("study", "referring_physician_name")):
-        rows = bind.execute(sa.text(f"SELECT pk, {prefix} FROM {table} WHERE {prefix} <> ''"))
+        rows = bind.execute(
+            sa.text(
+                f"SELECT pk, {prefix} FROM {table} WHERE {prefix} <> '' OR {prefix}_folded <> ''"
+            )
+        )
         changes = [{"pk": pk, **name_values("", name)} for pk, name in rows]
         if changes:
             bind.execute(
