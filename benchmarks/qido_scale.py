@@ -104,7 +104,8 @@ def _statements(series: int, instances: int) -> list[tuple[str, str]]:
             "patient_name_folded, patient_name_words, patient_name_phonetic, "
             "patient_birth_date, patient_sex) "
             f"SELECT p + 1, 'PAT' || lpad(p::text, 7, '0'), '', {name.format('name')}, "
-            f"{name.format('folded')}, {name.format('words')}, (CAST(:phonetic AS text[]))[p % 80 + 1], "
+            f"{name.format('folded')}, {name.format('words')}, "
+            "(CAST(:phonetic AS text[]))[p % 80 + 1], "
             "'19' || lpad((40 + p % 60)::text, 2, '0') || lpad((1 + p % 12)::text, 2, '0') "
             "|| lpad((1 + p % 28)::text, 2, '0'), (ARRAY['M', 'F'])[p % 2 + 1] "
             "FROM generate_series((:lo + 1) / 2, (:hi + 1) / 2 - 1) AS p",

@@ -339,11 +339,14 @@ class IndexWriter:
             session.execute(delete(Patient).where(Patient.pk == patient_pk))
 
     def abandoned_claims(self) -> list[Claim]:
-        """Every open claim; only meaningful when no writer is running (start-up recovery)."""
+        """The open claims a start-up recovery may release: on SQLite (one machine, no
+        writer running yet) every one; on a shared index (PostgreSQL, other servers writing)
+        only those older than STALE_CLAIM, as a new writer would take over."""
+        query = select(Instance.pk, Instance.pending_key).where(Instance.pending_key.is_not(None))
+        if self.engine.dialect.name != "sqlite":
+            query = query.where(Instance.claimed_at < _now() - STALE_CLAIM)
         with Session(self.engine) as session:
-            rows = session.execute(
-                select(Instance.pk, Instance.pending_key).where(Instance.pending_key.is_not(None))
-            ).all()
+            rows = session.execute(query).all()
         return [Claim(pk, key, None, None) for pk, key in rows if key is not None]
 
     # -- patient / study / series rows -----------------------------------------------------------

@@ -269,3 +269,32 @@ def test_trigram_indexes_fall_back_without_the_extension_and_come_with_it(postgr
         )
     assert "ix_patient_patient_name_folded_trgm" in plan, plan
     engine.dispose()
+
+
+def test_a_server_starting_leaves_the_claims_of_others_writing_alone(
+    postgres, fresh_server
+) -> None:
+    """Start-up recovery on a shared index releases only claims older than STALE_CLAIM: a
+    server joining the cluster must not undo another's write in progress."""
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from storage.index.engine import create_index_engine, migrate
+    from storage.index.writes import STALE_CLAIM, IndexWriter
+
+    url = postgres.database("claims")
+    engine = create_index_engine(url)
+    migrate(engine)
+    writing = IndexWriter(engine).claim("1.2.3.4.1", "blob/writing", overwrite=False)
+    IndexWriter(engine).claim("1.2.3.4.2", "blob/dead", overwrite=False)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE instance SET claimed_at = claimed_at - :age WHERE pending_key = :k"),
+            {"age": STALE_CLAIM + timedelta(minutes=1), "k": "blob/dead"},
+        )
+    fresh_server(database_url=url)
+    with engine.connect() as connection:
+        left = connection.scalars(text("SELECT pending_key FROM instance")).all()
+    assert left == [writing.key]  # the dead writer's claim released, the live one's kept
+    engine.dispose()
