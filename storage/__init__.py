@@ -12,9 +12,9 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from storage.archive import Archive, open_archive
+    from storage.archive import Archive, index_revisions, migrate_index, open_archive
 
-__all__ = ["Archive", "open_archive"]
+__all__ = ["Archive", "index_revisions", "migrate_index", "open_archive"]
 
 
 def __getattr__(name: str) -> object:

@@ -27,7 +27,7 @@ from storage.imaging.codecs import ImageInfo
 from storage.imaging.display import Rendered, RenderRequest
 from storage.index import changes
 from storage.index.audit import AuditStore, patients
-from storage.index.engine import Database
+from storage.index.engine import Database, Revisions, create_index_engine, migrate, revisions
 from storage.index.reads import IndexReader
 from storage.index.tokens import TokenStore
 from storage.index.writes import IndexWriter
@@ -505,7 +505,27 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def migrate_index(config: ArchiveConfig) -> Revisions:
+    """Upgrade the index *config* names to the newest schema (`wsiarchive migrate`); the
+    revisions it was at before."""
+    engine = create_index_engine(config.database, config.database_pool)
+    try:
+        return migrate(engine)
+    finally:
+        engine.dispose()
+
+
+def index_revisions(config: ArchiveConfig) -> Revisions:
+    """Where the schema of the index *config* names is, and where this build needs it."""
+    engine = create_index_engine(config.database, config.database_pool)
+    try:
+        return revisions(engine)
+    finally:
+        engine.dispose()
+
+
 def open_archive(config: ArchiveConfig) -> Archive:
-    """Open (and migrate) the index and the blob store *config* names."""
-    database = Database.open(config.database)
+    """Open (and migrate, unless migrate_on_start is off) the index and the blob store
+    *config* names."""
+    database = Database.open(config.database, config.database_pool, upgrade=config.migrate_on_start)
     return Archive(database, open_blob_store(config), config)

@@ -3,6 +3,7 @@ settings; any object with these attributes will do)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -15,12 +16,39 @@ class DuplicatePolicy(StrEnum):
     OVERWRITE = "overwrite"
 
 
+@dataclass(frozen=True)
+class DatabasePool:
+    """The connection pool of one process to a PostgreSQL index (SQLite has none to size).
+
+    A server holds up to ``size + overflow`` connections per process: serve's HTTP workers
+    each run ``threads`` requests at once (4 by default), so 5 covers them and the
+    background work; see docs/operations.md for the total a cluster needs."""
+
+    size: int = 5  # connections kept open
+    overflow: int = 5  # opened beyond size under a burst, closed when returned
+    timeout: float = 5.0  # seconds to wait for a free connection (then 503, IndexUnavailable)
+    recycle: int = 1800  # seconds after which a connection is replaced (-1: never)
+    # psycopg 3 prepares a statement run 5 times on a connection; off for a PgBouncer in
+    # transaction mode older than 1.21 (or without max_prepared_statements).
+    prepared_statements: bool = True
+
+
 class ArchiveConfig(Protocol):
     """The settings of the archive core."""
 
     @property
     def database(self) -> str:
         """SQLAlchemy URL of the study index."""
+        ...
+
+    @property
+    def database_pool(self) -> DatabasePool:
+        """The connection pool of a PostgreSQL index."""
+        ...
+
+    @property
+    def migrate_on_start(self) -> bool:
+        """Upgrade the index schema when opening it (else refuse one that is not current)."""
         ...
 
     @property

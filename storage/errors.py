@@ -89,3 +89,9 @@ class IndexUnavailable(ArchiveError):
 class StorageUnavailable(ArchiveError):
     """The blob store cannot be reached or refuses the archive (object storage down, expired
     credentials): transient."""
+
+
+class SchemaNotCurrent(Exception):
+    """The index schema is not at the revision this build needs and may not be upgraded here
+    (migrate_on_start off): a command refuses to start (never an answer on a wire, so no
+    ArchiveError)."""

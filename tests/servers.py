@@ -240,6 +240,19 @@ class PostgresCluster:
             connection.execute("CREATE DATABASE wsiarchive")
         return self
 
+    def execute(self, sql: str, database: str = "postgres") -> None:
+        """Run *sql* as the cluster's superuser (autocommit)."""
+        import psycopg
+
+        dsn = f"host=127.0.0.1 port={self.port} user=wsiarchive dbname={database}"
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(sql)  # type: ignore[arg-type]
+
+    def database(self, name: str, user: str = "wsiarchive") -> str:
+        """A new empty database *name* (owned by the superuser) and the URL of *user* on it."""
+        self.execute(f"CREATE DATABASE {name}")
+        return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{name}"
+
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run(

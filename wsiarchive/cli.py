@@ -1,5 +1,5 @@
 """The `wsiarchive` command: serve, import, convert, watch, verify, token, share, audit,
-settings."""
+migrate, settings."""
 
 from __future__ import annotations
 
@@ -251,6 +251,28 @@ def command_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+SCHEMA_NOT_CURRENT = 3  # exit status of a command refused for the index schema's revision
+
+
+def command_migrate(args: argparse.Namespace) -> int:
+    """Upgrade the index schema to this build's revision (safe while servers run and when
+    several processes migrate at once); --status only reports (exit 3 when behind)."""
+    from storage import index_revisions, migrate_index
+
+    settings = _resolve(args)
+    if args.status:
+        found = index_revisions(settings)
+        state = "current" if found.is_current else "behind: run `wsiarchive migrate`"
+        print(f"index schema at {found.current or 'none (empty)'}, head {found.head}: {state}")
+        return 0 if found.is_current else SCHEMA_NOT_CURRENT
+    before = migrate_index(settings)
+    if before.is_current:
+        print(f"index schema at {before.head}: current, nothing to do")
+    else:
+        print(f"index schema upgraded from {before.current or 'none (empty)'} to {before.head}")
+    return 0
+
+
 def command_settings(args: argparse.Namespace) -> int:
     if args.markdown:
         sys.stdout.write(settings_module.markdown_document())
@@ -311,6 +333,15 @@ def parser() -> argparse.ArgumentParser:
     verifier.add_argument("--repair", action="store_true", help="repair what is safe")
     verifier.add_argument("--json", action="store_true", help="the report as JSON")
     verifier.set_defaults(run=command_verify)
+    migrator = commands.add_parser(
+        "migrate",
+        parents=[_settings_parser("migrate")],
+        help="upgrade the index schema (for clusters: docs/operations.md)",
+    )
+    migrator.add_argument(
+        "--status", action="store_true", help="only report the revision (exit 3 when behind)"
+    )
+    migrator.set_defaults(run=command_migrate)
     show = commands.add_parser(
         "settings",
         parents=[_settings_parser("settings")],
@@ -324,12 +355,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from storage.errors import SchemaNotCurrent
+
     args = parser().parse_args(argv)
     try:
         return int(args.run(args))
     except (ValueError, _Refused) as exc:  # settings errors name their source
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SchemaNotCurrent as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return SCHEMA_NOT_CURRENT
 
 
 if __name__ == "__main__":

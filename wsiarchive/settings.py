@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from storage.config import DuplicatePolicy
+from storage.config import DatabasePool, DuplicatePolicy
 from wsiarchive.audit.syslog import Transport
 
 ENV_PREFIX = "WSIARCHIVE_"
@@ -70,6 +70,7 @@ COMMANDS: dict[str, frozenset[Group]] = {
     "convert": frozenset({Group.COMMON, Group.CONVERSION}),
     "watch": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.WATCH}),
     "verify": frozenset({Group.COMMON, Group.ARCHIVE, Group.VERIFY}),
+    "migrate": frozenset({Group.COMMON, Group.ARCHIVE}),
     "settings": frozenset(Group),
 }
 
@@ -122,6 +123,41 @@ class Settings:
         "",
         "SQLAlchemy URL of the study index; empty means SQLite at <data_dir>/index.sqlite3. "
         "PostgreSQL: postgresql+psycopg://user:password@host/dbname.",
+    )
+    database_pool_size: int = setting(
+        Group.ARCHIVE,
+        DatabasePool.size,
+        "PostgreSQL: connections each process keeps open (every HTTP worker, the DICOM "
+        "listener and each command is one process; docs/operations.md).",
+    )
+    database_pool_overflow: int = setting(
+        Group.ARCHIVE,
+        DatabasePool.overflow,
+        "PostgreSQL: connections a process may open beyond database_pool_size under a burst.",
+    )
+    database_pool_timeout: float = setting(
+        Group.ARCHIVE,
+        DatabasePool.timeout,
+        "PostgreSQL: seconds a request waits for a free connection before 503.",
+    )
+    database_pool_recycle: int = setting(
+        Group.ARCHIVE,
+        DatabasePool.recycle,
+        "PostgreSQL: seconds after which a pooled connection is replaced (-1: never); below "
+        "the idle timeout of any firewall or proxy in between.",
+    )
+    database_prepared_statements: bool = setting(
+        Group.ARCHIVE,
+        DatabasePool.prepared_statements,
+        "PostgreSQL: let psycopg prepare repeated statements; false behind a PgBouncer in "
+        "transaction mode that does not track them (before 1.21, max_prepared_statements=0).",
+    )
+    migrate_on_start: bool = setting(
+        Group.ARCHIVE,
+        True,
+        "Upgrade the index schema whenever a command opens it (one machine). False for a "
+        "cluster: run `wsiarchive migrate` once per release, and servers refuse to start on "
+        "a schema that is not current.",
     )
     blob_dir: str = setting(
         Group.ARCHIVE, "", "Directory of the filesystem blob store; empty means <data_dir>/blobs."
@@ -523,6 +559,16 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(Path(self.data_dir) / 'index.sqlite3').resolve()}"
+
+    @property
+    def database_pool(self) -> DatabasePool:
+        return DatabasePool(
+            self.database_pool_size,
+            self.database_pool_overflow,
+            self.database_pool_timeout,
+            self.database_pool_recycle,
+            self.database_prepared_statements,
+        )
 
     @property
     def blobs(self) -> Path:

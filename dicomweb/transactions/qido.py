@@ -181,7 +181,8 @@ def search(
         results.append(dict(sorted(dataset.items())))
     if page.remaining:
         # PS3.18 §10.6.3.2 (paging): tell the client more results can be requested.
-        warnings.append(f"There are {page.remaining} additional results that can be requested")
+        many = f"at least {page.remaining}" if page.capped else str(page.remaining)
+        warnings.append(f"There are {many} additional results that can be requested")
     headers = warning_header(warnings, root)
     if xml:
         response = xml_parts_response(results)

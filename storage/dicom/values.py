@@ -10,15 +10,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_SOUNDEX_GROUPS = ("bfpv", "cgjkqsxz", "dt", "l", "mn", "r")
 _MIN_TIME, _MAX_TIME = "000000.000000", "235959.999999"
 
 
 def fold(text: str) -> str:
-    """Case-insensitive form for literal PN matching (PS3.4 C.2.2.2.1 allows it for PN)."""
-    return unicodedata.normalize("NFC", text).casefold()
+    """Case- and accent-insensitive form for literal PN matching (PS3.4 C.2.2.2.1 lets PN
+    matching be insensitive to case and accents): 'MÜLLER^Jürgen' → 'muller^jurgen'."""
+    return strip_accents(text).casefold()
 
 
 def strip_accents(text: str) -> str:
+    """*text* decomposed (NFKD) without its combining marks: 'Seán' → 'Sean'."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -32,6 +35,32 @@ def words_column(name: str) -> str:
     """The stored fuzzy form: every word between spaces, so ' word' prefixes are searchable."""
     found = name_words(name)
     return f" {' '.join(found)} " if found else ""
+
+
+# American Soundex: the digit of each consonant; vowels, 'h', 'w' and 'y' have none.
+_SOUNDEX = {c: str(d) for d, group in enumerate(_SOUNDEX_GROUPS, 1) for c in group}
+
+
+def soundex(word: str) -> str:
+    """The American Soundex code of a word ('Meyer' and 'Meier' → 'M600'), of its ASCII
+    letters once accents are stripped; '' for a word without any (e.g. ideographic)."""
+    letters = [c for c in strip_accents(word).lower() if "a" <= c <= "z"]
+    if not letters:
+        return ""
+    code, last = letters[0].upper(), _SOUNDEX.get(letters[0], "")
+    for c in letters[1:]:
+        digit = _SOUNDEX.get(c, "")
+        if digit and digit != last:
+            code += digit
+        if c not in "hw":  # 'h' and 'w' do not separate two consonants of the same digit
+            last = digit
+    return (code + "000")[:4]
+
+
+def phonetic_column(name: str) -> str:
+    """The stored phonetic form: the Soundex code of every word between spaces."""
+    codes = [code for code in dict.fromkeys(soundex(w) for w in name_words(name)) if code]
+    return f" {' '.join(codes)} " if codes else ""
 
 
 def normalize_date(value: str) -> str:

@@ -12,16 +12,18 @@ from storage.dicom.values import (
     fold,
     normalize_date,
     normalize_datetime,
+    phonetic_column,
     words_column,
 )
 
 
-def _names(prefix: str, name: str) -> dict[str, str]:
-    """A person name with its folded and fuzzy search forms."""
+def name_values(prefix: str, name: str) -> dict[str, str]:
+    """A person name with its folded and fuzzy search forms, as columns named *prefix*..."""
     return {
         prefix: name,
         f"{prefix}_folded": fold(name)[:400],
         f"{prefix}_words": words_column(name)[:500],
+        f"{prefix}_phonetic": phonetic_column(name)[:500],
     }
 
 
@@ -29,7 +31,7 @@ def patient_values(dataset: Dataset) -> dict[str, str]:
     return {
         "patient_id": _text(dataset, "PatientID", 64),
         "issuer_of_patient_id": _text(dataset, "IssuerOfPatientID", 64),
-        **_names("patient_name", _text(dataset, "PatientName", 400)),
+        **name_values("patient_name", _text(dataset, "PatientName", 400)),
         "patient_birth_date": normalize_date(_text(dataset, "PatientBirthDate", 10)),
         "patient_sex": _text(dataset, "PatientSex", 16),
     }
@@ -45,7 +47,7 @@ def study_values(dataset: Dataset) -> dict[str, str]:
         "accession_number": _text(dataset, "AccessionNumber", 16),
         "study_id": _text(dataset, "StudyID", 16),
         "study_description": _text(dataset, "StudyDescription", 64),
-        **_names("referring_physician_name", _text(dataset, "ReferringPhysicianName", 400)),
+        **name_values("referring_physician_name", _text(dataset, "ReferringPhysicianName", 400)),
         "timezone_offset_from_utc": _text(dataset, "TimezoneOffsetFromUTC", 16),
         "specific_character_set": _text(dataset, "SpecificCharacterSet", 128),
     }

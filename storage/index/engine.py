@@ -10,11 +10,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from storage.errors import IndexUnavailable
+from storage.config import DatabasePool
+from storage.errors import IndexUnavailable, SchemaNotCurrent
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 WRITE = {"wsiarchive_write": True}
@@ -43,17 +44,23 @@ def _unavailable(context: Any) -> None:
         raise IndexUnavailable(f"the study index cannot be reached: {original}") from original
 
 
-def create_index_engine(url: str) -> Engine:
-    """An engine for *url*; SQLite gets WAL, full fsync, foreign keys and immediate writers."""
+def create_index_engine(url: str, pool: DatabasePool | None = None) -> Engine:
+    """An engine for *url*; SQLite gets WAL, full fsync, foreign keys and immediate writers,
+    PostgreSQL a pool sized by *pool*."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        pool = pool or DatabasePool()
+        connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT}
+        if not pool.prepared_statements:
+            connect_args["prepare_threshold"] = None  # psycopg 3: never prepare
         engine = create_engine(
             url,
             pool_pre_ping=True,
-            pool_size=10,
-            max_overflow=20,
-            pool_timeout=CONNECT_TIMEOUT,
-            connect_args={"connect_timeout": CONNECT_TIMEOUT},
+            pool_size=pool.size,
+            max_overflow=pool.overflow,
+            pool_timeout=pool.timeout,
+            pool_recycle=pool.recycle,
+            connect_args=connect_args,
         )
         event.listen(engine, "handle_error", _unavailable)
         return engine
@@ -96,30 +103,83 @@ def _config(connection: Any) -> Config:
     return config
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the index schema to the newest revision."""
+# The key of the PostgreSQL advisory lock every migration holds (any constant the archive
+# alone uses): processes starting at once on a cluster migrate one after the other.
+MIGRATION_LOCK = 0x77736961  # "wsia"
+
+
+@dataclass(frozen=True)
+class Revisions:
+    """Where an index schema is (None: empty) and where this build needs it."""
+
+    current: str | None
+    head: str | None
+
+    @property
+    def is_current(self) -> bool:
+        return self.current == self.head
+
+
+def _lock(connection: Connection) -> None:
+    """On PostgreSQL, wait for the migration lock until this transaction ends (SQLite's
+    BEGIN IMMEDIATE already makes writers take turns)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+
+
+def migrate(engine: Engine) -> Revisions:
+    """Bring the index schema to the newest revision, safely when several processes do it at
+    once: each takes the lock first, so the second finds the schema current. Returns the
+    revisions before the upgrade."""
     with engine.execution_options(**WRITE).begin() as connection:
+        _lock(connection)
+        before = _revisions(connection)
         command.upgrade(_config(connection), "head")
+        if connection.dialect.name == "postgresql":
+            from storage.index import pgsearch
+
+            pgsearch.ensure(connection)  # indexes left out for want of pg_trgm, once it exists
+    return before
+
+
+def _revisions(connection: Connection) -> Revisions:
+    current = MigrationContext.configure(connection).get_current_revision()
+    head = ScriptDirectory.from_config(_config(connection)).get_current_head()
+    return Revisions(current, head)
+
+
+def revisions(engine: Engine) -> Revisions:
+    """Where the index schema is, and where this build needs it."""
+    with engine.connect() as connection:
+        return _revisions(connection)
 
 
 def is_current(engine: Engine) -> bool:
     """True when the index is at the newest revision."""
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-        head = ScriptDirectory.from_config(_config(connection)).get_current_head()
-    return current == head
+    return revisions(engine).is_current
 
 
 @dataclass(frozen=True)
 class Database:
-    """The index's connection pool, opened and migrated to the newest revision."""
+    """The index's connection pool, opened on a schema at the newest revision."""
 
     engine: Engine
 
     @classmethod
-    def open(cls, url: str) -> Database:
-        engine = create_index_engine(url)
-        migrate(engine)
+    def open(cls, url: str, pool: DatabasePool | None = None, upgrade: bool = True) -> Database:
+        """Open the index at *url*, migrating it (*upgrade*) or refusing it with
+        SchemaNotCurrent when it is not at the newest revision."""
+        engine = create_index_engine(url, pool)
+        if upgrade:
+            migrate(engine)
+            return cls(engine)
+        found = revisions(engine)
+        if not found.is_current:
+            engine.dispose()
+            raise SchemaNotCurrent(
+                f"the index schema is at revision {found.current or 'none (empty)'}, this "
+                f"build needs {found.head}: run `wsiarchive migrate` (migrate_on_start is off)"
+            )
         return cls(engine)
 
     def dispose(self) -> None:

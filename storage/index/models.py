@@ -42,9 +42,11 @@ class Patient(Base):
     issuer_of_patient_id: Mapped[str] = mapped_column(String(64), default="")
     # (0010,0010) PN 1
     patient_name: Mapped[str] = mapped_column(String(400), default="")
-    # Case-folded name for literal PN matching, and its normalised words for fuzzy matching.
+    # Case- and accent-folded name for literal PN matching; its normalised words and their
+    # Soundex codes for fuzzy matching (storage.dicom.values).
     patient_name_folded: Mapped[str] = mapped_column(String(400), default="", index=True)
     patient_name_words: Mapped[str] = mapped_column(String(500), default="")
+    patient_name_phonetic: Mapped[str] = mapped_column(String(500), default="")
     # (0010,0030) DA 1
     patient_birth_date: Mapped[str] = mapped_column(String(8), default="")
     # (0010,0040) CS 1
@@ -89,6 +91,7 @@ class Study(Base):
     referring_physician_name: Mapped[str] = mapped_column(String(400), default="")
     referring_physician_name_folded: Mapped[str] = mapped_column(String(400), default="")
     referring_physician_name_words: Mapped[str] = mapped_column(String(500), default="")
+    referring_physician_name_phonetic: Mapped[str] = mapped_column(String(500), default="")
     # (0008,0201) SH 1
     timezone_offset_from_utc: Mapped[str] = mapped_column(String(16), default="")
     # (0008,0005) CS 1-n
@@ -96,6 +99,10 @@ class Study(Base):
     # The access group the study belongs to (storage.access): set when the study is first
     # stored, from the attribute the access rules name; "" when none is configured.
     access_group: Mapped[str] = mapped_column(String(64), default="", index=True)
+    # (0020,1206) IS 1 and (0020,1208) IS 1: its series and stored instances, kept by the
+    # index writer (storage.index.counts) so that a search never counts.
+    number_of_series: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Series(Base):
@@ -106,7 +113,7 @@ class Series(Base):
     # (0020,000E) UI 1
     series_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
     # (0008,0060) CS 1
-    modality: Mapped[str] = mapped_column(String(16), default="", index=True)
+    modality: Mapped[str] = mapped_column(String(16), default="")
     # (0020,0011) IS 1
     series_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # (0008,103E) LO 1
@@ -116,6 +123,11 @@ class Series(Base):
     # (0040,0245) TM 1
     performed_procedure_step_start_time: Mapped[str] = mapped_column(String(16), default="")
     performed_procedure_step_start_datetime: Mapped[str] = mapped_column(String(21), default="")
+    # (0020,1209) IS 1: its stored instances, kept by the index writer.
+    number_of_instances: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    # Modality and ModalitiesInStudy: the series (and studies) of a modality, from the index.
+    __table_args__ = (Index("ix_series_modality_study", "modality", "study_pk"),)
 
 
 class RequestAttributes(Base):

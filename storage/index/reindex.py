@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 from pydicom.dataset import Dataset
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, inspect, select, update
 from sqlalchemy.orm import Session
 
 from storage.dicom.document import load
@@ -31,8 +32,23 @@ def dataset_of(document: bytes) -> Dataset:
         return Dataset.from_json(load(document), bulk_data_uri_handler=lambda *_: b"")
 
 
+def _present(connection: Connection) -> Any:
+    """A filter of column values to the columns the schema has now: a migration runs this
+    module as it is today on the schema of its own revision."""
+    known = {t: {c["name"] for c in inspect(connection).get_columns(t)} for t in _TABLES}
+
+    def only(table: str, values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if k in known[table]}
+
+    return only
+
+
+_TABLES = ("instance", "series", "study", "patient")
+
+
 def refresh_all(connection: Connection) -> int:
     """Refill every derived column and search table from the documents; returns a count."""
+    only = _present(connection)
     session = Session(bind=connection)
     selected = select(
         Instance.pk,
@@ -57,7 +73,7 @@ def refresh_all(connection: Connection) -> int:
         session.execute(
             update(Instance)
             .where(Instance.pk == instance_pk)
-            .values(**columns.instance_values(dataset))
+            .values(**only("instance", columns.instance_values(dataset)))
         )
         for item in columns.specimens(dataset):
             session.add(Specimen(instance_pk=instance_pk, **item))
@@ -67,17 +83,19 @@ def refresh_all(connection: Connection) -> int:
             session.execute(
                 update(Series)
                 .where(Series.pk == series_pk)
-                .values(**columns.series_values(dataset))
+                .values(**only("series", columns.series_values(dataset)))
             )
         if study_pk not in seen_studies:
             seen_studies.add(study_pk)
             session.execute(
-                update(Study).where(Study.pk == study_pk).values(**columns.study_values(dataset))
+                update(Study)
+                .where(Study.pk == study_pk)
+                .values(**only("study", columns.study_values(dataset)))
             )
             session.execute(
                 update(Patient)
                 .where(Patient.pk == patient_pk)
-                .values(**columns.patient_values(dataset))
+                .values(**only("patient", columns.patient_values(dataset)))
             )
         session.flush()
     return len(rows)

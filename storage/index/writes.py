@@ -34,6 +34,7 @@ from storage.index.columns import (
     specimens,
     study_values,
 )
+from storage.index.counts import Counts, instance_left, series_left
 from storage.index.engine import WRITE
 from storage.index.ladder import ladder
 from storage.index.models import (
@@ -126,8 +127,12 @@ class IndexWriter:
         """Reserve *sop_instance_uid* for a write whose blob will be *key*."""
 
         def work(session: Session) -> Claim:
+            # FOR UPDATE: on PostgreSQL a second claim waits for the first and then sees it
+            # (else both read "no claim" and the later one silently takes the row over).
             row = session.scalar(
-                select(Instance).where(Instance.sop_instance_uid == sop_instance_uid)
+                select(Instance)
+                .where(Instance.sop_instance_uid == sop_instance_uid)
+                .with_for_update()
             )
             now = _now()
             if row is None:
@@ -174,18 +179,21 @@ class IndexWriter:
 
         def work(session: Session) -> None:
             events = []
+            counts = Counts()
             for claim, entry in claimed:
                 row = session.get(Instance, claim.instance_pk)
                 if row is None or row.pending_key != claim.key:
                     raise InstanceBusy(
                         f"the claim on {entry.identity.instance} was lost to another writer"
                     )
-                old_series_pk = row.series_pk
+                old_series_pk = row.series_pk if row.status == Status.STORED else None
                 fresh = row.status != Status.STORED
-                self._apply(session, row, entry, claim.key, fresh)
+                self._apply(session, row, entry, claim.key, fresh, counts)
                 if old_series_pk is not None and old_series_pk != row.series_pk:
-                    self._drop_if_empty(session, old_series_pk)
+                    # An overwrite that moved the instance to another series.
+                    self._left(session, old_series_pk)
                 events.append(_event(session, row, Action.CREATE if fresh else Action.UPDATE))
+            counts.apply(session)
             changes.record(session, events)  # last: see changes.record on the ordering
 
         self._write(work)
@@ -200,12 +208,18 @@ class IndexWriter:
         """
 
         def work(session: Session) -> None:
+            counts = Counts()
             series_pk: dict[str, int] = {}
+            study_of: dict[int, int] = {}
             rows = []
             now = _now()
             for entry in entries:
                 if entry.identity.series not in series_pk:
-                    series_pk[entry.identity.series] = self._series(session, entry).pk
+                    series = self._series(session, entry, counts)
+                    series_pk[entry.identity.series] = series.pk
+                    study_of[series.pk] = series.study_pk
+                into = series_pk[entry.identity.series]
+                counts.instance(into, study_of[into], 1)
                 rows.append(
                     {
                         "sop_instance_uid": entry.identity.instance,
@@ -240,6 +254,7 @@ class IndexWriter:
             ):
                 if values:
                     session.execute(insert(table), values)
+            counts.apply(session)
             groups = {
                 uid: group
                 for uid, group in session.execute(
@@ -258,8 +273,12 @@ class IndexWriter:
 
         self._write(work, attempts=1)
 
-    def _apply(self, session: Session, row: Instance, entry: Entry, key: str, fresh: bool) -> None:
-        series = self._series(session, entry)
+    def _apply(
+        self, session: Session, row: Instance, entry: Entry, key: str, fresh: bool, counts: Counts
+    ) -> None:
+        series = self._series(session, entry, counts)
+        if fresh or row.series_pk != series.pk:
+            counts.instance(series.pk, series.study_pk, 1)
         row.series_pk = series.pk
         row.sop_class_uid = entry.identity.sop_class
         for name, value in instance_values(entry.dataset).items():
@@ -343,22 +362,49 @@ class IndexWriter:
         return self._write(work)
 
     def _remove(self, session: Session, row: Instance) -> tuple[str | None, Event]:
-        """The one removal of an instance row (its metadata, frames and specimens go with it
-        by ON DELETE CASCADE), and of its series, study and patient once left empty."""
+        """Remove one instance row, keeping the counters, and its series, study and patient
+        when it leaves them empty: the one removal path (every delete goes through it).
+        Returns its blob key and its change feed event."""
         event = _event(session, row, Action.DELETE)
-        key, series_pk = row.blob_key, row.series_pk
+        key, series_pk, stored = row.blob_key, row.series_pk, row.status == Status.STORED
         session.delete(row)
         session.flush()
-        if series_pk is not None:
-            self._drop_if_empty(session, series_pk)
+        if series_pk is not None and stored:
+            self._left(session, series_pk)
         return key, event
 
+    def _left(self, session: Session, series_pk: int) -> None:
+        """A stored instance left the series *series_pk*: one fewer in it and its study, and
+        the series removed when that was its last instance (then its study and patient when
+        left empty)."""
+        found = instance_left(session, series_pk)
+        if found is None or found[1] > 0:
+            return
+        study_pk = found[0]
+        series = session.get(Series, series_pk)
+        if series is not None:
+            session.delete(series)
+            session.flush()
+        if series_left(session, study_pk) != 0:
+            return
+        study = session.get(Study, study_pk)
+        if study is None:
+            return
+        patient_pk = study.patient_pk
+        session.delete(study)
+        session.flush()
+        if not session.scalar(select(exists().where(Study.patient_pk == patient_pk))):
+            session.execute(delete(Patient).where(Patient.pk == patient_pk))
+
     def abandoned_claims(self) -> list[Claim]:
-        """Every open claim; only meaningful when no writer is running (start-up recovery)."""
+        """The open claims a start-up recovery may release: on SQLite (one machine, no
+        writer running yet) every one; on a shared index (PostgreSQL, other servers writing)
+        only those older than STALE_CLAIM, as a new writer would take over."""
+        query = select(Instance.pk, Instance.pending_key).where(Instance.pending_key.is_not(None))
+        if self.engine.dialect.name != "sqlite":
+            query = query.where(Instance.claimed_at < _now() - STALE_CLAIM)
         with Session(self.engine) as session:
-            rows = session.execute(
-                select(Instance.pk, Instance.pending_key).where(Instance.pending_key.is_not(None))
-            ).all()
+            rows = session.execute(query).all()
         return [Claim(pk, key, None, None) for pk, key in rows if key is not None]
 
     # -- patient / study / series rows -----------------------------------------------------------
@@ -380,7 +426,7 @@ class IndexWriter:
             _fill_empty(patient, values)
         return patient
 
-    def _series(self, session: Session, entry: Entry) -> Series:
+    def _series(self, session: Session, entry: Entry, counts: Counts) -> Series:
         identity, dataset = entry.identity, entry.dataset
         study = session.scalar(select(Study).where(Study.study_instance_uid == identity.study))
         if study is None:
@@ -407,6 +453,7 @@ class IndexWriter:
             )
             session.add(series)
             session.flush()
+            counts.series(study.pk, 1)
         elif series.study_pk != study.pk:
             raise ConflictingInstance(
                 f"Series {identity.series} is stored in another study than {identity.study}"
@@ -415,24 +462,6 @@ class IndexWriter:
             _fill_empty(series, series_values(dataset))
         add_request_attributes(session, series.pk, dataset)
         return series
-
-    def _drop_if_empty(self, session: Session, series_pk: int) -> None:
-        """Remove a series left without instances, and its study and patient if left empty."""
-        if session.scalar(select(exists().where(Instance.series_pk == series_pk))):
-            return
-        series = session.get(Series, series_pk)
-        if series is None:
-            return
-        study = session.get(Study, series.study_pk)
-        session.delete(series)
-        session.flush()
-        if study is None or session.scalar(select(exists().where(Series.study_pk == study.pk))):
-            return
-        patient_pk = study.patient_pk
-        session.delete(study)
-        session.flush()
-        if not session.scalar(select(exists().where(Study.patient_pk == patient_pk))):
-            session.execute(delete(Patient).where(Patient.pk == patient_pk))
 
 
 def _uids(identity: Identity) -> tuple[str, str, str]:

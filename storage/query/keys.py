@@ -51,6 +51,7 @@ class Attribute:
     column: Any = None  # the value as returned
     folded: Any = None  # PN: case-folded form
     words: Any = None  # PN: accent-free words, for fuzzy matching
+    phonetic: Any = None  # PN: the Soundex codes of its words, for fuzzy matching
     normalized: Any = None  # TM / DT: padded, comparable form
 
     @property
@@ -118,6 +119,7 @@ REGISTRY: list[Attribute] = [
         Patient.patient_name,
         folded=Patient.patient_name_folded,
         words=Patient.patient_name_words,
+        phonetic=Patient.patient_name_phonetic,
     ),
     _a("PatientID", Level.PATIENT, Kind.TEXT, Patient.patient_id),
     _a("IssuerOfPatientID", Level.PATIENT, Kind.TEXT, Patient.issuer_of_patient_id),
@@ -140,6 +142,7 @@ REGISTRY: list[Attribute] = [
         Study.referring_physician_name,
         folded=Study.referring_physician_name_folded,
         words=Study.referring_physician_name_words,
+        phonetic=Study.referring_physician_name_phonetic,
     ),
     _a("TimezoneOffsetFromUTC", Level.STUDY, Kind.TEXT, Study.timezone_offset_from_utc),
     _a("ModalitiesInStudy", Level.STUDY, Kind.COMPUTED),

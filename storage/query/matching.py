@@ -22,7 +22,7 @@ from storage.dicom.values import (
     normalize_time,
     parse_integer,
     parse_span,
-    strip_accents,
+    soundex,
 )
 from storage.errors import InvalidRequest
 from storage.index.ladder import AnySelect
@@ -84,14 +84,16 @@ def match_text(query: Query, attribute: Attribute, value: str) -> Query:
 
 
 def match_person_name(query: Query, attribute: Attribute, value: str) -> Query:
-    """PN literal matching, insensitive to case as C.2.2.2.1 allows for PN."""
+    """PN literal matching, insensitive to case and accents as C.2.2.2.1 allows for PN."""
     return query.where(_text_condition(attribute.folded, fold(value)))
 
 
 def match_fuzzy_person_name(query: Query, attribute: Attribute, value: str) -> Query:
-    """fuzzymatching=true: case- and accent-insensitive; each word of the value is the start
-    of some word of the name ('mul jea' finds 'Müller^Jean-Luc'); '*' and '?' still work."""
-    plain = strip_accents(value).casefold()
+    """fuzzymatching=true (PS3.18 §8.3.4, PS3.4 C.2.2.2.1): case- and accent-insensitive;
+    each word of the value is the start of some word of the name, or sounds like one (the
+    same Soundex code): 'mul jea' and 'Mueler' find 'Müller^Jean-Luc'. '*' and '?' still
+    work, on the words only."""
+    plain = fold(value)
     if "*" in plain or "?" in plain:
         # Words and wildcards kept, separators made single spaces, as in the stored form.
         pattern = like_pattern(re.sub(r"[^\w*?]+", " ", plain).strip())
@@ -103,9 +105,17 @@ def match_fuzzy_person_name(query: Query, attribute: Attribute, value: str) -> Q
     words = name_words(plain)
     if not words:
         return query
-    return query.where(
-        and_(*[attribute.words.like(f"% {like_pattern(w)}%", escape="\\") for w in words])
-    )
+    return query.where(and_(*[_fuzzy_word(attribute, word) for word in words]))
+
+
+def _fuzzy_word(attribute: Attribute, word: str) -> ColumnElement[bool]:
+    """Some word of the name starts with *word*, or has its Soundex code."""
+    starts: ColumnElement[bool] = attribute.words.like(f"% {like_pattern(word)}%", escape="\\")
+    code = soundex(word)
+    if not code:
+        return starts
+    sounds: ColumnElement[bool] = attribute.phonetic.like(f"% {code} %")
+    return or_(starts, sounds)
 
 
 def span(attribute: Attribute, value: str) -> Span:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, distinct, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from storage.access import Principal
 from storage.dicom.document import JsonObject, load
@@ -36,6 +36,9 @@ from storage.query.search import Search
 from storage.records import InstanceFile
 
 CHUNK = 500  # primary keys per IN (...) list
+# Matches counted beyond a page at most, for the paging Warning: a search that matches
+# millions stays as fast as its page (the Warning then says "at least").
+COUNT_CAP = 10_000
 _PIXEL_KEYS = ("7FE00010", "7FE00008", "7FE00009")
 # The UIDs that name a result's resource (its RetrieveURL), by level.
 UID_COLUMNS: dict[Level, list[Any]] = {
@@ -61,17 +64,19 @@ class Match:
 
 @dataclass(frozen=True)
 class Page:
-    """The results of a search and how many matches there are beyond them."""
+    """The results of a search and how many matches there are beyond them (at least that
+    many when *capped*: they were counted up to COUNT_CAP)."""
 
     results: list[Match]
     remaining: int
+    capped: bool = False
 
 
 def run(engine: Engine, search: Search, who: Principal) -> Page:
     """Execute *search* as *who*: one Match per result it may see, plus the count of those
     left unreturned (counts never include what it may not see)."""
     with engine.connect() as connection:
-        remaining = 0
+        remaining, capped = 0, False
         if search.limit is None:
             pks = [row[0] for row in connection.execute(statement(search, None, who))]
         else:
@@ -79,13 +84,20 @@ def run(engine: Engine, search: Search, who: Principal) -> Page:
             pks = [row[0] for row in connection.execute(query)]
             if len(pks) > search.limit:
                 pks = pks[: search.limit]
-                total = connection.scalar(
-                    select(func.count()).select_from(matched(search, who).subquery())
+                counted = search.offset + search.limit + COUNT_CAP
+                total = int(
+                    connection.scalar(
+                        select(func.count()).select_from(
+                            matched(search, who).limit(counted).subquery()
+                        )
+                    )
+                    or 0
                 )
-                remaining = max(int(total or 0) - search.offset - search.limit, 0)
+                remaining = max(total - search.offset - search.limit, 0)
+                capped = total >= counted
         if not pks:
-            return Page([], remaining)
-        return Page(_results(connection, search, pks, who), remaining)
+            return Page([], remaining, capped)
+        return Page(_results(connection, search, pks, who), remaining, capped)
 
 
 def instance_files(engine: Engine, search: Search, who: Principal) -> list[InstanceFile]:
@@ -215,15 +227,16 @@ def _computed(
     own counts are whole)."""
     out: dict[str, dict[int, Any]] = {}
     if level == Level.PATIENT:
+        # The counters of the studies it may see, added up (storage.index.counts).
         query = ladder(
             select(
                 Study.patient_pk,
-                func.count(distinct(Study.pk)),
-                func.count(distinct(Series.pk)),
-                func.count(Instance.pk),
+                func.count(Study.pk),
+                func.sum(Study.number_of_series),
+                func.sum(Study.number_of_instances),
             ),
             Level.STUDY,
-            [Level.INSTANCE],
+            [],
             who,
         )
         counts = connection.execute(
@@ -234,6 +247,7 @@ def _computed(
         out["NumberOfPatientRelatedInstances"] = {pk: c for pk, _, _, c in counts}
     elif level == Level.STUDY:
         if "ModalitiesInStudy" in keywords:
+            # From the series of the page's studies (ix_series_study_pk): a page is small.
             modalities: dict[int, list[str]] = {}
             for study_pk, modality in connection.execute(
                 select(Series.study_pk, Series.modality)
@@ -244,24 +258,19 @@ def _computed(
                 if modality:
                     modalities.setdefault(study_pk, []).append(modality)
             out["ModalitiesInStudy"] = modalities
-        per_study = ladder(
-            select(Series.study_pk, func.count(distinct(Series.pk)), func.count(Instance.pk)),
-            Level.SERIES,
-            [Level.INSTANCE],
-        )
         study_counts = connection.execute(
-            per_study.where(Series.study_pk.in_(pks)).group_by(Series.study_pk)
+            select(Study.pk, Study.number_of_series, Study.number_of_instances).where(
+                Study.pk.in_(pks)
+            )
         ).all()
         out["NumberOfStudyRelatedSeries"] = {pk: s for pk, s, _ in study_counts}
         out["NumberOfStudyRelatedInstances"] = {pk: i for pk, _, i in study_counts}
     elif level == Level.SERIES and "NumberOfSeriesRelatedInstances" in keywords:
-        per_series = ladder(select(Instance.series_pk, func.count(Instance.pk)), Level.INSTANCE)
         out["NumberOfSeriesRelatedInstances"] = {
             pk: count
             for pk, count in connection.execute(
-                per_series.where(Instance.series_pk.in_(pks)).group_by(Instance.series_pk)
+                select(Series.pk, Series.number_of_instances).where(Series.pk.in_(pks))
             )
-            if pk is not None
         }
     return {k: v for k, v in out.items() if k in keywords}
 

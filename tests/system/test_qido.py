@@ -100,8 +100,11 @@ def test_fuzzy_matching_ignores_case_and_accents_and_matches_word_starts(client)
     assert studies(client, PatientName="SEAN", fuzzymatching=True) == {"C"}
     # Slim's pattern: a wildcard search with fuzzy matching on.
     assert studies(client, PatientName="*ull*", fuzzymatching=True) == {"A", "B"}
-    # Without fuzzy matching the accent matters.
-    assert studies(client, PatientName="muller*") == set()
+    # Sounding alike (Soundex): a misspelt name is found.
+    assert studies(client, PatientName="Mueler", fuzzymatching=True) == {"A", "B"}
+    # Literal matching folds case and accents too (C.2.2.2.1), but needs the whole name.
+    assert studies(client, PatientName="muller*") == {"A", "B"}
+    assert studies(client, PatientName="Mueler*") == set()
 
 
 # -- dates and times -------------------------------------------------------------------------------

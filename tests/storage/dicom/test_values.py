@@ -15,6 +15,8 @@ from storage.dicom.values import (
     normalize_time,
     parse_integer,
     parse_span,
+    phonetic_column,
+    soundex,
     valid_date,
     valid_datetime,
     valid_time,
@@ -76,7 +78,9 @@ def test_normal_forms() -> None:
     assert normalize_datetime("20200101120000+0100") == "20200101110000.000000"
     assert combine("20201231", "2330") == "20201231233000.000000"
     assert combine("2020", "2330") == ""
-    assert fold("MÜLLER^Jürgen") == "müller^jürgen"
+    assert fold("MÜLLER^Jürgen") == "muller^jurgen"
+    # NFKD: compatibility forms fold too (a ligature, full-width letters), and 'ß' is 'ss'.
+    assert fold("ﬁscher^ＡＮＮＡ^Straße") == "fischer^anna^strasse"
     assert words_column("Müller^Jean-Luc") == " muller jean luc "
 
 
@@ -118,3 +122,40 @@ def test_a_utc_offset_past_the_calendars_ends_is_clamped() -> None:
     """Before: OverflowError (a 500) for the first moment minus 14 hours."""
     assert normalize_datetime("00010101000000+1400") == "00010101000000.000000"
     assert normalize_datetime("99991231235959-1200", upper=True) == "99991231235959.999999"
+
+
+# -- fuzzy matching: American Soundex, of the accent-free letters --------------------------------
+@pytest.mark.parametrize(
+    "word,code",
+    [
+        # The reference examples of the US National Archives' Soundex rules.
+        ("Robert", "R163"),
+        ("Rupert", "R163"),
+        ("Rubin", "R150"),
+        ("Ashcraft", "A261"),
+        ("Tymczak", "T522"),
+        ("Pfister", "P236"),
+        ("Honeyman", "H555"),
+        # Spellings that sound alike, accents and case ignored.
+        ("Müller", "M460"),
+        ("MUELLER", "M460"),
+        ("Meyer", "M600"),
+        ("Meier", "M600"),
+        ("Schmidt", "S530"),
+        ("Smyth", "S530"),
+        ("Seán", "S500"),
+        ("Li", "L000"),
+        # Nothing to code: no Latin letters.
+        ("山田", ""),
+        ("1234", ""),
+        ("", ""),
+    ],
+)
+def test_soundex(word: str, code: str) -> None:
+    assert soundex(word) == code
+
+
+def test_phonetic_column_holds_each_words_code_once_between_spaces() -> None:
+    assert phonetic_column("Müller^Jean-Luc") == " M460 J500 L200 "
+    assert phonetic_column("Meyer^Meier") == " M600 "
+    assert phonetic_column("山田^太郎") == ""

@@ -71,14 +71,22 @@ def test_migration_0002_backfills_search_values_from_documents(tmp_path: Path) -
         )
     migrate(engine)
     with engine.connect() as connection:
-        folded, words = connection.execute(
-            text("SELECT patient_name_folded, patient_name_words FROM patient")
+        folded, words, phonetic = connection.execute(
+            text(
+                "SELECT patient_name_folded, patient_name_words, patient_name_phonetic FROM patient"
+            )
         ).one()
-        assert (folded, words) == ("müller^jürgen", " muller jurgen ")
+        # Folded without accents since 0005, which also adds the Soundex codes.
+        assert (folded, words, phonetic) == ("muller^jurgen", " muller jurgen ", " M460 J625 ")
         assert connection.scalar(text("SELECT study_datetime FROM study")) == (
             "20201231233000.000000"
         )
         assert connection.scalar(text("SELECT container_identifier FROM instance")) == "SLIDE-A1"
+        # 0005 counts what is stored.
+        assert connection.execute(
+            text("SELECT number_of_series, number_of_instances FROM study")
+        ).one() == (1, 1)
+        assert connection.scalar(text("SELECT number_of_instances FROM series")) == 1
         assert connection.scalar(text("SELECT specimen_identifier FROM specimen")) == "SPEC-A"
         assert (
             connection.scalar(text("SELECT scheduled_procedure_step_id FROM request_attributes"))

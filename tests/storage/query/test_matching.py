@@ -42,6 +42,22 @@ def test_person_names(archive) -> None:
     assert find(archive, PatientName="MÜLLER*") == {"A", "B"}
     assert find(archive, fuzzy=True, PatientName="anna mul") == {"B"}
     assert find(archive, fuzzy=True, PatientName="*ull*") == {"A", "B"}
+    # Accents fold in literal matching too (C.2.2.2.1 allows it for PN), wildcards apply.
+    assert find(archive, PatientName="muller^jurgen") == {"A"}
+    assert find(archive, PatientName="O'BRIEN^SEAN") == {"C"}
+    assert find(archive, PatientName="mueller*") == set()  # literal: spelt as stored
+
+
+def test_fuzzy_person_names_sound_alike(archive) -> None:
+    """fuzzymatching=true: a word matches a word that it begins or that has its Soundex
+    code; every word of the value must match some word of the name."""
+    assert find(archive, fuzzy=True, PatientName="Mueller") == {"A", "B"}  # M460
+    assert find(archive, fuzzy=True, PatientName="Smyth") == {"D", "E"}  # S530
+    assert find(archive, fuzzy=True, PatientName="Mueller Jurgen") == {"A"}
+    assert find(archive, fuzzy=True, PatientName="Mueller Jon") == set()  # J500 is not J625
+    assert find(archive, fuzzy=True, PatientName="Obrian") == set()  # 'o' 'brien' are 2 words
+    assert find(archive, fuzzy=True, PatientName="Brian Shawn") == {"C"}  # B650, S500
+    assert find(archive, fuzzy=True, ReferringPhysicianName="Dow") == {"A"}  # D000, as Doe
 
 
 def test_uid_lists(archive) -> None:
