@@ -57,3 +57,14 @@ class ByteStream:
 
     chunks: Iterator[bytes]
     length: int | None
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one readiness check: what was checked, whether it passed, how long it
+    took, and a short reason when it did not (never a host name or a path)."""
+
+    name: str
+    ok: bool
+    seconds: float
+    reason: str = ""

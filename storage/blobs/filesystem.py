@@ -105,6 +105,15 @@ class FilesystemBlobStore:
                 break
             parent = parent.parent
 
+    def probe(self) -> None:
+        """The root can be listed and a file made (and removed) in the staging area. Nothing
+        is written into it: a full disk still serves reads, so it leaves the store ready."""
+        with os.scandir(self.root) as entries:
+            next(entries, None)
+        path = self.staging / f"probe-{os.getpid()}-{secrets.token_hex(4)}"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(path)
+
     def purge_staging(self, older_than_seconds: float = 0.0) -> int:
         """Delete staged files left by interrupted uploads; returns how many were removed."""
         removed = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from storage import metrics
 from storage.errors import IndexUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -40,6 +42,7 @@ def _unavailable(context: Any) -> None:
         context.connection is None and isinstance(context.sqlalchemy_exception, OperationalError)
     )
     if gone and not isinstance(original, IndexUnavailable):
+        metrics.count_index_unavailable()
         raise IndexUnavailable(f"the study index cannot be reached: {original}") from original
 
 
@@ -102,12 +105,17 @@ def migrate(engine: Engine) -> None:
         command.upgrade(_config(connection), "head")
 
 
+@functools.cache
+def _head() -> str | None:
+    """The newest revision of this build's migrations (read from their files once)."""
+    return ScriptDirectory.from_config(_config(None)).get_current_head()
+
+
 def is_current(engine: Engine) -> bool:
-    """True when the index is at the newest revision."""
+    """True when the index is at the newest revision (one query: readiness asks it often)."""
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
-        head = ScriptDirectory.from_config(_config(connection)).get_current_head()
-    return current == head
+    return current == _head()
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,10 @@ class Database:
         engine = create_index_engine(url)
         migrate(engine)
         return cls(engine)
+
+    def is_current(self) -> bool:
+        """True when the index answers and is at this build's newest revision."""
+        return is_current(self.engine)
 
     def dispose(self) -> None:
         """Close every pooled connection (a process about to fork or exit)."""
