@@ -109,8 +109,10 @@ def install(app: Flask, service: Service, config: ProbeConfig, who: Authenticato
     @app.before_request
     def _probe() -> Response | None:
         view = views.get(request.path)
-        if view is None or request.method not in ("GET", "HEAD"):
+        if view is None:
             return None
+        if request.method not in ("GET", "HEAD"):
+            return error_response(405, f"{request.path} is read only", {"Allow": "GET, HEAD"})
         try:
             return view()
         except HTTPError as exc:
