@@ -48,8 +48,8 @@ class Lru(Generic[K, V]):
         self.bytes = 0
         self.hits = 0
         self.misses = 0
-        self._hit = metrics.child(metrics.CACHE_LOOKUPS, name, "hit") if name else metrics.OFF
-        self._miss = metrics.child(metrics.CACHE_LOOKUPS, name, "miss") if name else metrics.OFF
+        if name:
+            metrics.watch_cache(name, self)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -59,13 +59,10 @@ class Lru(Generic[K, V]):
             entry = self._entries.get(key)
             if entry is None or (self.ttl is not None and monotonic() - entry[0] >= self.ttl):
                 self.misses += 1
-                found: object = _MISSING
-            else:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                found = entry[2]
-        (self._miss if found is _MISSING else self._hit).inc()
-        return found
+                return _MISSING
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[2]
 
     def get(self, key: K) -> V | None:
         """The value of *key*, or None when it is not (or no longer) cached."""

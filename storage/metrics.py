@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -130,6 +133,65 @@ def child(metric: Any, *labels: str) -> Any:
     return metric.labels(*labels) if _enabled else OFF
 
 
+class Counted(Protocol):
+    """What keeps its own counts of hits and misses (storage.cache.Lru)."""
+
+    hits: int
+    misses: int
+
+
+FLUSH_SECONDS = 1.0  # how late a cache's counts may reach the shared counters
+
+
+@dataclass
+class _Watched:
+    name: str
+    source: weakref.ref[Counted]
+    hits: int = 0
+    misses: int = 0
+
+
+_watched: list[_Watched] = []
+_watch_lock = threading.Lock()
+_flusher_pid = 0
+
+
+def watch_cache(name: str, cache: Counted) -> None:
+    """Count *cache*'s lookups as wsiarchive_cache_lookups_total{cache=name}. The cache counts
+    in its own integers (a lookup costs no more than before); they are added to the shared
+    counters every FLUSH_SECONDS by one thread of the process, and at each scrape."""
+    global _flusher_pid
+    if not _enabled:
+        return
+    with _watch_lock:
+        _watched.append(_Watched(name, weakref.ref(cache)))
+        if _flusher_pid != os.getpid():  # none yet in this process (threads do not fork)
+            _flusher_pid = os.getpid()
+            threading.Thread(target=_flush_every, name="metrics-flush", daemon=True).start()
+
+
+def _flush_every() -> None:
+    while True:
+        time.sleep(FLUSH_SECONDS)
+        flush()
+
+
+def flush() -> None:
+    """Add what the watched caches counted since the last flush to the shared counters."""
+    with _watch_lock:
+        for watched in list(_watched):
+            cache = watched.source()
+            if cache is None:
+                _watched.remove(watched)
+                continue
+            hits, misses = cache.hits, cache.misses
+            if hits > watched.hits:
+                CACHE_LOOKUPS.labels(watched.name, "hit").inc(hits - watched.hits)
+            if misses > watched.misses:
+                CACHE_LOOKUPS.labels(watched.name, "miss").inc(misses - watched.misses)
+            watched.hits, watched.misses = hits, misses
+
+
 def count_ingest(door: Door, instances: int, size: int) -> None:
     if _enabled:
         INGESTED.labels(door.value).inc(instances)
@@ -203,6 +265,7 @@ def exposition() -> bytes:
     """Every metric in the Prometheus text format: in a server (PROMETHEUS_MULTIPROC_DIR set),
     summed over every process that ever ran in it; otherwise this process's own."""
     global _summed
+    flush()
     if os.environ.get(MULTIPROCESS):
         if _summed is None:
             registry = CollectorRegistry()
@@ -225,5 +288,6 @@ def shared() -> bool:
 def process_exited(pid: int) -> None:
     """Forget the live values (multiprocess gauges) of a process that exited; its counters
     stay, as counts that happened."""
+    flush()
     if os.environ.get(MULTIPROCESS):
         multiprocess.mark_process_dead(pid)
