@@ -8,8 +8,8 @@ from typing import Protocol
 
 from flask import Blueprint, Flask, Response, request
 
-from dicomweb import auditing, errors, limits
-from dicomweb.http import accesslog, compression, cors, securityheaders
+from dicomweb import auditing, errors, limits, probes
+from dicomweb.http import accesslog, compression, cors, metered, securityheaders
 from dicomweb.identity import authenticate
 from dicomweb.identity.authenticate import IdentityConfig
 from dicomweb.routes import ROUTES, Route
@@ -25,7 +25,7 @@ def _bound(route: Route, service: Service) -> Callable[..., Response]:
     return view
 
 
-class AppConfig(WebConfig, IdentityConfig, Protocol):
+class AppConfig(WebConfig, IdentityConfig, probes.ProbeConfig, Protocol):
     """Every setting the web front door reads."""
 
 
@@ -53,7 +53,11 @@ def create_app(archive: Archive, config: AppConfig) -> Flask:
         blueprint.add_url_rule(route.rule, endpoint, _bound(route, service), methods=[route.method])
     app.register_blueprint(blueprint)
     described = capabilities.tree(ROUTES)
-    accesslog.install(app)
+    if config.metrics:
+        metered.install(app, probes.PATHS)  # first: its measure includes every other hook
+    authenticator = authenticate.Authenticator(service, config)
+    probes.install(app, service, config, authenticator)  # before CORS, identity and limits
+    accesslog.install(app, quiet=probes.PATHS)
 
     if policy is not None:
         cors_on = policy
@@ -75,7 +79,7 @@ def create_app(archive: Archive, config: AppConfig) -> Flask:
 
     # After the preflights (they carry no credentials), before the limits (they key on the
     # principal's subject); the audit record is written once the response is known.
-    authenticate.install(app, service, config)
+    authenticate.install(app, service, config, authenticator)
     auditing.install(app, service)
     limits.install(app, config)
     errors.install(app)

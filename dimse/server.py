@@ -12,7 +12,7 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.events import EventHandlerType
 from pynetdicom.presentation import AllStoragePresentationContexts
 
-from dimse import patches
+from dimse import metered, patches
 from dimse.admission import Admission
 from dimse.handlers import (
     STORAGE_COMMITMENT,
@@ -142,6 +142,7 @@ def handlers(services: Services) -> list[EventHandlerType]:
         (evt.EVT_C_MOVE, partial(handle_move, services)),
         (evt.EVT_C_GET, partial(handle_get, services)),
         (evt.EVT_N_ACTION, partial(handle_commitment, services)),
+        *metered.handlers(),
     ]
 
 

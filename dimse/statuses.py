@@ -18,6 +18,18 @@ TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122  # a Cxxx code, as in STOW (PS3.18 Table 
 NOT_AUTHORIZED = 0x0124  # PS3.7 Annex C general status: Refused: Not Authorized
 
 
+def status_class(status: int) -> str | None:
+    """The class of a final status (PS3.7 C: success, warning, cancel, failure); None for
+    pending (FF00/FF01), which is not final."""
+    if status in (PENDING, 0xFF01):
+        return None
+    if status == SUCCESS:
+        return "success"
+    if status == CANCEL:
+        return "cancel"
+    return "warning" if succeeded(status) else "failure"
+
+
 def succeeded(status: int) -> bool:
     """Success, pending or a warning (PS3.7 C: 0000, FF00/FF01, 0001, Bxxx), not a failure."""
     return status in (SUCCESS, PENDING, 0xFF01, 0x0001) or 0xB000 <= status <= 0xBFFF

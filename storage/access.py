@@ -17,6 +17,7 @@ class Scope(StrEnum):
     WRITE = "write"  # store
     DELETE = "delete"  # remove instances
     ADMIN = "admin"  # tokens, audit trail, verify; sees every study
+    METRICS = "metrics"  # read /metrics (with metrics_access = token); no patient data
 
     @classmethod
     def parse(cls, words: Iterable[str]) -> frozenset[Scope]:

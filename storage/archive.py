@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from storage import health
 from storage import ingest as ingesting
 from storage import verify as verifying
 from storage.access import Principal, Scope, TokenInfo, require
@@ -37,6 +38,7 @@ from storage.query.search import Search
 from storage.records import (
     ByteStream,
     Change,
+    Check,
     FeedWindow,
     InstanceFile,
     State,
@@ -73,11 +75,19 @@ class Archive:
         self._audit = AuditStore(database.engine)
         self._policy = DuplicatePolicy(config.duplicate_policy)
         self._group_attribute = config.access_group_attribute
-        self._verified: Lru[str, TokenInfo | None] = Lru(TOKENS, ttl=config.token_recheck_seconds)
-        self._audited: Lru[AuditKey, bool] = Lru(AUDITED, ttl=config.audit_repeat_seconds)
+        self._verified: Lru[str, TokenInfo | None] = Lru(
+            TOKENS, ttl=config.token_recheck_seconds, name="tokens"
+        )
+        self._audited: Lru[AuditKey, bool] = Lru(
+            AUDITED, ttl=config.audit_repeat_seconds, name="audited"
+        )
         # The read path, shared by every front door of this process.
-        self._records: Lru[tuple[str, str, str], StoredRecord] = Lru(RECORDS, ttl=RECORD_TTL)
-        self._frame_tables: Lru[FrameKey, FrameTable | None] = Lru(FRAME_TABLES)
+        self._records: Lru[tuple[str, str, str], StoredRecord] = Lru(
+            RECORDS, ttl=RECORD_TTL, name="records"
+        )
+        self._frame_tables: Lru[FrameKey, FrameTable | None] = Lru(
+            FRAME_TABLES, name="frame_tables"
+        )
         self._described = Descriptions(self.document, blobs, DESCRIPTIONS)
         self._transcoder = Transcoder(config.transcode_cache_mb << 20)
         self._renderer = Renderer(
@@ -92,6 +102,11 @@ class Archive:
     @property
     def duplicate_policy(self) -> DuplicatePolicy:
         return self._policy
+
+    def readiness(self) -> list[Check]:
+        """Whether this process can serve: the index reachable and at this build's schema
+        revision, the blob store reachable (cheap: load balancers ask every few seconds)."""
+        return health.checks(self._database, self._blobs)
 
     def close(self) -> None:
         """Release the index's connections (a process about to fork or exit)."""

@@ -9,6 +9,8 @@ from threading import Lock
 from time import monotonic
 from typing import Generic, TypeVar, cast
 
+from storage import metrics
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 _MISSING = object()
@@ -19,8 +21,9 @@ class Lru(Generic[K, V]):
 
     ``max_items`` bounds the number of entries; ``max_bytes`` with ``size`` bounds their total
     size (an entry larger than the bound is not kept); ``ttl`` seconds bound how old an entry
-    may be when it is read. Values are made outside the lock, so two threads may make the
-    same value once each; the cache keeps the later.
+    may be when it is read; a *name* counts its hits and misses in the metrics
+    (wsiarchive_cache_lookups_total{cache=name}). Values are made outside the lock, so two
+    threads may make the same value once each; the cache keeps the later.
     """
 
     def __init__(
@@ -30,6 +33,7 @@ class Lru(Generic[K, V]):
         max_bytes: int | None = None,
         size: Callable[[V], int] | None = None,
         ttl: float | None = None,
+        name: str = "",
     ) -> None:
         if max_items is None and max_bytes is None:
             raise ValueError("an Lru needs max_items or max_bytes")
@@ -44,6 +48,8 @@ class Lru(Generic[K, V]):
         self.bytes = 0
         self.hits = 0
         self.misses = 0
+        if name:
+            metrics.watch_cache(name, self)
 
     def __len__(self) -> int:
         return len(self._entries)

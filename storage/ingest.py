@@ -8,7 +8,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from storage.access import Principal, group_of
+from storage import metrics
+from storage.access import Principal, PrincipalKind, group_of
 from storage.blobs import BlobStore, StagedBlob
 from storage.config import DuplicatePolicy
 from storage.dicom.dataset import Identity, named_uids
@@ -19,6 +20,8 @@ from storage.index.writes import Claim, Entry, IndexWriter
 from storage.records import StoredInstance
 
 log = logging.getLogger(__name__)
+# Each front door authenticates its own kind of principal, so the kind names the door.
+_DOORS = {PrincipalKind.AE: metrics.Door.C_STORE, PrincipalKind.LOCAL: metrics.Door.IMPORT}
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,13 @@ def ingest_all(
     crash leaves only claims, which no query sees and ``recover`` releases. The staged files
     are consumed either way."""
     placed: list[tuple[Claim, Entry, ParsedInstance]] = []
+    door = _DOORS.get(how.who.kind, metrics.Door.STOW)
     try:
         for item in staged:
             placed.append(_claimed(writer, blobs, how, item, study))
         writer.commit_all([(claim, entry) for claim, entry, _ in placed])
-    except BaseException:
+    except BaseException as exc:
+        metrics.count_ingest_failure(door, exc)
         # The blobs go first: on a full disk their space is what lets the releases commit.
         for claim, entry, _ in reversed(placed):
             blobs.delete(entry.key)
@@ -92,6 +97,7 @@ def ingest_all(
                 claim.previous_key is not None,
             )
         )
+    metrics.count_ingest(door, len(stored), sum(item.size for item in stored))
     return stored
 
 

@@ -98,3 +98,12 @@ class FeedWindow:
     end: datetime | None = None
     offset: int = 0
     limit: int = 100
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one readiness check: what was checked, whether it passed, how long it
+    took, and a short reason when it did not (never a host name or a path)."""
+
+    name: str
+    ok: bool
+    seconds: float
+    reason: str = ""

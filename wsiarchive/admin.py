@@ -155,7 +155,7 @@ def audit_list(archive: Archive, args: argparse.Namespace) -> int:
 
 def _token_arguments(create: argparse.ArgumentParser) -> None:
     create.add_argument("name", help="who or what uses it, e.g. 'scanner 3, histology'")
-    create.add_argument("--scopes", default="read", help="of read, write, delete, admin")
+    create.add_argument("--scopes", default="read", help="of read, write, delete, admin, metrics")
     create.add_argument("--groups", default="", help="access groups it may see (default all)")
     create.add_argument("--expires-days", type=float, default=None)
 

@@ -240,14 +240,18 @@ def command_verify(args: argparse.Namespace) -> int:
 def command_serve(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from wsiarchive.server import serve
+    from wsiarchive.run import run_directory
 
     settings = _resolve(args)
     if args.web_only:
         settings = replace(settings, dimse=False)
     if args.dimse_only:
         settings = replace(settings, web=False)
-    serve(settings)
+    # Before the server's modules load prometheus-client: it reads its variable then.
+    with run_directory(settings.metrics):
+        from wsiarchive.server import serve
+
+        serve(settings)
     return 0
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +17,9 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 
 from dicomweb.app import cors_policy
-from storage import open_archive
+from storage import metrics, open_archive
 from storage.errors import OutOfResources
+from wsiarchive import run
 from wsiarchive.settings import Settings, configure_logging, to_environ
 
 log = logging.getLogger(__name__)
@@ -42,10 +46,11 @@ def prepare(settings: Settings) -> None:
 
 def _dimse(settings: Settings) -> None:
     """The DICOM listener's process."""
-    from dimse.server import run
+    from dimse.server import run as listen
 
     configure_logging(settings)
-    run(settings, open_archive(settings))
+    metrics.configure(settings.metrics)
+    listen(settings, open_archive(settings))
 
 
 def _audit_export(settings: Settings) -> None:
@@ -64,6 +69,13 @@ def serve(settings: Settings) -> None:
     configure_logging(settings)
     if not settings.web and not settings.dimse:
         raise ValueError("both web and dimse are off: nothing to serve")
+    metrics.configure(settings.metrics)
+    if settings.metrics and settings.web and not metrics.shared():
+        # Each worker would count on its own, and /metrics show one of them at random.
+        raise RuntimeError(
+            "serve must run inside wsiarchive.run.run_directory (prometheus-client was "
+            "loaded before PROMETHEUS_MULTIPROC_DIR was set)"
+        )
     if settings.dimse:
         from dimse.server import admission_of
 
@@ -135,7 +147,7 @@ def _web(settings: Settings) -> None:
         workers,
         settings.threads,
     )
-    Granian(
+    server = Granian(
         "wsiarchive.wsgi:create_application",
         address=settings.host,
         port=settings.port,
@@ -149,4 +161,28 @@ def _web(settings: Settings) -> None:
         # Only the request head; granian has no timeout for bodies (dicomweb.http.bodies).
         http1_settings=HTTP1Settings(header_read_timeout=int(settings.header_timeout * 1000)),
         **tls,
-    ).serve()
+    )
+    if settings.drain_seconds > 0:
+        drain = settings.drain_seconds
+        # After granian's own handlers are set (its start-up hooks run then), before the
+        # workers start.
+        server.on_startup(lambda: _drain_on_sigterm(drain, server.signal_handler_interrupt))
+    server.serve()
+
+
+def _drain_on_sigterm(seconds: float, stop: Callable[..., Any]) -> None:
+    """A SIGTERM to the main process first marks the run draining (every worker's /readyz
+    answers 503, so load balancers stop sending), keeps serving for *seconds*, then stops
+    as granian does. A second SIGTERM, or SIGINT, stops at once."""
+
+    def _sigterm(_number: int, _frame: object) -> None:
+        if run.draining():
+            stop()
+            return
+        run.start_draining()
+        log.warning("SIGTERM: draining for %g s (readiness 503), then stopping", seconds)
+        timer = threading.Timer(seconds, stop)
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, _sigterm)

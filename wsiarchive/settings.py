@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from storage.config import DatabasePool, DuplicatePolicy
+from wsiarchive import run
 from wsiarchive.audit.syslog import Transport
 
 ENV_PREFIX = "WSIARCHIVE_"
@@ -50,6 +51,7 @@ class Group(StrEnum):
     IDENTITY = "identity"  # who may use the servers: tokens, OpenID Connect, anonymous access
     AUDIT = "audit"  # the audit trail's export as DICOM Audit Messages over syslog
     VERIFY = "verify"
+    MONITORING = "monitoring"  # the probes and metrics of a server (docs/operations.md)
 
 
 class AnonymousAccess(StrEnum):
@@ -58,6 +60,14 @@ class AnonymousAccess(StrEnum):
     OFF = "off"  # nobody: every request needs a token
     LOOPBACK = "loopback"  # clients on this machine only
     ANYWHERE = "anywhere"  # every client (a loud warning at start-up)
+
+
+class MetricsAccess(StrEnum):
+    """Who may read /metrics."""
+
+    LOOPBACK = "loopback"  # scrapers on this machine only
+    ANYWHERE = "anywhere"  # every client
+    TOKEN = "token"  # a bearer token with the metrics scope
 
 
 # The settings each command uses.
@@ -495,7 +505,7 @@ class Settings:
     anonymous_scopes: str = setting(
         Group.IDENTITY,
         "read write",
-        "Space-separated scopes (read, write, delete, admin) of anonymous access.",
+        "Space-separated scopes (read, write, delete, admin, metrics) of anonymous access.",
     )
     oidc_issuer: str = setting(
         Group.IDENTITY,
@@ -553,6 +563,23 @@ class Settings:
         "a rotated key is accepted this soon after the last fetch, and made-up key ids cost "
         "the issuer at most one fetch per period.",
     )
+    metrics: bool = setting(
+        Group.MONITORING,
+        True,
+        "Count the Prometheus metrics and serve them at /metrics (docs/operations.md).",
+    )
+    metrics_access: MetricsAccess = setting(
+        Group.MONITORING,
+        MetricsAccess.LOOPBACK,
+        "Who may read /metrics: loopback (scrapers on this machine), anywhere, or token (a "
+        "bearer token with the metrics scope).",
+    )
+    drain_seconds: float = setting(
+        Group.MONITORING,
+        0.0,
+        "Seconds serve keeps serving after a SIGTERM with /readyz answering 503, so that load "
+        "balancers stop sending before it stops; 0 stops at once. SIGINT always stops at once.",
+    )
 
     @property
     def database(self) -> str:
@@ -573,6 +600,11 @@ class Settings:
     @property
     def blobs(self) -> Path:
         return Path(self.blob_dir) if self.blob_dir else Path(self.data_dir) / "blobs"
+
+    @property
+    def draining(self) -> bool:
+        """True once a SIGTERM asked this serve to drain (wsiarchive.run)."""
+        return run.draining()
 
     @property
     def session_secret(self) -> str:

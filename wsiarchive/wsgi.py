@@ -4,12 +4,14 @@ and the process-wide settings of a web worker, applied once as it starts."""
 from __future__ import annotations
 
 import gc
+import multiprocessing.util
+import os
 import signal
 
 from flask import Flask
 
 from dicomweb import create_app
-from storage import open_archive
+from storage import metrics, open_archive
 from wsiarchive import settings as settings_module
 
 
@@ -18,6 +20,9 @@ def create_application(settings: settings_module.Settings | None = None) -> Flas
     _stop_on_signals_while_starting()
     settings = settings or settings_module.load()
     settings_module.configure_logging(settings)
+    metrics.configure(settings.metrics)  # before the archive: its caches resolve counters
+    # A worker's exit (granian's workers are multiprocessing children: atexit does not run).
+    multiprocessing.util.Finalize(None, metrics.process_exited, (os.getpid(),), exitpriority=10)
     app = create_app(open_archive(settings), settings)
     _freeze_startup_objects()
     return app

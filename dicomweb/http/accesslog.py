@@ -39,8 +39,9 @@ def _redacted(query: str) -> str:
     return "&".join(pairs)
 
 
-def install(app: Flask) -> None:
-    """Log every request once it is answered."""
+def install(app: Flask, quiet: frozenset[str] = frozenset()) -> None:
+    """Log every request once it is answered, but those to the paths in *quiet* (probes a
+    load balancer asks every few seconds)."""
 
     @app.before_request
     def _started() -> None:
@@ -48,7 +49,7 @@ def install(app: Flask) -> None:
 
     @app.after_request
     def _logged(response: Response) -> Response:
-        if not log.isEnabledFor(logging.INFO):
+        if not log.isEnabledFor(logging.INFO) or request.path in quiet:
             return response
         principal = g.get("principal")
         user = principal.subject if principal is not None else "-"

@@ -41,7 +41,8 @@ def _challenge(error: str | None = None, description: str = "") -> dict[str, str
 
 
 @functools.lru_cache(maxsize=1024)
-def _loopback(address: str | None) -> bool:
+def loopback(address: str | None) -> bool:
+    """True when *address* is a loopback address (this machine)."""
     try:
         return address is not None and ipaddress.ip_address(address).is_loopback
     except ValueError:
@@ -70,7 +71,7 @@ class Authenticator:
                 return found.at(source)
         if not header:
             if self.anonymous == "anywhere" or (
-                self.anonymous == "loopback" and _loopback(request.remote_addr)
+                self.anonymous == "loopback" and loopback(request.remote_addr)
             ):
                 return self.anonymous_principal.at(source)
             raise HTTPError(401, "this archive needs a bearer token", _challenge())
@@ -112,9 +113,10 @@ class Authenticator:
         return found
 
 
-def install(app: Flask, service: Service, config: IdentityConfig) -> None:
-    """Authenticate every request before its transaction runs."""
-    authenticator = Authenticator(service, config)
+def install(
+    app: Flask, service: Service, config: IdentityConfig, authenticator: Authenticator
+) -> None:
+    """Authenticate every request with *authenticator* before its transaction runs."""
     if config.anonymous_access == "anywhere":
         log.warning(
             "ANONYMOUS ACCESS FROM ANYWHERE: every client that reaches this server may %s "

@@ -61,6 +61,13 @@ class FilesystemBlobStore(LocalStaging):
                 break
             parent = parent.parent
 
+    def probe(self) -> None:
+        """The root can be listed and a file made (and removed) in the staging area. Nothing
+        is written into it: a full disk still serves reads, so it leaves the store ready."""
+        with os.scandir(self.root) as entries:
+            next(entries, None)
+        self.probe_staging()
+
     def blob_keys(self) -> Iterator[tuple[str, float]]:
         """Every blob's key and modification time (staging and quarantine left out)."""
         for directory, folders, files in os.walk(self.root):

@@ -153,6 +153,13 @@ class ObjectBlobStore(LocalStaging):
                     continue
                 yield path, meta["last_modified"].timestamp()
 
+    def probe(self) -> None:
+        """The bucket answers one listing page with the credentials given (reachable,
+        allowed), and a file can be made in the local staging area (readiness)."""
+        batches = _call("list", "/", lambda: obstore.list(self.store, chunk_size=1))
+        _call("list", "/", lambda: next(iter(batches), None))
+        self.probe_staging()
+
     def quarantine(self, key: str) -> str:
         """Copy the object under the quarantine prefix, then delete it; returns the new key."""
         target = f"{QUARANTINE}/{key}"

@@ -74,6 +74,12 @@ class BlobStore(Protocol):
         """Move a blob out of the store, kept for a person to look at; returns where."""
         ...
 
+    def probe(self) -> None:
+        """Raise (OSError or an ArchiveError) unless the store can be written and read now:
+        cheap enough for a readiness check every few seconds (an object store: a HEAD or a
+        one-key list of the bucket)."""
+        ...
+
     def purge_staging(self, older_than_seconds: float = 0.0) -> int:
         """Remove what interrupted writes left in the staging area; returns a count."""
         ...

@@ -25,6 +25,12 @@ class LocalStaging:
     def _name(self, suffix: str) -> Path:
         return self.staging / f"{time.time_ns():x}-{secrets.token_hex(8)}{suffix}"
 
+    def probe_staging(self) -> None:
+        """A file can be made (and removed) in the staging area now (readiness)."""
+        path = self._name(".probe")
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(path)
+
     def stage(self) -> StagedBlob:
         """A new empty staged blob."""
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from storage import metrics
 from storage.config import DatabasePool
 from storage.errors import IndexUnavailable, SchemaNotCurrent
 
@@ -41,6 +43,7 @@ def _unavailable(context: Any) -> None:
         context.connection is None and isinstance(context.sqlalchemy_exception, OperationalError)
     )
     if gone and not isinstance(original, IndexUnavailable):
+        metrics.count_index_unavailable()
         raise IndexUnavailable(f"the study index cannot be reached: {original}") from original
 
 
@@ -154,9 +157,17 @@ def revisions(engine: Engine) -> Revisions:
         return _revisions(connection)
 
 
+@functools.cache
+def _head() -> str | None:
+    """The newest revision of this build's migrations (read from their files once)."""
+    return ScriptDirectory.from_config(_config(None)).get_current_head()
+
+
 def is_current(engine: Engine) -> bool:
-    """True when the index is at the newest revision."""
-    return revisions(engine).is_current
+    """True when the index is at the newest revision (one query: readiness asks it often)."""
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current == _head()
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,10 @@ class Database:
                 f"build needs {found.head}: run `wsiarchive migrate` (migrate_on_start is off)"
             )
         return cls(engine)
+
+    def is_current(self) -> bool:
+        """True when the index answers and is at this build's newest revision."""
+        return is_current(self.engine)
 
     def dispose(self) -> None:
         """Close every pooled connection (a process about to fork or exit)."""

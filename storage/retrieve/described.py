@@ -31,7 +31,7 @@ class Descriptions:
     ) -> None:
         self._document = document
         self._blobs = blobs
-        self._cache: Lru[Hashable, Any] = Lru(capacity)
+        self._cache: Lru[Hashable, Any] = Lru(capacity, name="descriptions")
 
     def _get(self, kind: str, record: StoredRecord, make: Callable[[], T]) -> T:
         value: T = self._cache.get_or_make((kind, record.blob_key), make)

@@ -29,7 +29,7 @@ class Transcoder:
 
     def __init__(self, cache_bytes: int) -> None:
         self.cache: Lru[FrameKey, Encoded] = Lru(
-            max_bytes=cache_bytes, size=lambda encoded: len(encoded.data)
+            max_bytes=cache_bytes, size=lambda encoded: len(encoded.data), name="transcoded"
         )
 
     def frame(

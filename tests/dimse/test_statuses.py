@@ -7,7 +7,7 @@ import pytest
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
 
 from dicomweb.errors import STATUS as HTTP_STATUS
-from dimse.statuses import STATUS
+from dimse.statuses import STATUS, status_class
 from storage.errors import ArchiveError
 from tests.error_classes import archive_errors
 
@@ -34,3 +34,21 @@ def test_c_store_agrees_with_stow_rs() -> None:
         if entry.store != HTTP_STATUS[kind].failure_reason
     }
     assert differ == {"StudyMismatch"}
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (0x0000, "success"),
+        (0x0001, "warning"),
+        (0xB007, "warning"),
+        (0xFE00, "cancel"),
+        (0xA700, "failure"),
+        (0x0124, "failure"),
+        (0xC000, "failure"),
+        (0xFF00, None),  # pending: not a final status, not counted
+        (0xFF01, None),
+    ],
+)
+def test_status_classes_of_the_metrics(status: int, kind: str | None) -> None:
+    assert status_class(status) == kind
