@@ -50,6 +50,7 @@ class Group(StrEnum):
     IDENTITY = "identity"  # who may use the servers: tokens, OpenID Connect, anonymous access
     AUDIT = "audit"  # the audit trail's export as DICOM Audit Messages over syslog
     VERIFY = "verify"
+    JOBS = "jobs"  # the conversion job queue: submitting, workers, retries
 
 
 class AnonymousAccess(StrEnum):
@@ -60,15 +61,26 @@ class AnonymousAccess(StrEnum):
     ANYWHERE = "anywhere"  # every client (a loud warning at start-up)
 
 
+class JobQueueKind(StrEnum):
+    """Where slides submitted for conversion wait for a worker (docs/operations.md)."""
+
+    NONE = "none"  # no queue: `watch` converts in its own process, no /api/jobs
+    INPROCESS = "inprocess"  # a thread pool in the submitting process (an archive on SQLite)
+    POSTGRESQL = "postgresql"  # procrastinate's tables in the PostgreSQL index; `worker`s
+
+
 # The settings each command uses.
 COMMANDS: dict[str, frozenset[Group]] = {
-    "serve": frozenset(Group) - {Group.CONVERSION, Group.WATCH},
+    "serve": frozenset(Group) - {Group.WATCH},
     "token": frozenset({Group.COMMON, Group.ARCHIVE}),
     "share": frozenset({Group.COMMON, Group.ARCHIVE}),
     "audit": frozenset({Group.COMMON, Group.ARCHIVE, Group.AUDIT}),
     "import": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION}),
     "convert": frozenset({Group.COMMON, Group.CONVERSION}),
-    "watch": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.WATCH}),
+    "watch": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.WATCH, Group.JOBS}),
+    "worker": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.JOBS}),
+    "submit": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.JOBS}),
+    "jobs": frozenset({Group.COMMON, Group.ARCHIVE, Group.JOBS}),
     "verify": frozenset({Group.COMMON, Group.ARCHIVE, Group.VERIFY}),
     "settings": frozenset(Group),
 }
@@ -271,6 +283,45 @@ class Settings:
     )
     watch_settle_seconds: float = setting(
         Group.WATCH, 10.0, "A dropped file counts as completely written once unchanged this long."
+    )
+    job_queue: JobQueueKind = setting(
+        Group.JOBS,
+        JobQueueKind.NONE,
+        "Where slides submitted for conversion (`submit`, `watch`, POST /api/jobs) wait: none "
+        "(`watch` converts in its own process; no job API), inprocess (a thread pool in the "
+        "submitting process; for an index on SQLite) or postgresql (the PostgreSQL index "
+        "holds the queue; `wsiarchive worker` processes on any machine convert).",
+    )
+    job_max_attempts: int = setting(
+        Group.JOBS,
+        3,
+        "Runs of a job before it is marked failed, when its failures are transient (index "
+        "unreachable, disk full, a worker killed); a slide that cannot be read fails at once.",
+    )
+    job_retry_seconds: float = setting(
+        Group.JOBS,
+        10.0,
+        "Delay before a job's second run after a transient failure; it doubles with each "
+        "further attempt.",
+    )
+    job_lease_seconds: float = setting(
+        Group.JOBS,
+        30.0,
+        "A worker beats a heartbeat five times per this period; the job of a worker silent "
+        "this long (killed, its machine lost) is given to another worker.",
+    )
+    job_threads: int = setting(
+        Group.JOBS, 1, "Slides the in-process queue converts at once (job_queue = inprocess)."
+    )
+    job_upload_dir: str = setting(
+        Group.JOBS,
+        "",
+        "Directory where slides uploaded to POST /api/jobs are written, on storage every "
+        "worker reads (shared filesystem); empty means <data_dir>/uploads. An upload is "
+        "removed once its job is done.",
+    )
+    max_upload_bytes: int = setting(
+        Group.JOBS, 64 << 30, "Largest slide file POST /api/jobs accepts, in bytes (else 413)."
     )
     verify_orphan_seconds: float = setting(
         Group.VERIFY,
@@ -492,6 +543,10 @@ class Settings:
     @property
     def blobs(self) -> Path:
         return Path(self.blob_dir) if self.blob_dir else Path(self.data_dir) / "blobs"
+
+    @property
+    def uploads(self) -> Path:
+        return Path(self.job_upload_dir) if self.job_upload_dir else Path(self.data_dir) / "uploads"
 
     @property
     def session_secret(self) -> str:

@@ -18,7 +18,10 @@ def create_application(settings: settings_module.Settings | None = None) -> Flas
     _stop_on_signals_while_starting()
     settings = settings or settings_module.load()
     settings_module.configure_logging(settings)
-    app = create_app(open_archive(settings), settings)
+    from wsiarchive.jobs import open_queue
+
+    archive = open_archive(settings)
+    app = create_app(archive, settings, open_queue(archive, settings))
     _freeze_startup_objects()
     return app
 

@@ -1,0 +1,48 @@
+"""Conversion at scale: slides submitted as jobs (storage.jobs.JobQueue), converted by workers
+straight into the archive. PostgreSQL index: procrastinate's queue and `wsiarchive worker`
+processes; SQLite: a thread pool in the submitting process."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from converter import ConversionOptions, SlideInfo
+from storage import Archive
+from storage.jobs import JobQueue
+from wsiarchive.jobs.runner import Runner
+from wsiarchive.settings import JobQueueKind, Settings
+
+if TYPE_CHECKING:
+    pass
+
+
+def worker_name() -> str:
+    """How a worker names itself in the jobs it runs: host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def runner(archive: Archive, settings: Settings, options: ConversionOptions) -> Runner:
+    info = SlideInfo()
+    if settings.slide_metadata:
+        from pathlib import Path
+
+        info = SlideInfo.from_json(Path(settings.slide_metadata))
+    return Runner(archive, options, info, worker_name(), settings.job_retry_seconds)
+
+
+def open_queue(archive: Archive, settings: Settings) -> JobQueue | None:
+    """The job queue the settings configure (None for job_queue = none)."""
+    kind = settings.job_queue
+    if kind is JobQueueKind.NONE:
+        return None
+    if kind is JobQueueKind.POSTGRESQL:
+        from wsiarchive.jobs.postgres import PostgresQueue
+
+        return PostgresQueue(archive, settings.database, settings.job_max_attempts)
+    from wsiarchive.jobs.inprocess import InProcessQueue
+    from wsiarchive.options import conversion_options
+
+    run = runner(archive, settings, conversion_options(settings, interactive=False))
+    return InProcessQueue(run, settings.job_max_attempts, settings.job_threads)
