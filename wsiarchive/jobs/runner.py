@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 1.0  # seconds between progress updates written to the index
 # Failures of the machine rather than of the slide: the job is tried again.
+# EFBIG: a file-size limit reached, as the disk-full tests make one.
 TRANSIENT_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EAGAIN, errno.ENOMEM, errno.ETIMEDOUT,
-     errno.ESTALE, errno.EMFILE, errno.ENFILE}
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EAGAIN, errno.ENOMEM,
+     errno.ETIMEDOUT, errno.ESTALE, errno.EMFILE, errno.ENFILE}
 )  # fmt: skip
 
 

@@ -49,7 +49,9 @@ def upgrade() -> None:
 
         exists = bind.exec_driver_sql("SELECT to_regclass('procrastinate_jobs')").scalar()
         if exists is None:
-            bind.exec_driver_sql(SchemaManager.get_schema())
+            # The driver's own cursor without parameters: the schema's '%' are no placeholders.
+            with bind.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+                cursor.execute(SchemaManager.get_schema())
 
 
 def downgrade() -> None:
