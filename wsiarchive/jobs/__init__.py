@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from converter import ConversionOptions, SlideInfo
 from storage import Archive
@@ -14,20 +14,16 @@ from storage.jobs import JobQueue
 from wsiarchive.jobs.runner import Runner
 from wsiarchive.settings import JobQueueKind, Settings
 
-if TYPE_CHECKING:
-    pass
-
 
 def worker_name() -> str:
     """How a worker names itself in the jobs it runs: host and process."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def runner(archive: Archive, settings: Settings, options: ConversionOptions) -> Runner:
+def make_runner(archive: Archive, settings: Settings, options: ConversionOptions) -> Runner:
+    """The one runner of jobs, with the settings' conversion options and slide metadata."""
     info = SlideInfo()
     if settings.slide_metadata:
-        from pathlib import Path
-
         info = SlideInfo.from_json(Path(settings.slide_metadata))
     return Runner(archive, options, info, worker_name(), settings.job_retry_seconds)
 
@@ -44,5 +40,5 @@ def open_queue(archive: Archive, settings: Settings) -> JobQueue | None:
     from wsiarchive.jobs.inprocess import InProcessQueue
     from wsiarchive.options import conversion_options
 
-    run = runner(archive, settings, conversion_options(settings, interactive=False))
+    run = make_runner(archive, settings, conversion_options(settings, interactive=False))
     return InProcessQueue(run, settings.job_max_attempts, settings.job_threads)

@@ -34,7 +34,7 @@ def _queue(settings: Settings) -> JobQueue:
 def command_worker(args: argparse.Namespace, resolve: Resolve) -> int:
     """Take conversion jobs from the PostgreSQL index until SIGTERM (or the queue is empty)."""
     from storage import open_archive
-    from wsiarchive.jobs import runner
+    from wsiarchive.jobs import make_runner
     from wsiarchive.jobs.postgres import run_worker
     from wsiarchive.options import conversion_options
 
@@ -46,7 +46,7 @@ def command_worker(args: argparse.Namespace, resolve: Resolve) -> int:
         )
     settings_module.configure_logging(settings)
     archive = open_archive(settings)
-    run = runner(archive, settings, conversion_options(settings, interactive=False))
+    run = make_runner(archive, settings, conversion_options(settings, interactive=False))
     run_worker(run, settings.database, settings.job_lease_seconds, wait=not args.until_empty)
     archive.close()
     return 0
