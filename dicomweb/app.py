@@ -12,10 +12,12 @@ from dicomweb import auditing, errors, limits, probes
 from dicomweb.http import accesslog, compression, cors, metered, securityheaders
 from dicomweb.identity import authenticate
 from dicomweb.identity.authenticate import IdentityConfig
+from dicomweb.jobs import JobsConfig
 from dicomweb.routes import ROUTES, Route
 from dicomweb.service import PREFIX, Service, WebConfig
 from dicomweb.transactions import capabilities
 from storage import Archive
+from storage.jobs import JobQueue
 
 
 def _bound(route: Route, service: Service) -> Callable[..., Response]:
@@ -25,7 +27,7 @@ def _bound(route: Route, service: Service) -> Callable[..., Response]:
     return view
 
 
-class AppConfig(WebConfig, IdentityConfig, probes.ProbeConfig, Protocol):
+class AppConfig(WebConfig, IdentityConfig, JobsConfig, probes.ProbeConfig, Protocol):
     """Every setting the web front door reads."""
 
 
@@ -40,8 +42,8 @@ def _served(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
-def create_app(archive: Archive, config: AppConfig) -> Flask:
-    """A WSGI app serving *archive* over DICOMweb."""
+def create_app(archive: Archive, config: AppConfig, jobs: JobQueue | None = None) -> Flask:
+    """A WSGI app serving *archive* over DICOMweb (and, given a queue, the job API)."""
     service = Service(archive, config)
     policy = cors_policy(config)
     app = Flask("wsiarchive")
@@ -52,6 +54,10 @@ def create_app(archive: Archive, config: AppConfig) -> Flask:
         endpoint = f"{route.id}_{route.method}"
         blueprint.add_url_rule(route.rule, endpoint, _bound(route, service), methods=[route.method])
     app.register_blueprint(blueprint)
+    if jobs is not None:
+        from dicomweb import jobs as job_api
+
+        app.register_blueprint(job_api.blueprint(service, jobs, config))
     described = capabilities.tree(ROUTES)
     if config.metrics:
         metered.install(app, probes.PATHS)  # first: its measure includes every other hook

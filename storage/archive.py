@@ -29,9 +29,11 @@ from storage.imaging.display import Rendered, RenderRequest
 from storage.index import changes
 from storage.index.audit import AuditStore, patients
 from storage.index.engine import Database, Revisions, create_index_engine, migrate, revisions
+from storage.index.jobs import JobStore
 from storage.index.reads import IndexReader
 from storage.index.tokens import TokenStore
 from storage.index.writes import IndexWriter
+from storage.jobs import JobRecords
 from storage.query import results
 from storage.query.results import Page
 from storage.query.search import Search
@@ -73,6 +75,7 @@ class Archive:
         self._blobs = blobs
         self._tokens = TokenStore(database.engine)
         self._audit = AuditStore(database.engine)
+        self._jobs = JobStore(database.engine)
         self._policy = DuplicatePolicy(config.duplicate_policy)
         self._group_attribute = config.access_group_attribute
         self._verified: Lru[str, TokenInfo | None] = Lru(
@@ -209,6 +212,11 @@ class Archive:
     def recover(self) -> int:
         """Undo writes interrupted by a crash; call before any writer starts."""
         return ingesting.recover(self._writer, self._blobs)
+
+    @property
+    def job_records(self) -> JobRecords:
+        """The conversion jobs' records (storage.jobs); the job queues check who may use them."""
+        return self._jobs
 
     # -- finding ---------------------------------------------------------------------------------
     def search(self, search: Search, *, who: Principal) -> Page:

@@ -1,5 +1,5 @@
-"""The `wsiarchive` command: serve, import, convert, watch, verify, token, share, audit,
-migrate, settings."""
+"""The `wsiarchive` command: serve, import, convert, watch, worker, submit, jobs, verify,
+token, share, audit, migrate, settings."""
 
 from __future__ import annotations
 
@@ -103,29 +103,9 @@ def _slide_info(args: argparse.Namespace, settings: settings_module.Settings | N
 
 
 def _conversion_options(settings: settings_module.Settings) -> ConversionOptions:
-    """How to convert, from the settings; the converter's process-wide corrections are
-    applied here, at the start of every command that converts."""
-    import os
+    from wsiarchive.options import conversion_options
 
-    from converter import ConversionOptions, patches
-
-    patches.apply()
-
-    return ConversionOptions(
-        workers=settings.convert_workers or os.cpu_count() or 1,
-        max_instance_bytes=settings.max_instance_bytes,
-        progress=lambda text: print(text, file=sys.stderr),
-        tile_progress=_progress_bar if sys.stderr.isatty() else None,
-    )
-
-
-def _progress_bar(name: str, done: int, total: int) -> None:
-    """One line on the terminal, redrawn in place: name, bar, tiles, percentage."""
-    fraction = done / total if total else 1.0
-    filled = int(30 * fraction)
-    bar = "#" * filled + "-" * (30 - filled)
-    end = "\n" if done >= total else ""
-    print(f"\r{name[:40]} [{bar}] {done}/{total} tiles {fraction:4.0%}", end=end, file=sys.stderr)
+    return conversion_options(settings)
 
 
 def _open_archive(settings: settings_module.Settings) -> Archive:
@@ -194,15 +174,24 @@ def command_watch(args: argparse.Namespace) -> int:
 
     settings, info = _conversion(args)
     settings_module.configure_logging(settings)
+    from wsiarchive.jobs import open_queue
+
+    archive = _open_archive(settings)
+    queue = open_queue(archive, settings)
     folder = DropFolder(
         args.directory,
-        _open_archive(settings),
+        archive,
         info,
         _conversion_options(settings),
         settings.watch_settle_seconds,
+        queue,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        folder.run(args.interval, once=args.once)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            folder.run(args.interval, once=args.once)
+    finally:
+        if queue is not None:
+            queue.close()
     return 0
 
 
@@ -329,6 +318,9 @@ def parser() -> argparse.ArgumentParser:
     watcher.add_argument("--once", action="store_true", help="stop when the folder is empty")
     watcher.set_defaults(run=command_watch)
     admin.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
+    from wsiarchive.jobs import commands as job_commands
+
+    job_commands.add_commands(commands, _settings_parser, slide, _resolve, _slide_info)
     verifier = commands.add_parser(
         "verify",
         parents=[_settings_parser("verify")],

@@ -52,6 +52,7 @@ class Group(StrEnum):
     AUDIT = "audit"  # the audit trail's export as DICOM Audit Messages over syslog
     VERIFY = "verify"
     MONITORING = "monitoring"  # the probes and metrics of a server (docs/operations.md)
+    JOBS = "jobs"  # the conversion job queue: submitting, workers, retries
 
 
 class AnonymousAccess(StrEnum):
@@ -70,15 +71,26 @@ class MetricsAccess(StrEnum):
     TOKEN = "token"  # a bearer token with the metrics scope
 
 
+class JobQueueKind(StrEnum):
+    """Where slides submitted for conversion wait for a worker (docs/operations.md)."""
+
+    NONE = "none"  # no queue: `watch` converts in its own process, no /api/jobs
+    INPROCESS = "inprocess"  # a thread pool in the submitting process (an archive on SQLite)
+    POSTGRESQL = "postgresql"  # procrastinate's tables in the PostgreSQL index; `worker`s
+
+
 # The settings each command uses.
 COMMANDS: dict[str, frozenset[Group]] = {
-    "serve": frozenset(Group) - {Group.CONVERSION, Group.WATCH},
+    "serve": frozenset(Group) - {Group.WATCH},
     "token": frozenset({Group.COMMON, Group.ARCHIVE}),
     "share": frozenset({Group.COMMON, Group.ARCHIVE}),
     "audit": frozenset({Group.COMMON, Group.ARCHIVE, Group.AUDIT}),
     "import": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION}),
     "convert": frozenset({Group.COMMON, Group.CONVERSION}),
-    "watch": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.WATCH}),
+    "watch": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.WATCH, Group.JOBS}),
+    "worker": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.JOBS}),
+    "submit": frozenset({Group.COMMON, Group.ARCHIVE, Group.CONVERSION, Group.JOBS}),
+    "jobs": frozenset({Group.COMMON, Group.ARCHIVE, Group.JOBS}),
     "verify": frozenset({Group.COMMON, Group.ARCHIVE, Group.VERIFY}),
     "migrate": frozenset({Group.COMMON, Group.ARCHIVE}),
     "settings": frozenset(Group),
@@ -352,6 +364,45 @@ class Settings:
     watch_settle_seconds: float = setting(
         Group.WATCH, 10.0, "A dropped file counts as completely written once unchanged this long."
     )
+    job_queue: JobQueueKind = setting(
+        Group.JOBS,
+        JobQueueKind.NONE,
+        "Where slides submitted for conversion (`submit`, `watch`, POST /api/jobs) wait: none "
+        "(`watch` converts in its own process; no job API), inprocess (a thread pool in the "
+        "submitting process; for an index on SQLite) or postgresql (the PostgreSQL index "
+        "holds the queue; `wsiarchive worker` processes on any machine convert).",
+    )
+    job_max_attempts: int = setting(
+        Group.JOBS,
+        3,
+        "Runs of a job before it is marked failed, when its failures are transient (index "
+        "unreachable, disk full, a worker killed); a slide that cannot be read fails at once.",
+    )
+    job_retry_seconds: float = setting(
+        Group.JOBS,
+        10.0,
+        "Delay before a job's second run after a transient failure; it doubles with each "
+        "further attempt.",
+    )
+    job_lease_seconds: float = setting(
+        Group.JOBS,
+        30.0,
+        "A worker beats a heartbeat five times per this period; the job of a worker silent "
+        "this long (killed, its machine lost) is given to another worker.",
+    )
+    job_threads: int = setting(
+        Group.JOBS, 1, "Slides the in-process queue converts at once (job_queue = inprocess)."
+    )
+    job_upload_dir: str = setting(
+        Group.JOBS,
+        "",
+        "Directory where slides uploaded to POST /api/jobs are written, on storage every "
+        "worker reads (shared filesystem); empty means <data_dir>/uploads. An upload is "
+        "removed once its job is done.",
+    )
+    max_upload_bytes: int = setting(
+        Group.JOBS, 64 << 30, "Largest slide file POST /api/jobs accepts, in bytes (else 413)."
+    )
     verify_orphan_seconds: float = setting(
         Group.VERIFY,
         3600.0,
@@ -605,6 +656,10 @@ class Settings:
     def draining(self) -> bool:
         """True once a SIGTERM asked this serve to drain (wsiarchive.run)."""
         return run.draining()
+
+    @property
+    def uploads(self) -> Path:
+        return Path(self.job_upload_dir) if self.job_upload_dir else Path(self.data_dir) / "uploads"
 
     @property
     def session_secret(self) -> str:

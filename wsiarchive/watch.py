@@ -1,5 +1,7 @@
 """A scanner's drop folder: each new slide, once completely written, is imported, then moved
-to ``done/`` or to ``failed/`` with a ``.reason.txt`` beside it."""
+to ``done/`` or to ``failed/`` with a ``.reason.txt`` beside it. With a job queue, a settled
+slide moves to ``queued/`` (its job id in a ``.job`` file beside it) and is submitted; it moves
+on to ``done/`` or ``failed/`` when its job ends, whichever worker converted it."""
 
 from __future__ import annotations
 
@@ -12,10 +14,14 @@ from pathlib import Path
 from converter import ConversionOptions, SlideInfo
 from storage import Archive
 from storage.access import local_admin
+from storage.errors import ArchiveError
+from storage.jobs import FINAL, JobQueue, JobState
 from wsiarchive.importer import companion_of, import_paths
+from wsiarchive.jobs.common import metadata_json
 
 log = logging.getLogger(__name__)
-DONE, FAILED = "done", "failed"
+DONE, FAILED, QUEUED = "done", "failed", "queued"
+JOB_SUFFIX = ".job"  # beside a queued slide: its job's id
 
 
 @dataclass
@@ -28,13 +34,14 @@ class DropFolder:
     info: SlideInfo
     options: ConversionOptions
     settle: float = 10.0
+    queue: JobQueue | None = None
     _seen: dict[Path, tuple[int, float, float]] = field(default_factory=dict)
 
     def candidates(self) -> list[Path]:
         found = []
         for path in sorted(self.root.rglob("*")):
             relative = path.relative_to(self.root)
-            if relative.parts[0] in (DONE, FAILED) or not path.is_file():
+            if relative.parts[0] in (DONE, FAILED, QUEUED) or not path.is_file():
                 continue
             if path.name.startswith(".") or path.name.endswith(".reason.txt"):
                 continue
@@ -74,6 +81,8 @@ class DropFolder:
         except Exception as exc:
             self._move(path, FAILED, f"{sidecar}: {exc}")
             return False
+        if self.queue is not None:
+            return self._submit(path, info)
         outcome = import_paths(
             self.archive, [path], info, self.options, local_admin("watch"), report=log.info
         )
@@ -83,8 +92,46 @@ class DropFolder:
         self._move(path, DONE, None)
         return True
 
-    def _move(self, path: Path, where: str, reason: str | None) -> None:
-        relative = path.relative_to(self.root)
+    def _submit(self, path: Path, info: SlideInfo) -> bool:
+        """Move a settled slide to queued/ and submit its job there."""
+        assert self.queue is not None
+        target = self._move(path, QUEUED, None)
+        try:
+            job = self.queue.submit(
+                str(target.resolve()), metadata_json(info), who=local_admin("watch")
+            )
+        except ArchiveError as exc:
+            self._move(target, FAILED, exc.reason, self.root / QUEUED)
+            return False
+        (target.parent / f"{target.name}{JOB_SUFFIX}").write_text(job.job_id + "\n")
+        log.info("%s queued as job %s", path.relative_to(self.root), job.job_id)
+        return True
+
+    def queued(self) -> list[Path]:
+        """The job files of slides waiting in queued/ for their jobs to end."""
+        return sorted((self.root / QUEUED).rglob(f"*{JOB_SUFFIX}"))
+
+    def settle_jobs(self) -> None:
+        """Move each queued slide whose job has ended to done/ or failed/ (with the reason)."""
+        assert self.queue is not None
+        base = self.root / QUEUED
+        for marker in self.queued():
+            slide = marker.with_name(marker.name[: -len(JOB_SUFFIX)])
+            try:
+                job = self.queue.job(marker.read_text().strip(), who=local_admin("watch"))
+            except ArchiveError as exc:
+                log.warning("%s: %s", marker, exc.reason)
+                continue
+            if job.state not in FINAL:
+                continue
+            marker.unlink()
+            if job.state is JobState.DONE:
+                self._move(slide, DONE, None, base)
+            else:
+                self._move(slide, FAILED, job.reason or "failed", base)
+
+    def _move(self, path: Path, where: str, reason: str | None, base: Path | None = None) -> Path:
+        relative = path.relative_to(base or self.root)
         target = self.root / where / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         companions = [path.with_suffix(".json")]
@@ -96,8 +143,9 @@ class DropFolder:
         if reason is not None:
             (target.parent / f"{target.name}.reason.txt").write_text(reason + "\n")
             log.warning("%s failed: %s", relative, reason)
-        else:
+        elif where != QUEUED:
             log.info("%s imported", relative)
+        return target
 
     def run(self, interval: float = 2.0, once: bool = False) -> None:
         """Watch until interrupted (or, with *once*, until nothing is left to do)."""
@@ -105,6 +153,8 @@ class DropFolder:
         while True:
             for path in self.ready(time.monotonic()):
                 self.process(path)
-            if once and not self.candidates():
+            if self.queue is not None:
+                self.settle_jobs()
+            if once and not self.candidates() and not (self.queue and self.queued()):
                 return
             time.sleep(interval)

@@ -23,7 +23,10 @@ def create_application(settings: settings_module.Settings | None = None) -> Flas
     metrics.configure(settings.metrics)  # before the archive: its caches resolve counters
     # A worker's exit (granian's workers are multiprocessing children: atexit does not run).
     multiprocessing.util.Finalize(None, metrics.process_exited, (os.getpid(),), exitpriority=10)
-    app = create_app(open_archive(settings), settings)
+    from wsiarchive.jobs import open_queue
+
+    archive = open_archive(settings)
+    app = create_app(archive, settings, open_queue(archive, settings))
     _freeze_startup_objects()
     return app
 

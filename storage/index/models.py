@@ -317,6 +317,29 @@ class ChangeCursor(Base):
     sequence: Mapped[int] = mapped_column(BigInteger, default=0)  # delivered up to here
     holder: Mapped[str] = mapped_column(String(200), default="")
     lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+class ConversionJob(Base):
+    """A slide submitted for conversion (storage.jobs); *run* names the worker's current run."""
+
+    __tablename__ = "conversion_job"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(32), unique=True)
+    source: Mapped[str] = mapped_column(String(4000))
+    metadata_json: Mapped[str] = mapped_column(String(20000), default="")
+    uploaded: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    run: Mapped[str] = mapped_column(String(32), default="")
+    worker: Mapped[str] = mapped_column(String(256), default="")
+    frames_done: Mapped[int] = mapped_column(Integer, default=0)
+    frames_total: Mapped[int] = mapped_column(Integer, default=0)
+    study_instance_uid: Mapped[str] = mapped_column(String(128), default="")
+    instance_uids: Mapped[str] = mapped_column(String(100000), default="")  # space-separated
+    reason: Mapped[str] = mapped_column(String(2000), default="")
+    submitted_by: Mapped[str] = mapped_column(String(256), default="")
+    submitted_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 __all__ = [
@@ -326,6 +349,7 @@ __all__ = [
     "ChangeCounter",
     "ChangeCursor",
     "ChangeEvent",
+    "ConversionJob",
     "FrameIndex",
     "Instance",
     "InstanceMetadata",
