@@ -84,3 +84,12 @@ class Forbidden(ArchiveError):
 
 class IndexUnavailable(ArchiveError):
     """The study index cannot be reached (its server down, its file gone): transient."""
+
+
+class RecallPending(ArchiveError):
+    """The blob is in a storage tier that must recall it before it can be read (S3 Glacier,
+    Azure Archive): a recall has been started; transient, retry after ``retry_after`` s."""
+
+    def __init__(self, reason: str, retry_after: float = 3600.0) -> None:
+        super().__init__(reason)
+        self.retry_after = max(1, round(retry_after))

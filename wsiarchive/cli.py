@@ -1,5 +1,5 @@
 """The `wsiarchive` command: serve, import, convert, watch, verify, token, share, audit,
-settings."""
+tiers, settings."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storage.access import local_admin
-from wsiarchive import admin
+from wsiarchive import admin, tiering
 from wsiarchive import settings as settings_module
 
 if TYPE_CHECKING:
@@ -303,6 +303,7 @@ def parser() -> argparse.ArgumentParser:
     watcher.add_argument("--once", action="store_true", help="stop when the folder is empty")
     watcher.set_defaults(run=command_watch)
     admin.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
+    tiering.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
     verifier = commands.add_parser(
         "verify",
         parents=[_settings_parser("verify")],

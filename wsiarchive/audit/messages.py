@@ -89,6 +89,15 @@ EVENTS: dict[Operation, Event] = {
     Operation.SECURITY: Event(
         dcm("110113", "Security Alert"), Action.EXECUTE, Role.NONE, Role.NONE
     ),
+    # Storage tiers: the instances' bytes are copied to another store (A.5.3.6 with action
+    # Update: the stored object changes place, not content), or a recall of them is asked
+    # for or done (Execute).
+    Operation.TIER_MOVE: Event(
+        dcm("110103", "DICOM Instances Accessed"), Action.UPDATE, Role.NONE, Role.NONE
+    ),
+    Operation.RECALL: Event(
+        dcm("110103", "DICOM Instances Accessed"), Action.EXECUTE, Role.NONE, Role.NONE
+    ),
 }
 LOGIN = dcm("110122", "Login")  # A.5.3.12 EventTypeCode
 # A.5.3.11 EventTypeCode (CID 403): a change of tokens or settings, or a refused use.
