@@ -61,6 +61,12 @@ STATUS: dict[type[errors.ArchiveError], WireStatus] = {
     # RFC 9110 §15.6.4: a transient condition, with Retry-After.
     errors.IndexUnavailable: WireStatus(503, OUT_OF_RESOURCES, retry_after=10),
     errors.StorageUnavailable: WireStatus(503, OUT_OF_RESOURCES, retry_after=10),
+    # A blob in a storage tier that needs a recall (docs/conformance.md "Recall"): PS3.18
+    # §8.5 leaves the status to HTTP; RFC 9110 §15.6.4 503 is the retryable one, with
+    # Retry-After (§10.2.3) the recall's estimate, which the error carries. Not 202: it
+    # promises no later result at this URI, and S3 (403 InvalidObjectState) and Azure
+    # (409 BlobArchived) answer errors that clients do not retry.
+    errors.RecallPending: WireStatus(503, OUT_OF_RESOURCES, retry_after=3600),
 }
 # Failure Reasons that mean the payload itself was unreadable: when nothing was stored and
 # every failure is one of these, the request had "bad syntax" (400), else a conflict (409).
@@ -86,7 +92,8 @@ def install(app: Flask) -> None:
     @app.errorhandler(errors.ArchiveError)
     def _archive_error(error: errors.ArchiveError) -> Response:
         status = status_of(error)
-        retry = {"Retry-After": str(status.retry_after)} if status.retry_after else None
+        seconds = getattr(error, "retry_after", None) or status.retry_after  # RecallPending
+        retry = {"Retry-After": str(seconds)} if seconds else None
         return error_response(status.http, error.reason, retry)
 
     @app.errorhandler(MethodNotAllowed)

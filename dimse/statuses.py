@@ -16,6 +16,9 @@ IDENTIFIER_DOES_NOT_MATCH = 0xA900  # Table C.4-1: Identifier does not match SOP
 CANNOT_UNDERSTAND = 0xC000  # Table B.2-1: Error: Cannot understand; C.4-1: Unable to process
 TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122  # a Cxxx code, as in STOW (PS3.18 Table I.2-2)
 NOT_AUTHORIZED = 0x0124  # PS3.7 Annex C general status: Refused: Not Authorized
+# C.4.2.1.5 (C-MOVE) / C.4.3.1.4 (C-GET): Refused: Out of Resources - Unable to perform
+# sub-operations.
+SUB_OPERATIONS_OUT_OF_RESOURCES = 0xA702
 
 
 def status_class(status: int) -> str | None:
@@ -67,6 +70,9 @@ STATUS: dict[type[errors.ArchiveError], DimseStatus] = {
     errors.Forbidden: DimseStatus(NOT_AUTHORIZED, NOT_AUTHORIZED),
     errors.IndexUnavailable: DimseStatus(OUT_OF_RESOURCES, OUT_OF_RESOURCES),  # transient
     errors.StorageUnavailable: DimseStatus(OUT_OF_RESOURCES, OUT_OF_RESOURCES),  # transient
+    # A blob in a storage tier that needs a recall, which has been started: the C-GET or
+    # C-MOVE cannot perform its sub-operations now (A702); a later one will (transient).
+    errors.RecallPending: DimseStatus(OUT_OF_RESOURCES, SUB_OPERATIONS_OUT_OF_RESOURCES),
 }
 
 

@@ -31,6 +31,7 @@ from storage.index.audit import AuditStore, patients
 from storage.index.engine import Database, Revisions, create_index_engine, migrate, revisions
 from storage.index.jobs import JobStore
 from storage.index.reads import IndexReader
+from storage.index.tiers import TierIndex
 from storage.index.tokens import TokenStore
 from storage.index.writes import IndexWriter
 from storage.jobs import JobRecords
@@ -52,6 +53,9 @@ from storage.retrieve.described import Descriptions, Image
 from storage.retrieve.frames import FrameReader
 from storage.retrieve.renderer import Renderer
 from storage.retrieve.transcoder import Transcoder
+from storage.tiers.config import parse_rules, parse_tiers
+from storage.tiers.manager import Move, TierReport, Tiers
+from storage.tiers.store import tiered
 from storage.verify import Bounds, Report
 
 # Read-path cache sizes: entries, not bytes (the transcoded frames are bounded in bytes).
@@ -60,6 +64,7 @@ FRAME_TABLES = 256  # decoded frame tables
 DESCRIPTIONS = 4096  # per-blob facts: pixel description, tiles, presentation, ICC profile
 TOKENS = 1024  # verified tokens kept, each for token_recheck_seconds
 AUDITED = 65536  # recent audit events, so that repeats within audit_repeat_seconds count once
+TOUCHED, TOUCH_SECONDS = 65536, 3600.0  # studies whose last read was recorded, and how often
 FrameKey = tuple[int, str]
 log = logging.getLogger(__name__)
 AuditKey = tuple[str, str, str, str, str, str, int]
@@ -72,7 +77,15 @@ class Archive:
         self._database = database
         self._writer = IndexWriter(database.engine)
         self._reader = IndexReader(database.engine)
-        self._blobs = blobs
+        # Storage tiers: with one tier (none configured) the blob store itself is read.
+        tiers = parse_tiers(config.storage_tiers)
+        self._tier_index = TierIndex(database.engine)
+        store = tiered(blobs, tiers, config.fsync, lambda key, tier: self._tiers.asked(key, tier))
+        self._tiers = Tiers(
+            store, self._tier_index, parse_rules(config.tier_rules, tiers), self.audit
+        )
+        self._blobs: BlobStore = store if len(tiers) > 1 else blobs
+        self._touched: Lru[str, bool] = Lru(TOUCHED, ttl=TOUCH_SECONDS)
         self._tokens = TokenStore(database.engine)
         self._audit = AuditStore(database.engine)
         self._jobs = JobStore(database.engine)
@@ -91,7 +104,7 @@ class Archive:
         self._frame_tables: Lru[FrameKey, FrameTable | None] = Lru(
             FRAME_TABLES, name="frame_tables"
         )
-        self._described = Descriptions(self.document, blobs, DESCRIPTIONS)
+        self._described = Descriptions(self.document, self._blobs, DESCRIPTIONS)
         self._transcoder = Transcoder(config.transcode_cache_mb << 20)
         self._renderer = Renderer(
             self._described,
@@ -218,6 +231,32 @@ class Archive:
         """The conversion jobs' records (storage.jobs); the job queues check who may use them."""
         return self._jobs
 
+    # -- storage tiers (storage.tiers) ----------------------------------------------------------
+    def tier_report(self, *, who: Principal) -> list[TierReport]:
+        """Instances, bytes and monthly cost of every storage tier."""
+        require(who, Scope.ADMIN)
+        return self._tiers.report()
+
+    def tier_bytes(self, *, who: Principal) -> dict[str, int]:
+        """Bytes stored per tier by name (e.g. for a gauge)."""
+        return {report.name: report.bytes for report in self.tier_report(who=who)}
+
+    def apply_tiers(self, dry_run: bool = False, *, who: Principal) -> list[Move]:
+        """Move blobs between tiers as the rules say (only list the moves with *dry_run*)."""
+        require(who, Scope.ADMIN)
+        return self._tiers.apply(who, dry_run)
+
+    def recall(self, study: str, *, who: Principal) -> int:
+        """Ask for the blobs of *study* in tiers that need a recall; returns how many."""
+        require(who, Scope.ADMIN)
+        self.records(validate_uid(study, "Study Instance UID"), who=who)  # NotFound
+        return self._tiers.recall(study, who)
+
+    def complete_recalls(self, *, who: Principal) -> list[Move]:
+        """Bring back to the first tier the blobs whose recall is done."""
+        require(who, Scope.ADMIN)
+        return self._tiers.complete(who)
+
     # -- finding ---------------------------------------------------------------------------------
     def search(self, search: Search, *, who: Principal) -> Page:
         """QIDO-RS / C-FIND: a page of the matches *who* may see and how many more there are."""
@@ -227,7 +266,10 @@ class Archive:
     def matching_files(self, search: Search, *, who: Principal) -> list[InstanceFile]:
         """C-MOVE / C-GET: every stored instance a search at any level matches."""
         require(who, Scope.READ)
-        return results.instance_files(self._database.engine, search, who)
+        found = results.instance_files(self._database.engine, search, who)
+        for study in {item.study for item in found}:
+            self._touch(study)
+        return found
 
     def stored_classes(self, sop_instance_uids: Iterable[str], *, who: Principal) -> dict[str, str]:
         """Storage commitment: SOP Class UID by SOP Instance UID of those that are stored."""
@@ -256,7 +298,20 @@ class Archive:
             validate_uid(series, "Series Instance UID")
         if instance is not None:
             validate_uid(instance, "SOP Instance UID")
-        return self._reader.records(study, series, instance, who)
+        found = self._reader.records(study, series, instance, who)
+        self._touch(study)
+        return found
+
+    def _touch(self, study: str) -> None:
+        """Record that *study* was read, at most once per TOUCH_SECONDS in this process (the
+        idle rules of storage tiers); a read never fails for want of recording it."""
+        if self._touched.get(study):
+            return
+        self._touched.put(study, True)
+        try:
+            self._tier_index.touch(study, _utcnow())
+        except Exception as exc:  # noqa: BLE001 (a full or read-only index still serves reads)
+            log.debug("could not record the read of study %s: %s", study, exc)
 
     def instance(
         self, study: str, series: str, instance: str, fresh: bool = False, *, who: Principal
@@ -276,6 +331,7 @@ class Archive:
             require(who, Scope.READ)
             if not who.sees(found.study, found.access_group):
                 found = self.records(study, series, instance, who=who)[0]  # NotFound
+            self._touch(study)
         return found
 
     # -- the change feed --------------------------------------------------------------------------

@@ -19,6 +19,8 @@ class Operation(StrEnum):
     EXPORT = "export"  # a study leaving the archive in another form: Export (110106)
     LOGIN = "login"  # a principal authenticated (or failed to): User Authentication (110114)
     SECURITY = "security"  # tokens, share links, settings: Security Alert (110113)
+    TIER_MOVE = "tier-move"  # blobs moved between storage tiers: Instances Accessed, update
+    RECALL = "recall"  # a recall from a tier that needs one: Instances Accessed, execute
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,13 @@ class ArchiveConfig(Protocol):
     def token_recheck_seconds(self) -> float:
         """Seconds a verified API token is trusted before the index is asked again."""
         ...
+
+    @property
+    def storage_tiers(self) -> str:
+        """The storage tiers, JSON text of an array of tables (storage.tiers.config)."""
+        ...
+
+    @property
+    def tier_rules(self) -> str:
+        """The rules moving studies between tiers, JSON text of an array of tables."""
+        ...

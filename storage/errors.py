@@ -91,6 +91,15 @@ class StorageUnavailable(ArchiveError):
     credentials): transient."""
 
 
+class RecallPending(ArchiveError):
+    """The blob is in a storage tier that must recall it before it can be read (S3 Glacier,
+    Azure Archive): a recall has been started; transient, retry after ``retry_after`` s."""
+
+    def __init__(self, reason: str, retry_after: float = 3600.0) -> None:
+        super().__init__(reason)
+        self.retry_after = max(1, round(retry_after))
+
+
 class SchemaNotCurrent(Exception):
     """The index schema is not at the revision this build needs and may not be upgraded here
     (migrate_on_start off): a command refuses to start (never an answer on a wire, so no

@@ -16,6 +16,7 @@ from storage.errors import ArchiveError
 from storage.index import integrity
 from storage.index.integrity import BlobRow
 from storage.index.writes import Claim, IndexWriter
+from storage.tiers.store import canonical, needs_recall
 
 
 class Problem(StrEnum):
@@ -76,10 +77,10 @@ def verify(
     for row in integrity.blob_rows(engine):
         report.instances += 1
         if row.pending_key is not None:
-            known.add(row.pending_key)
+            known.add(canonical(blobs, row.pending_key))
             _claim(report, writer, blobs, row, now, bounds, repair)
         if row.blob_key is not None and row.status == integrity.Status.STORED:
-            known.add(row.blob_key)
+            known.add(canonical(blobs, row.blob_key))
             _stored(report, engine, blobs, row, repair)
     limit = time.time() - bounds.orphan_seconds
     for key, mtime in blobs.blob_keys():
@@ -129,6 +130,8 @@ def _stored(report: Report, engine: Engine, blobs: BlobStore, row: BlobRow, repa
         detail = f"the index says {row.size} bytes, the blob has {size}"
         report.findings.append(Finding(Problem.SIZE_MISMATCH, key, instance, detail))
         return
+    if needs_recall(blobs, key):
+        return  # its bytes cannot be read before a recall: checked by its size alone
     hasher = hashlib.sha256()
     with blobs.open(key) as fp:
         while chunk := fp.read(8 << 20):

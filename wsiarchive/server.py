@@ -64,6 +64,16 @@ def _audit_export(settings: Settings) -> None:
     exporter(settings, archive.unexported_audit, archive.mark_audit_exported).run(threading.Event())
 
 
+def _tiers(settings: Settings) -> None:
+    """The storage tiers' process: completed recalls back to the first tier, the rules."""
+    import threading
+
+    from wsiarchive.tiering import run_loop
+
+    configure_logging(settings)
+    run_loop(settings, threading.Event())
+
+
 def serve(settings: Settings) -> None:
     """Serve DICOMweb and the DICOM listener until interrupted."""
     configure_logging(settings)
@@ -91,6 +101,12 @@ def serve(settings: Settings) -> None:
         helpers.append(
             multiprocessing.get_context("spawn").Process(
                 target=_audit_export, args=(settings,), name="wsiarchive-audit", daemon=True
+            )
+        )
+    if settings.storage_tiers.strip() not in ("", "[]"):
+        helpers.append(
+            multiprocessing.get_context("spawn").Process(
+                target=_tiers, args=(settings,), name="wsiarchive-tiers", daemon=True
             )
         )
     if settings.dimse:

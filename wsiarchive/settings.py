@@ -53,6 +53,7 @@ class Group(StrEnum):
     VERIFY = "verify"
     MONITORING = "monitoring"  # the probes and metrics of a server (docs/operations.md)
     JOBS = "jobs"  # the conversion job queue: submitting, workers, retries
+    TIERS = "tiers"  # the rules that move studies between storage tiers, and their timing
 
 
 class AnonymousAccess(StrEnum):
@@ -93,6 +94,7 @@ COMMANDS: dict[str, frozenset[Group]] = {
     "jobs": frozenset({Group.COMMON, Group.ARCHIVE, Group.JOBS}),
     "verify": frozenset({Group.COMMON, Group.ARCHIVE, Group.VERIFY}),
     "migrate": frozenset({Group.COMMON, Group.ARCHIVE}),
+    "tiers": frozenset({Group.COMMON, Group.ARCHIVE, Group.TIERS}),
     "settings": frozenset(Group),
 }
 
@@ -546,6 +548,40 @@ class Settings:
         30.0,
         "Seconds a server process trusts an API token or share link it has verified before "
         "asking the index again: a revocation takes effect within this long everywhere.",
+    )
+    # -- storage tiers (storage.tiers, docs/operations.md "Storage tiers") ----------------------
+    storage_tiers: str = setting(
+        Group.ARCHIVE,
+        "[]",
+        "The storage tiers, as TOML tables `[[storage_tiers]]` (JSON text in the environment "
+        "or a flag), hottest first, each with `name`, `location` (a directory; absent: the "
+        "blob store), `storage_class` (S3 storage class or Azure access tier of a tier in an "
+        "object store), `needs_recall` (true: reads wait for a recall, which takes about "
+        "`recall_seconds`), `price_gb_month` and `price_gb_retrieved` (for `tiers report`). "
+        "The first tier is the blob store, where new instances go. Empty: one tier, the "
+        "blob store. Tables go at the end of a TOML file.",
+        table=True,
+    )
+    tier_rules: str = setting(
+        Group.TIERS,
+        "[]",
+        "The rules that move studies between storage_tiers, as TOML tables `[[tier_rules]]`: "
+        "`tier` (where to), and the conditions that must all hold: `after_days` (since "
+        "acquisition: AcquisitionDateTime, else StudyDate), `idle_days` (since the study was "
+        "last read) and `modalities` (of the series). The first rule that holds for an "
+        "instance decides; none: it stays.",
+        table=True,
+    )
+    tier_apply_seconds: float = setting(
+        Group.TIERS,
+        0.0,
+        "`serve` applies tier_rules this often (seconds); 0: only `wsiarchive tiers apply`.",
+    )
+    tier_recall_check_seconds: float = setting(
+        Group.TIERS,
+        30.0,
+        "`serve` looks this often (seconds) for recalls that are done, and moves their blobs "
+        "back to the first tier (when storage_tiers are configured).",
     )
     anonymous_access: AnonymousAccess = setting(
         Group.IDENTITY,

@@ -103,6 +103,9 @@ class Study(Base):
     # index writer (storage.index.counts) so that a search never counts.
     number_of_series: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     number_of_instances: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the study's instances were last read (storage.tiers: idle rules), recorded at
+    # most once an hour per study and process; None when never read.
+    last_accessed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Series(Base):
@@ -187,6 +190,12 @@ class Instance(Base):
     pending_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     stored_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The storage tier the blob is in (storage.tiers), the one its key names; "" is the
+    # first tier. Kept beside the key, written with it, for the tier reports and rules.
+    tier: Mapped[str] = mapped_column(String(32), default="", index=True)
+    # When a read (or `tiers recall`) asked for the blob to be recalled from a tier that
+    # needs a recall; cleared when the recall has moved it back to the first tier.
+    recall_requested_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     __table_args__ = (
         Index("ix_instance_series_status", "series_pk", "status"),

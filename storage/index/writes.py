@@ -288,6 +288,7 @@ class IndexWriter:
         row.size = entry.size
         row.content_hash = entry.content_hash
         row.blob_key, row.pending_key, row.claimed_at = key, None, None
+        row.tier, row.recall_requested_at = "", None  # a new blob is in the first tier
         row.status = Status.STORED
         row.stored_at = _now()
         session.flush()

@@ -89,6 +89,15 @@ EVENTS: dict[Operation, Event] = {
     Operation.SECURITY: Event(
         dcm("110113", "Security Alert"), Action.EXECUTE, Role.NONE, Role.NONE
     ),
+    # Storage tiers: the instances' bytes are copied to another store (A.5.3.6 with action
+    # Update: the stored object changes place, not content), or a recall of them is asked
+    # for or done (Execute).
+    Operation.TIER_MOVE: Event(
+        dcm("110103", "DICOM Instances Accessed"), Action.UPDATE, Role.NONE, Role.NONE
+    ),
+    Operation.RECALL: Event(
+        dcm("110103", "DICOM Instances Accessed"), Action.EXECUTE, Role.NONE, Role.NONE
+    ),
 }
 # A.5.3.8 DICOM Study Deleted: "the deletion of one or more studies and all associated SOP
 # Instances in a single action" (a whole study; a series or an instance deleted is A.5.3.6,

@@ -29,6 +29,8 @@ EXPECTED = {
     Operation.EXPORT: ("110106", "R", None, None),  # A.5.3.4 Data Export
     Operation.LOGIN: ("110114", "E", None, None),  # A.5.3.12 User Authentication
     Operation.SECURITY: ("110113", "E", None, None),  # A.5.3.11 Security Alert
+    Operation.TIER_MOVE: ("110103", "U", None, None),  # storage tiers: moved to another store
+    Operation.RECALL: ("110103", "E", None, None),  # asked back from a tier needing a recall
 }
 
 
