@@ -80,9 +80,7 @@ def main() -> int:
         "seconds": args.seconds,
         "runs": runs,
         "median": medians,
-        "on_over_off": {
-            key: medians["on"][key] / medians["off"][key] for key in medians["on"]
-        },
+        "on_over_off": {key: medians["on"][key] / medians["off"][key] for key in medians["on"]},
     }
     text = json.dumps(report, indent=2)
     RESULTS.write_text(text + "\n")

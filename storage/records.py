@@ -98,6 +98,8 @@ class FeedWindow:
     end: datetime | None = None
     offset: int = 0
     limit: int = 100
+
+
 @dataclass(frozen=True)
 class Check:
     """The outcome of one readiness check: what was checked, whether it passed, how long it

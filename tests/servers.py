@@ -182,17 +182,6 @@ class PostgresCluster:
     def url(self) -> str:
         return f"postgresql+psycopg://wsiarchive@127.0.0.1:{self.port}/wsiarchive"
 
-    def database(self, name: str) -> str:
-        """The URL of a new, empty database *name* in the cluster (for a test that needs an
-        index of its own: the session's cluster is shared)."""
-        import psycopg
-
-        with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=wsiarchive dbname=postgres", autocommit=True
-        ) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        return self.url.rsplit("/", 1)[0] + "/" + name
-
     def _run(self, *args: str) -> None:
         command = list(args)
         if os.geteuid() == 0:

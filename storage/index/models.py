@@ -326,6 +326,8 @@ class ChangeCursor(Base):
     sequence: Mapped[int] = mapped_column(BigInteger, default=0)  # delivered up to here
     holder: Mapped[str] = mapped_column(String(200), default="")
     lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class ConversionJob(Base):
     """A slide submitted for conversion (storage.jobs); *run* names the worker's current run."""
 

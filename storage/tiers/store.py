@@ -5,7 +5,7 @@ RecallPending once the recall has been asked for."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -121,6 +121,15 @@ class TieredBlobStore:
     def read_ranges(self, key: str, ranges: Iterable[tuple[int, int]]) -> Iterator[bytes]:
         store, raw = self._readable(key)
         return store.read_ranges(raw, ranges)
+
+    def prefetch(self, key: str, ranges: Sequence[tuple[int, int]]) -> None:
+        store, raw = self._readable(key)
+        store.prefetch(raw, ranges)
+
+    def probe(self) -> None:
+        """Every tier's store is reachable."""
+        for store in self._distinct():
+            store.probe()
 
     def local_file(self, key: str) -> AbstractContextManager[Path]:
         store, raw = self._readable(key)
