@@ -7,12 +7,18 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from converter import ConversionOptions, SlideInfo
-from storage import Archive
-from storage.jobs import JobQueue
-from wsiarchive.jobs.runner import Runner
 from wsiarchive.settings import JobQueueKind, Settings
+
+# The archive, the converter and the runner are imported when a queue is made, not when the
+# command line is parsed: `serve` must set up its metrics directory before the core loads
+# prometheus-client (wsiarchive.run).
+if TYPE_CHECKING:
+    from converter import ConversionOptions
+    from storage import Archive
+    from storage.jobs import JobQueue
+    from wsiarchive.jobs.runner import Runner
 
 
 def worker_name() -> str:
@@ -22,6 +28,9 @@ def worker_name() -> str:
 
 def make_runner(archive: Archive, settings: Settings, options: ConversionOptions) -> Runner:
     """The one runner of jobs, with the settings' conversion options and slide metadata."""
+    from converter import SlideInfo
+    from wsiarchive.jobs.runner import Runner
+
     info = SlideInfo()
     if settings.slide_metadata:
         info = SlideInfo.from_json(Path(settings.slide_metadata))
