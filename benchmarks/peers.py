@@ -123,8 +123,10 @@ class Ours(Peer):
         database_url: str = "",
         source: Path | None = None,
         name: str = "wsiarchive",
+        settings: dict[str, str] | None = None,
     ) -> None:
-        """*source*: serve the code of another checkout (its folder) instead of this one."""
+        """*source*: serve the code of another checkout (its folder) instead of this one;
+        *settings*: more settings, by name (given as WSIARCHIVE_* variables)."""
         self.name = name
         if not keep:
             shutil.rmtree(directory, ignore_errors=True)
@@ -138,6 +140,7 @@ class Ours(Peer):
             command += ["--database-url", database_url]
         # Anonymous from loopback (a variable, which builds without identity ignore).
         env = {**os.environ, "WSIARCHIVE_ANONYMOUS_ACCESS": "loopback"}
+        env.update({f"WSIARCHIVE_{k.upper()}": v for k, v in (settings or {}).items()})
         if source is not None:
             env["PYTHONPATH"] = str(source)
         self.process = subprocess.Popen(

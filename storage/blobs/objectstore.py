@@ -114,7 +114,11 @@ class ObjectBlobStore(LocalStaging):
         # Staged bytes need no fsync: nothing is acknowledged before the upload completes.
         super().__init__(staging, fsync=False)
         self.url = url
-        self.store: ObjectStore = from_url(url, **store_options(options))
+        try:
+            self.store: ObjectStore = from_url(url, **store_options(options))
+        except BaseError as exc:  # an unknown option, credentials that cannot be read
+            first = str(exc).split("\n", 1)[0][:300]
+            raise ValueError(f"blob_url {url} cannot be opened: {first}") from exc
         self.cache = RangeCache(cache_bytes, gap)
 
     # -- writing -------------------------------------------------------------------------------

@@ -197,3 +197,39 @@ def test_a_server_killed_mid_upload_leaves_nothing(fresh_server, s3_bucket, test
     assert requests.get(server.url + "/instances").json() == []
     server.store([(testdata / FILES[1]).read_bytes()])
     assert len(s3_bucket.keys()) == 1
+
+
+def test_dimse_stores_into_and_sends_from_the_bucket(fresh_server, s3_bucket, tmp_path) -> None:
+    """C-STORE stages the received file and uploads it; C-GET sends a temporary download
+    (here re-encoded, as getscu accepts implicit VR only); storescu's file is in the bucket."""
+    from tests.system.test_dimse import PEERS, _secondary_capture, run
+
+    server = fresh_server(dimse_peers=PEERS, **s3_bucket.settings).wait_dimse()
+    source = tmp_path / "sc.dcm"
+    dataset = _secondary_capture(source)
+    port = str(server.dimse_port)
+    stored = run("storescu", "-aec", "WSIARCHIVE", "127.0.0.1", port, str(source))
+    assert stored.returncode == 0, stored.stderr
+    [key] = s3_bucket.keys()
+    assert read_bytes_dataset(s3_bucket.read(key)) == [(e.tag, e.value) for e in dataset]
+    out = tmp_path / "got"
+    out.mkdir()
+    got = run(
+        "getscu", "-aec", "WSIARCHIVE", "-S", "-od", str(out),
+        "-k", "QueryRetrieveLevel=SERIES",
+        "-k", f"StudyInstanceUID={dataset.StudyInstanceUID}",
+        "-k", f"SeriesInstanceUID={dataset.SeriesInstanceUID}",
+        "127.0.0.1", port,
+    )  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    [received] = list(out.iterdir())
+    assert read_bytes_dataset(received.read_bytes()) == [(e.tag, e.value) for e in dataset]
+    assert not [p for p in (server.data_dir / "blobs" / ".staging").iterdir() if p.is_file()]
+
+
+def read_bytes_dataset(data: bytes) -> list[tuple[object, object]]:
+    import io
+
+    import pydicom
+
+    return [(e.tag, e.value) for e in pydicom.dcmread(io.BytesIO(data))]

@@ -169,3 +169,16 @@ def test_the_frames_of_one_request_cost_one_get(tmp_path, s3_bucket, testdata) -
         assert again.data == response.data and blobs.cache.requests - before == 1  # cached
     finally:
         archive.close()
+
+
+def test_the_azure_scheme_names_the_same_container(tmp_path, azure_container) -> None:
+    url = azure_container.url.replace("az://", "azure://")
+    store = _store(tmp_path, azure_container, blob_url=url)
+    _placed(store, "a/b.dcm", b"azure")
+    assert azure_container.keys() == ["a/b.dcm"]
+
+
+def test_options_that_cannot_open_a_store_are_a_readable_error(tmp_path) -> None:
+    settings = settings_for(tmp_path, blob_url="s3://b/p", blob_options='{"no_such_key": 1}')
+    with pytest.raises(ValueError, match="cannot be opened"):
+        open_blob_store(settings)
