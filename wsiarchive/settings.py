@@ -50,6 +50,7 @@ class Group(StrEnum):
     IDENTITY = "identity"  # who may use the servers: tokens, OpenID Connect, anonymous access
     AUDIT = "audit"  # the audit trail's export as DICOM Audit Messages over syslog
     VERIFY = "verify"
+    WEBHOOKS = "webhooks"  # the change feed POSTed to URLs as it grows
 
 
 class AnonymousAccess(StrEnum):
@@ -481,6 +482,30 @@ class Settings:
         "Least seconds between fetches of the issuer's key set forced by an unknown key id: "
         "a rotated key is accepted this soon after the last fetch, and made-up key ids cost "
         "the issuer at most one fetch per period.",
+    )
+
+    webhook_urls: str = setting(
+        Group.WEBHOOKS,
+        "",
+        "Comma-separated http(s) URLs the change feed is POSTed to as it grows (JSON arrays of "
+        "events, in order, at least once; docs/conformance.md 14.3). A URL added later gets "
+        "the events from then on. Of several `serve` processes on one index, one delivers to "
+        "each URL at a time. Empty: no webhooks.",
+    )
+    webhook_secret: str = setting(
+        Group.WEBHOOKS,
+        "",
+        "Key of the HMAC-SHA256 of each webhook body, sent as `X-Wsiarchive-Signature: "
+        "sha256=<hex>`; empty sends no signature.",
+    )
+    webhook_poll_seconds: float = setting(
+        Group.WEBHOOKS, 1.0, "Seconds between looks at the change feed for new events."
+    )
+    webhook_max_backoff_seconds: float = setting(
+        Group.WEBHOOKS,
+        300.0,
+        "Longest wait before retrying a webhook URL that failed (the wait doubles from 1 s "
+        "with each failure; a success resets it).",
     )
 
     @property
