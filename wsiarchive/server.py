@@ -31,9 +31,12 @@ def prepare(settings: Settings) -> None:
     On a full disk the recovery may not be able to write: the server starts all the same and
     serves reads (writes are refused with 507 / A700 until space returns; the claims left
     open are released by the next start or by `wsiarchive verify --repair`)."""
+    from wsiarchive.webhooks import parse_urls, register
+
     archive = open_archive(settings)
     try:
         archive.recover()
+        register(archive, parse_urls(settings.webhook_urls))
     except OutOfResources as exc:
         log.warning(
             "start-up recovery could not finish, the disk is full (%s); serving reads, "
@@ -74,6 +77,22 @@ def _tiers(settings: Settings) -> None:
     run_loop(settings, threading.Event())
 
 
+def _webhooks(settings: Settings) -> None:
+    """The webhook deliverer's process: the change feed POSTed to webhook_urls."""
+    import threading
+
+    from wsiarchive.webhooks import Deliverer, parse_urls
+
+    configure_logging(settings)
+    Deliverer(
+        open_archive(settings),
+        parse_urls(settings.webhook_urls),
+        settings.webhook_secret,
+        settings.webhook_poll_seconds,
+        settings.webhook_max_backoff_seconds,
+    ).run(threading.Event())
+
+
 def serve(settings: Settings) -> None:
     """Serve DICOMweb and the DICOM listener until interrupted."""
     configure_logging(settings)
@@ -92,6 +111,9 @@ def serve(settings: Settings) -> None:
         admission_of(settings)  # a dimse_peers entry it cannot understand stops serve here
     if settings.web:
         check_web(settings)
+    from wsiarchive.webhooks import parse_urls
+
+    parse_urls(settings.webhook_urls)  # a URL it cannot use stops serve here
     prepare(settings)
     if not settings.web:
         _dimse(settings)
@@ -107,6 +129,12 @@ def serve(settings: Settings) -> None:
         helpers.append(
             multiprocessing.get_context("spawn").Process(
                 target=_tiers, args=(settings,), name="wsiarchive-tiers", daemon=True
+            )
+        )
+    if settings.webhook_urls:
+        helpers.append(
+            multiprocessing.get_context("spawn").Process(
+                target=_webhooks, args=(settings,), name="wsiarchive-webhooks", daemon=True
             )
         )
     if settings.dimse:

@@ -54,6 +54,7 @@ class Group(StrEnum):
     MONITORING = "monitoring"  # the probes and metrics of a server (docs/operations.md)
     JOBS = "jobs"  # the conversion job queue: submitting, workers, retries
     TIERS = "tiers"  # the rules that move studies between storage tiers, and their timing
+    WEBHOOKS = "webhooks"  # the change feed POSTed to URLs as it grows
 
 
 class AnonymousAccess(StrEnum):
@@ -666,6 +667,30 @@ class Settings:
         0.0,
         "Seconds serve keeps serving after a SIGTERM with /readyz answering 503, so that load "
         "balancers stop sending before it stops; 0 stops at once. SIGINT always stops at once.",
+    )
+
+    webhook_urls: str = setting(
+        Group.WEBHOOKS,
+        "",
+        "Comma-separated http(s) URLs the change feed is POSTed to as it grows (JSON arrays of "
+        "events, in order, at least once; docs/conformance.md 14.3). A URL added later gets "
+        "the events from then on. Of several `serve` processes on one index, one delivers to "
+        "each URL at a time. Empty: no webhooks.",
+    )
+    webhook_secret: str = setting(
+        Group.WEBHOOKS,
+        "",
+        "Key of the HMAC-SHA256 of each webhook body, sent as `X-Wsiarchive-Signature: "
+        "sha256=<hex>`; empty sends no signature.",
+    )
+    webhook_poll_seconds: float = setting(
+        Group.WEBHOOKS, 1.0, "Seconds between looks at the change feed for new events."
+    )
+    webhook_max_backoff_seconds: float = setting(
+        Group.WEBHOOKS,
+        300.0,
+        "Longest wait before retrying a webhook URL that failed (the wait doubles from 1 s "
+        "with each failure; a success resets it).",
     )
 
     @property

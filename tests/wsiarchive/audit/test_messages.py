@@ -176,3 +176,18 @@ def test_the_patient_is_a_participant_of_instance_events(operation: Operation) -
     assert patient.findtext("ParticipantObjectName") == "Doe^Jane"
     without = parse(audit_message(record(operation), SOURCE))
     assert not without.xpath("ParticipantObjectIdentification[@ParticipantObjectTypeCode='1']")
+
+
+def test_a_whole_study_deleted_is_study_deleted():
+    """PS3.15 A.5.3.8 DICOM Study Deleted (110105) for a study; a series or an instance
+    deleted stays A.5.3.6 DICOM Instances Accessed with action D."""
+    root = parse(
+        audit_message(record(Operation.DELETE, series="", instance="", outcome=204), SOURCE)
+    )
+    identification = root.find("EventIdentification")
+    assert identification.find("EventID").get("csd-code") == "110105"
+    assert identification.get("EventActionCode") == "D"
+    (study,) = root.findall("ParticipantObjectIdentification")
+    assert study.get("ParticipantObjectID") == STUDY
+    series = parse(audit_message(record(Operation.DELETE, instance=""), SOURCE))
+    assert series.find("EventIdentification/EventID").get("csd-code") == "110103"
