@@ -26,6 +26,10 @@ def create_application(settings: settings_module.Settings | None = None) -> Flas
     from wsiarchive.jobs import open_queue
 
     archive = open_archive(settings)
+    if settings.metrics:
+        from wsiarchive import gauges
+
+        gauges.register(archive)
     app = create_app(archive, settings, open_queue(archive, settings))
     _freeze_startup_objects()
     return app

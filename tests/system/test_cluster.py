@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pydicom
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.dicomfiles import frames, multipart_body, read
 from tests.workers import METADATA, WorkerProcess, queue_env, wait_for
@@ -184,6 +185,18 @@ def test_two_servers_and_two_workers_on_one_index_and_bucket(
         states = {e["SopInstanceUid"]: e["State"] for e in events}
         assert {uid for uid, state in states.items() if state == "deleted"} == gone
         assert {uid for uid, state in states.items() if state == "current"} == set(every) - gone
+
+        # The live gauges, read from the shared index by whichever server is scraped.
+        scraped = requests.get(b.url.removesuffix("/dicomweb") + "/metrics").text
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(scraped)
+            for sample in family.samples
+        }
+        assert samples[("wsiarchive_conversion_jobs", (("state", "done"),))] == 2
+        stored_bytes = sum(len(s3_bucket.read(key)) for key in s3_bucket.keys())  # noqa: SIM118 (a bucket, not a dict)
+        tier_bytes = [v for (name, _), v in samples.items() if name == "wsiarchive_tier_bytes"]
+        assert tier_bytes == [stored_bytes]
     finally:
         for worker in workers:
             worker.stop()
