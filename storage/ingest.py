@@ -197,7 +197,9 @@ def recover(writer: IndexWriter, blobs: BlobStore) -> int:
     for claim in claims:
         blobs.delete(claim.key)
         writer.release(claim)
-    purged = blobs.purge_staging()
+    # A staging area shared by several servers (one blob directory on a shared filesystem)
+    # holds their uploads and conversions in progress: only what is older than a stale claim.
+    purged = blobs.purge_staging(writer.abandoned_after().total_seconds())
     if claims or purged:
         log.warning("recovered %d interrupted writes, %d staged uploads", len(claims), purged)
     return len(claims) + purged

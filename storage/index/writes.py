@@ -397,13 +397,17 @@ class IndexWriter:
         if not session.scalar(select(exists().where(Study.patient_pk == patient_pk))):
             session.execute(delete(Patient).where(Patient.pk == patient_pk))
 
+    def abandoned_after(self) -> timedelta:
+        """How old a claim (or a staged file) must be for a start-up recovery to take it as
+        abandoned: any age on SQLite (one machine, no writer running yet); STALE_CLAIM on a
+        shared index (PostgreSQL: other servers and workers are writing now)."""
+        return timedelta(0) if self.engine.dialect.name == "sqlite" else STALE_CLAIM
+
     def abandoned_claims(self) -> list[Claim]:
-        """The open claims a start-up recovery may release: on SQLite (one machine, no
-        writer running yet) every one; on a shared index (PostgreSQL, other servers writing)
-        only those older than STALE_CLAIM, as a new writer would take over."""
+        """The open claims a start-up recovery may release (abandoned_after)."""
         query = select(Instance.pk, Instance.pending_key).where(Instance.pending_key.is_not(None))
-        if self.engine.dialect.name != "sqlite":
-            query = query.where(Instance.claimed_at < _now() - STALE_CLAIM)
+        if self.abandoned_after():
+            query = query.where(Instance.claimed_at < _now() - self.abandoned_after())
         with Session(self.engine) as session:
             rows = session.execute(query).all()
         return [Claim(pk, key, None, None) for pk, key in rows if key is not None]
