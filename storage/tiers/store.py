@@ -82,6 +82,9 @@ class TieredBlobStore:
     def _readable(self, key: str) -> tuple[BlobStore, str]:
         tier, raw = self.split(key)
         if tier.needs_recall:
+            # Gone from there (recalled since the record was read): BlobMissing, so that the
+            # reader asks the index again, as for any stale record.
+            self._stores[tier.name].size(raw)
             seconds = self.on_recall(key, tier)
             raise RecallPending(
                 f"the instance is in the {tier.name} storage tier: a recall has been started "
