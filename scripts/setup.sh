@@ -4,12 +4,13 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# libturbojpeg0: opentile crops and re-tiles JPEG (NDPI) losslessly with it. The tests use
+# libturbojpeg0: opentile crops and re-tiles JPEG (NDPI) losslessly with it. The browser front
+# end (web/) is built with Node.js from the npm registry, so every mode needs node and npm. The tests use
 # PostgreSQL, dcmtk and Orthanc as real peers, and Debian's Chromium as the real browser;
 # the benchmarks add orthanc-wsi and wrk.
 apt_packages="libturbojpeg0"
 extras=""
-node=false
+node=false  # the tests' own npm servers
 for arg in "$@"; do
     case "$arg" in
         --test) apt_packages="$apt_packages postgresql dcmtk orthanc orthanc-dicomweb chromium"; extras="test"; node=true ;;
@@ -18,8 +19,8 @@ for arg in "$@"; do
     esac
 done
 
-# The tests' OpenID provider runs on Node.js: Debian's when the machine has none.
-if [ "$node" = true ] && ! command -v npm >/dev/null; then
+# The front end and the tests' npm servers run on Node.js: Debian's when the machine has none.
+if ! command -v npm >/dev/null; then
     apt_packages="$apt_packages nodejs npm"
 fi
 
@@ -60,4 +61,17 @@ if [ "$node" = true ]; then
             cp $folder/package-lock.json "$stamp"
         fi
     done
+fi
+
+# The browser front end: viewer code pinned by web/package-lock.json, built into web/dist
+# (served at / by `wsiarchive serve`); the install is skipped when node_modules came from this
+# very lock file; the build (esbuild) takes seconds.
+command -v npm >/dev/null || { echo "setup.sh: the front end needs node and npm" >&2; exit 1; }
+stamp=web/node_modules/.installed-from-lock
+if ! cmp -s web/package-lock.json "$stamp"; then
+    npm ci --prefix web --no-audit --no-fund --loglevel=error >/dev/null
+    cp web/package-lock.json "$stamp"
+fi
+if [ -f web/build.mjs ]; then
+    npm run --prefix web --silent build
 fi
