@@ -1,7 +1,7 @@
 """Vendor slide files to DICOM VL Whole Slide Microscopy Image instances."""
 
-from converter.convert import ConversionOptions, convert
+from converter.convert import ConversionOptions, convert, recognises
 from converter.errors import ConversionError
 from converter.metadata import SlideInfo
 
-__all__ = ["ConversionError", "ConversionOptions", "SlideInfo", "convert"]
+__all__ = ["ConversionError", "ConversionOptions", "SlideInfo", "convert", "recognises"]

@@ -71,6 +71,11 @@ def _encoding_for(wsi: Any, options: ConversionOptions) -> Any:
     return Jpeg2kSettings(levels=[0], bits=bits, channels=Channels.GRAYSCALE)
 
 
+def recognises(path: Path) -> bool:
+    """True if some reader here claims *path* as a slide (it may still fail to read it)."""
+    return bool(candidates(path))
+
+
 def _open(path: Path, info: SlideInfo, options: ConversionOptions, plane: int = 0) -> Any:
     """Open *path* with the first reader that can; raise ConversionError naming each reason.
     *plane*: the focal plane a reader of Z stacks gives (one pyramid per plane)."""

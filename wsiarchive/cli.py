@@ -146,7 +146,7 @@ def command_import(args: argparse.Namespace) -> int:
         local_admin("import"),
         _report,
     )
-    print(f"{len(outcome.stored)} stored, {len(outcome.failed)} failed")
+    print(outcome.summary())
     return 0 if not outcome.failed else 1
 
 

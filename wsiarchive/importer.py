@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from converter import ConversionError, ConversionOptions, SlideInfo, convert
+from converter import ConversionError, ConversionOptions, SlideInfo, convert, recognises
 from storage import Archive
 from storage.access import Principal
 from storage.dicom.part10 import lacks_preamble
@@ -25,10 +25,22 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Outcome:
-    """What one import did: instances stored per source file, and failures with reasons."""
+    """What one import did: DICOM instances stored, slides converted (their instances per
+    slide file), files of a folder skipped as neither, and failures with reasons."""
 
     stored: dict[Path, list[str]] = field(default_factory=dict)
+    slides: dict[Path, list[str]] = field(default_factory=dict)
+    skipped: list[Path] = field(default_factory=list)
     failed: dict[Path, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line for the person who ran the import."""
+        instances = sum(len(uids) for uids in self.slides.values())
+        return (
+            f"{len(self.stored)} DICOM instances stored, {len(self.slides)} slides converted "
+            f"into {instances} instances, {len(self.skipped)} files skipped, "
+            f"{len(self.failed)} failed"
+        )
 
 
 def is_dicom(path: Path) -> bool:
@@ -71,9 +83,11 @@ def import_paths(
     who: Principal,
     report: Callable[[str], None] = print,
 ) -> Outcome:
-    """Import files and folders (recursively); DICOM files are stored, other files converted."""
+    """Import files and folders (recursively); DICOM files are stored, slides converted. A
+    file found in a folder that is neither (a readme.txt beside the slides) is skipped with
+    a note; a file named on its own that is neither is a failure."""
     outcome = Outcome()
-    for path in _expand(paths):
+    for path, named in _expand(paths):
         try:
             if not path.exists():
                 raise ArchiveError("no such file or directory")
@@ -81,9 +95,12 @@ def import_paths(
                 result = archive.ingest_file(path, who=who)
                 outcome.stored[path] = [result.instance]
                 report(f"stored {path} as {result.instance} ({result.number_of_frames} frames)")
+            elif not named and not recognises(path):
+                outcome.skipped.append(path)
+                report(f"note: skipped {path}: neither DICOM nor a slide format")
             else:
                 uids = import_slide(archive, path, info, options, who)
-                outcome.stored[path] = uids
+                outcome.slides[path] = uids
                 report(f"converted {path} into {len(uids)} instances")
         except (ArchiveError, ConversionError) as exc:
             reason = exc.reason if isinstance(exc, ArchiveError) else str(exc)
@@ -110,11 +127,14 @@ def companion_of(path: Path) -> bool:
     return False
 
 
-def _expand(paths: list[Path]) -> list[Path]:
-    found: list[Path] = []
+def _expand(paths: list[Path]) -> list[tuple[Path, bool]]:
+    """Every file to import, and whether it was named itself (not found in a folder)."""
+    found: list[tuple[Path, bool]] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and not companion_of(p))
+            found += sorted(
+                (p, False) for p in path.rglob("*") if p.is_file() and not companion_of(p)
+            )
         else:
-            found.append(path)
+            found.append((path, True))
     return found

@@ -74,6 +74,35 @@ def test_documentation_is_generated_from_the_declarations() -> None:
     }
 
 
+def test_a_folder_of_slides_dicom_and_notes_reports_each_kind(
+    tmp_path: Path, testdata: Path
+) -> None:
+    from tests.workers import SLIDE_FLAGS
+
+    folder = tmp_path / "scanner-output"
+    folder.mkdir()
+    (folder / "slide.svs").symlink_to(testdata / "svs" / "CMU-1-Small-Region.svs")
+    (folder / "label.dcm").symlink_to(testdata / "dicom" / "wsi2dcm_jpeg.dcm")
+    (folder / "readme.txt").write_text("scanned on Tuesday\n")
+    data = tmp_path / "data"
+    result = run("import", str(folder), "--data-dir", str(data), *SLIDE_FLAGS)
+    assert result.returncode == 0, result.stderr
+    converted = re.search(r"converted .*slide.svs into (\d+) instances", result.stdout)
+    assert converted is not None, result.stdout
+    made = int(converted.group(1))
+    assert made >= 1
+    assert (
+        f"1 DICOM instances stored, 1 slides converted into {made} instances, "
+        "1 files skipped, 0 failed"
+    ) in result.stdout
+    server = ArchiveServer(data).start()
+    try:
+        instances = requests.get(server.url + "/instances").json()
+        assert len(instances) == made + 1
+    finally:
+        server.stop()
+
+
 def test_import_files_and_folders(tmp_path: Path, testdata: Path) -> None:
     data = tmp_path / "data"
     folder = testdata / "dicom" / "3dhistech-wg26-BPAEC"
@@ -85,11 +114,15 @@ def test_import_files_and_folders(tmp_path: Path, testdata: Path) -> None:
         "--data-dir",
         str(data),
     )
-    # The folder's readme.txt and the broken file are reported; the DICOM files are stored.
+    # The folder's readme.txt is skipped with a note; the broken file, named on its own, is an
+    # error; the DICOM files are stored.
     assert result.returncode == 1
     assert "histolab_broken.svs: not a slide format any reader here recognises" in result.stderr
-    assert "readme.txt" in result.stderr
-    assert "11 stored, 2 failed" in result.stdout
+    assert "readme.txt" not in result.stderr
+    assert f"note: skipped {folder / 'readme.txt'}: neither DICOM nor a slide" in result.stdout
+    assert (
+        "11 DICOM instances stored, 0 slides converted into 0 instances, 1 files skipped, 1 failed"
+    ) in result.stdout
     server = ArchiveServer(data).start()
     try:
         instances = requests.get(server.url + "/instances").json()
