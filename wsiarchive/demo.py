@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ImplicitVRLittleEndian
+from pydicom.uid import UID, ImplicitVRLittleEndian
 
 from storage import Archive, open_archive
 from storage.access import local_admin
@@ -150,7 +150,7 @@ def xray_dataset(source: Path, date: str) -> Dataset:
     dataset.ImageComments = f"{NOTE}: fo-dicom's CR-MONO1-10-chest (SOP Instance {original})"
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = dataset.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = XRAY_INSTANCE_UID
+    meta.MediaStorageSOPInstanceUID = UID(XRAY_INSTANCE_UID)
     meta.TransferSyntaxUID = ImplicitVRLittleEndian  # as the source is encoded
     dataset.file_meta = meta
     return dataset
@@ -203,7 +203,7 @@ def load(archive: Archive, found: Sources, settings: Settings) -> Result:
         shutil.rmtree(workspace, ignore_errors=True)
     log.warning(
         "demo study loaded (demo data, not a real patient): patient %s %s, study %s: the "
-        "slide %s as %d instances and the X-ray %s; turn it off with demo_study = false",
+        "slide %s as %d instances and the X-ray %s (off: demo_study = false, --no-demo-study)",
         PATIENT_ID,
         PATIENT_NAME,
         STUDY_UID,
