@@ -221,10 +221,10 @@ def convert_slide(path: Path, output: Path, date: str, options: ConversionOption
     return convert(path, output, slide_info(date), options)
 
 
-def _load_in_process(settings: Settings, found: Sources) -> None:
-    """The demo's own process: the converter's process-wide corrections stay out of serve."""
+def _load_in_process(settings: Settings, found: Sources, started: float) -> None:
+    """The demo's own process: the converter's process-wide corrections stay out of serve.
+    *started*: when serve found the archive empty (time.time())."""
     configure_logging(settings)
-    started = time.monotonic()
     try:
         archive = open_archive(replace(settings, duplicate_policy=DuplicatePolicy.REJECT))
         try:
@@ -240,7 +240,9 @@ def _load_in_process(settings: Settings, found: Sources) -> None:
         )
         return
     if result is Result.LOADED:
-        log.info("demo study stored %.1f s after the start", time.monotonic() - started)
+        log.info(
+            "demo study stored %.1f s after serve found the archive empty", time.time() - started
+        )
     elif result is Result.LOADED_ELSEWHERE:
         log.warning("demo study not loaded here: another server loaded it at the same time")
     elif result is Result.NOT_EMPTY:
@@ -275,7 +277,10 @@ def start(settings: Settings) -> multiprocessing.process.BaseProcess | None:
         testdata_folder(settings),
     )
     process = multiprocessing.get_context("spawn").Process(
-        target=_load_in_process, args=(settings, found), name="wsiarchive-demo", daemon=True
+        target=_load_in_process,
+        args=(settings, found, time.time()),
+        name="wsiarchive-demo",
+        daemon=True,
     )
     process.start()
     return process

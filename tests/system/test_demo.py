@@ -226,3 +226,21 @@ def test_missing_test_data_is_a_warning_and_the_archive_serves(fresh_server, tmp
     assert "WARNING wsiarchive.demo: demo study not loaded: test data missing" in text
     assert str(tmp_path / "nowhere" / SLIDE) in text
     assert _studies(server) == []
+
+
+def test_a_demo_that_cannot_be_converted_is_a_warning_and_the_archive_serves(
+    fresh_server, testdata: Path, tmp_path: Path
+) -> None:
+    # Test data whose slide is not a slide (histolab's broken .svs under the demo's name).
+    broken = tmp_path / "testdata"
+    (broken / SLIDE).parent.mkdir(parents=True)
+    (broken / XRAY).parent.mkdir(parents=True)
+    (broken / SLIDE).symlink_to(testdata / "svs/histolab_broken.svs")
+    (broken / XRAY).symlink_to(testdata / XRAY)
+    server = fresh_server(demo_study="on", demo_data=str(broken))
+    deadline = time.monotonic() + 120
+    while "demo study not loaded" not in _log(server) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "demo study not loaded: ConversionError" in _log(server)
+    assert _studies(server) == []  # not the X-ray alone either: one transaction
+    assert requests.get(server.url.removesuffix("/dicomweb") + "/readyz", timeout=10).ok
