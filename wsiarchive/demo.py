@@ -116,13 +116,19 @@ def is_empty(archive: Archive) -> bool:
 
 def xray_dataset(source: Path, date: str) -> Dataset:
     """The CR rewritten into the demo: the demo patient and study, new UIDs (the original's
-    are not reused for what is no longer it), DICOM dates and times for its ACR-NEMA style
-    ones, no group lengths, and File Meta for the Part-10 file; the pixels untouched."""
+    are not reused for what is no longer it), DICOM values for its ACR-NEMA style ones, no
+    group lengths, and File Meta for the Part-10 file; the pixels untouched."""
     dataset = pydicom.dcmread(source, force=True)  # a bare data set: no preamble, no meta
     for element in list(dataset):
         if element.tag.element == 0 and element.tag.group != 0x0002:
             del dataset[element.tag]  # retired group lengths (PS3.5 7.2), wrong once edited
     original = str(dataset.SOPInstanceUID)
+    # ACR-NEMA values as DICOM wants them (checked with dciodvfy): ImageType "ORIGINAL
+    # PRIMARY" is two values, and a 1:1 aspect ratio is said by its absence (PS3.3 C.7.6.3).
+    dataset.ImageType = str(dataset.get("ImageType", "ORIGINAL PRIMARY")).split()
+    if "PixelAspectRatio" in dataset:
+        del dataset.PixelAspectRatio
+    dataset.PatientOrientation = ""
     for keyword in ("InstanceCreationDate", "AcquisitionDate"):
         if keyword in dataset:
             setattr(dataset, keyword, str(getattr(dataset, keyword)).replace(".", ""))
@@ -134,6 +140,7 @@ def xray_dataset(source: Path, date: str) -> Dataset:
     dataset.PatientBirthDate = ""
     dataset.PatientSex = ""
     dataset.PatientIdentityRemoved = "YES"
+    dataset.DeidentificationMethod = "wsiarchive demo: patient replaced, new UIDs"
     dataset.PatientComments = NOTE
     dataset.StudyInstanceUID = STUDY_UID
     dataset.StudyDate = dataset.SeriesDate = dataset.ContentDate = date

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,6 +73,16 @@ def test_the_x_ray_gets_the_demo_patient_and_new_uids_but_keeps_its_pixels(
     assert written.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
     assert written.PixelData == original.PixelData
     assert written.pixel_array.shape == (440, 440)
+    # A valid CR Image now (the ACR-NEMA values repaired): dciodvfy finds no error.
+    checked = subprocess.run(
+        [str(Path(sys.executable).with_name("dciodvfy")), str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = checked.stdout + checked.stderr
+    assert "CRImage" in output
+    assert [line for line in output.splitlines() if line.startswith("Error")] == []
 
 
 def test_it_is_loaded_into_an_empty_archive_once(testdata: Path, tmp_path: Path) -> None:
