@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+import uuid
 import warnings
 from pathlib import Path
 
@@ -181,8 +182,14 @@ def test_a_restart_loads_nothing_more(demo: ArchiveServer) -> None:
     assert sorted(_value(item, "00080018") for item in _instances(demo)) == before
 
 
-def test_two_servers_starting_at_once_load_it_once(tmp_path: Path, testdata: Path) -> None:
+@pytest.mark.parametrize("index", ["sqlite", "postgresql"])
+def test_two_servers_starting_at_once_load_it_once(
+    tmp_path: Path, testdata: Path, index: str, request: pytest.FixtureRequest
+) -> None:
     settings = {"demo_study": "on", "demo_data": str(testdata)}
+    if index == "postgresql":  # a cluster's index (the blobs: one shared directory)
+        cluster = request.getfixturevalue("postgres")
+        settings["database_url"] = cluster.database(f"demo_race_{uuid.uuid4().hex[:12]}")
     servers = [
         ArchiveServer(tmp_path / "data", dict(settings), log_dir=tmp_path / name)
         for name in ("a", "b")
@@ -207,6 +214,10 @@ def test_two_servers_starting_at_once_load_it_once(tmp_path: Path, testdata: Pat
         assert elsewhere == len(loading) - 1, logs
         assert len(_studies(servers[0])) == 1
         assert len(_instances(servers[1])) == INSTANCES
+        # The one that gave up left no blob behind, placed or staged.
+        blobs = [p for p in (tmp_path / "data" / "blobs").rglob("*") if p.is_file()]
+        assert len([p for p in blobs if ".staging" not in p.parts]) == INSTANCES
+        assert [p for p in blobs if ".staging" in p.parts] == []
     finally:
         for server in servers:
             server.stop()
