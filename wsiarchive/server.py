@@ -115,6 +115,9 @@ def serve(settings: Settings) -> None:
 
     parse_urls(settings.webhook_urls)  # a URL it cannot use stops serve here
     prepare(settings)
+    from wsiarchive import demo
+
+    loading = demo.start(settings)  # an empty archive gets the demo study, in the background
     if not settings.web:
         _dimse(settings)
         return
@@ -146,6 +149,8 @@ def serve(settings: Settings) -> None:
         )
     for helper in helpers:
         helper.start()
+    if loading is not None:
+        helpers.append(loading)  # started already; stopped with the others
     try:
         _web(settings)
     finally:

@@ -55,6 +55,7 @@ class Group(StrEnum):
     JOBS = "jobs"  # the conversion job queue: submitting, workers, retries
     TIERS = "tiers"  # the rules that move studies between storage tiers, and their timing
     WEBHOOKS = "webhooks"  # the change feed POSTed to URLs as it grows
+    DEMO = "demo"  # the demo study serve loads into an empty archive
 
 
 class AnonymousAccess(StrEnum):
@@ -691,6 +692,21 @@ class Settings:
         300.0,
         "Longest wait before retrying a webhook URL that failed (the wait doubles from 1 s "
         "with each failure; a success resets it).",
+    )
+    demo_study: bool = setting(
+        Group.DEMO,
+        False,
+        "At start, when the archive holds no study, load a demo study: a slide converted from "
+        "the test data next to a CR chest X-ray of the same fictitious patient (Demo^Patient, "
+        "DEMO-0001). ./scripts/serve.sh turns it on; nothing is loaded into an archive that "
+        "holds anything.",
+    )
+    demo_data: str = setting(
+        Group.DEMO,
+        "",
+        "Folder of the test data the demo study is made from (svs/CMU-1-Small-Region.svs and "
+        "radiology/fodicom_CR-MONO1-10-chest.nopreamble); empty means $WSIARCHIVE_TESTDATA, "
+        "else ../shared/testdata beside the checkout.",
     )
 
     @property
