@@ -45,7 +45,8 @@ def accession_pattern(text: str) -> re.Pattern[str] | None:
     try:
         pattern = re.compile(text)
     except re.error as exc:
-        raise ValueError(f"barcode_accession_pattern {text!r} is no regular expression: {exc}") from exc
+        message = f"barcode_accession_pattern {text!r} is no regular expression: {exc}"
+        raise ValueError(message) from exc
     if ACCESSION_GROUP not in pattern.groupindex:
         raise ValueError(
             f"barcode_accession_pattern {text!r} needs a named group (?P<{ACCESSION_GROUP}>...)"

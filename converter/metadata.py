@@ -178,7 +178,7 @@ class SlideInfo:
         )
         sample = SlideSample(
             identifier=self.specimen_identifier or self.container_identifier,
-            anatomical_sites=[parse_code(self.anatomy, "anatomy")] if self.anatomy else [],
+            anatomical_sites=[parse_code(self.anatomy, "anatomy")] if self.anatomy else None,
             sampled_from=specimen.sample(
                 coded(SpecimenSamplingProcedureCode, self.sampling, "sampling method")
             )
