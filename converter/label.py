@@ -58,7 +58,9 @@ def read_barcodes(image: Image.Image) -> list[Barcode]:
     """Every barcode zxing-cpp decodes in *image*, 2D symbols first, then from the top left."""
     import zxingcpp
 
-    matrix = zxingcpp.barcode_formats_list(zxingcpp.BarcodeFormat.AllMatrix)
+    matrix = zxingcpp.barcode_formats_list(
+        zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.AllMatrix)
+    )
     found = []
     for result in zxingcpp.read_barcodes(image.convert("L")):
         if not result.valid or not result.text.strip():

@@ -234,3 +234,25 @@ def test_strict_setting_refuses(testdata: Path, tmp_path: Path) -> None:
     )
     assert refused.returncode == 2
     assert "(?P<accession>...)" in refused.stderr
+
+
+def test_barcodes_2d_first_and_the_precedence_of_values() -> None:
+    """A QR code below a Code 128 is still the slide identifier (2D symbols first); the
+    pattern's group may come from any barcode; typed values are never replaced."""
+    from converter.label import accession_pattern, identify
+
+    found = read_barcodes(label_image(("S26-00777", "Code128"), ("S26-00777-B2 HE", "QRCode")))
+    assert [(b.format, b.text) for b in found] == [
+        ("QR Code", "S26-00777-B2 HE"),
+        ("Code 128", "S26-00777"),
+    ]
+    case = accession_pattern(r"^(?P<accession>S\d{2}-\d+)$")  # only the Code 128 matches
+    info, notes = identify(SlideInfo(), found, Path("x/scan.svs"), case)
+    assert (info.container_identifier, info.accession_number) == ("S26-00777-B2 HE", "S26-00777")
+    assert len(notes) == 2 and "Code 128" in notes[1]
+    typed = SlideInfo(container_identifier="T-1", accession_number="T-ACC")
+    assert identify(typed, found, Path("scan.svs"), case) == (typed, [])
+    fallback, _ = identify(SlideInfo(), [], Path("x/scan 7.svs"), case)
+    assert (fallback.container_identifier, fallback.accession_number) == ("scan 7", "")
+    with pytest.raises(ValueError, match="no regular expression"):
+        accession_pattern("(?P<accession>")
