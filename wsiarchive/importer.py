@@ -114,7 +114,7 @@ def import_slide(
 ) -> list[str]:
     """Convert *path* and store every instance as *who*; returns their SOP Instance UIDs.
     The slide's study is chosen once its label has been read (study_for)."""
-    if report is not None:
+    if report is not None and options.warn is None:
         options = replace(options, warn=lambda text: report(f"warning: {text}"))
     workspace = archive.workspace()
     try:

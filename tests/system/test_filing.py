@@ -256,3 +256,40 @@ def test_barcodes_2d_first_and_the_precedence_of_values() -> None:
     assert (fallback.container_identifier, fallback.accession_number) == ("scan 7", "")
     with pytest.raises(ValueError, match="no regular expression"):
         accession_pattern("(?P<accession>")
+
+
+def test_watch_sidecar_wins_over_the_label(testdata: Path, tmp_path: Path) -> None:
+    """A drop folder's sidecar names the slide; the label still gives the accession number."""
+    drop, data = tmp_path / "drop", tmp_path / "data"
+    drop.mkdir()
+    labelled(testdata, drop / "scan_0005.svs", f"{CASE}-D1")
+    (drop / "scan_0005.json").write_text('{"container_identifier": "SIDECAR-1"}')
+    result = wsiarchive(
+        "watch",
+        str(drop),
+        "--data-dir",
+        str(data),
+        "--barcode-accession-pattern",
+        PATTERN,
+        "--watch-settle-seconds",
+        "0.3",
+        "--interval",
+        "0.2",
+        "--once",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (drop / "done" / "scan_0005.svs").exists()
+    assert "WG-26 specimen facts missing" in result.stderr  # logged as a warning
+    server = ArchiveServer(data).start()
+    try:
+        found = requests.get(
+            server.url + "/instances",
+            params={"ContainerIdentifier": "SIDECAR-1", "includefield": "AccessionNumber"},
+        ).json()
+        assert found and {value(i, "00080050") for i in found} == {CASE}
+        by_barcode = requests.get(
+            server.url + "/instances", params={"ContainerIdentifier": f"{CASE}-D1"}
+        ).json()
+        assert by_barcode == []
+    finally:
+        server.stop()
