@@ -12,11 +12,16 @@ from pydicom.dataset import Dataset
 
 def fix(dataset: Dataset) -> Dataset:
     """PS3.3 C.8.12.4 (Whole Slide Microscopy Image Module): MONOCHROME2 needs Presentation
-    LUT Shape and the Rescale attributes."""
+    LUT Shape and the Rescale attributes. PS3.3 C.7.6.22 (Specimen Module): the Primary
+    Anatomic Structure Sequence of a specimen item is Type 3 with one or more items, so a
+    specimen whose anatomy is not known has none (wsidicom writes it empty)."""
     if dataset.get("PhotometricInterpretation") == "MONOCHROME2":
         dataset.PresentationLUTShape = "IDENTITY"
         dataset.RescaleSlope = 1
         dataset.RescaleIntercept = 0
+    for item in dataset.get("SpecimenDescriptionSequence") or []:
+        if "PrimaryAnatomicStructureSequence" in item and not item.PrimaryAnatomicStructureSequence:
+            del item.PrimaryAnatomicStructureSequence
     return dataset
 
 

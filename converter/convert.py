@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import shutil
 import warnings
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydicom.uid import generate_uid
 
-from converter import fastcopy, patches
+from converter import fastcopy, label, patches
 from converter.concatenation import split_large_instances
 from converter.errors import ConversionError
 from converter.metadata import SlideInfo
@@ -48,6 +49,13 @@ class ConversionOptions:
     tile_progress: Callable[[str, int, int], None] | None = None
     # Copy tiles in one tight loop when nothing is decoded or generated (converter.fastcopy).
     fast_copy: bool = True
+    # Refuse a slide lacking the WG-26 specimen facts (anatomy, a preparation step) instead
+    # of writing their Type 2 attributes empty (the require_specimen_metadata setting).
+    require_specimen_metadata: bool = False
+    # Fills the Accession Number from a label barcode: its group "accession" (converter.label).
+    barcode_accession_pattern: re.Pattern[str] | None = None
+    # Called with each warning about a slide (the specimen facts it lacks); None: logged.
+    warn: Callable[[str], None] | None = None
 
 
 def _encoding_for(wsi: Any, options: ConversionOptions) -> Any:
@@ -180,30 +188,86 @@ def _configured(source: type, **options: object) -> type:
     return type(source.__name__, (source,), declared)
 
 
+Place = Callable[[SlideInfo], SlideInfo]
+
+
 def convert(
-    path: Path, output: Path, info: SlideInfo, options: ConversionOptions | None = None
+    path: Path,
+    output: Path,
+    info: SlideInfo,
+    options: ConversionOptions | None = None,
+    place: Place | None = None,
 ) -> list[Path]:
-    """Convert the slide at *path* into DICOM files in *output*; returns their paths."""
+    """Convert the slide at *path* into DICOM files in *output*; returns their paths.
+    *place*: given the slide's metadata once its label is read, returns it with the study
+    it belongs to (the archive's study of its accession number)."""
     patches.apply()
     with patches.conversion_validation():
-        return _convert(path, output, info, options)
+        return _convert(path, output, info, options or ConversionOptions(), place)
+
+
+def _check_facts(path: Path, info: SlideInfo, options: ConversionOptions) -> None:
+    """Refuse (require_specimen_metadata) or warn about the specimen facts *info* lacks."""
+    missing = info.missing_facts()
+    if not missing:
+        return
+    if options.require_specimen_metadata:
+        raise ConversionError(
+            f"{path}: missing mandatory metadata (require_specimen_metadata is on): "
+            + "; ".join(missing)
+        )
+    text = (
+        f"{path.name}: WG-26 specimen facts missing: {'; '.join(missing)}. Converted with "
+        "them empty (PS3.3 C.7.6.22, Type 2); the archive finds such slides with "
+        "missingspecimenfacts=true"
+    )
+    if options.warn is not None:
+        options.warn(text)
+    else:
+        log.warning("%s", text)
+
+
+def _identified(
+    path: Path, info: SlideInfo, options: ConversionOptions, place: Place | None
+) -> tuple[Any, SlideInfo]:
+    """The opened slide and its metadata completed from its label (converter.label) and by
+    *place*; the slide is opened again when what it is written with has changed."""
+    wsi = _open(path, info, options)
+    barcodes: list[label.Barcode] = []
+    if not info.container_identifier or (
+        not info.accession_number and options.barcode_accession_pattern is not None
+    ):
+        barcodes = label.slide_barcodes(wsi, path)
+    identified, notes = label.identify(info, barcodes, path, options.barcode_accession_pattern)
+    for note in notes:
+        if options.progress:
+            options.progress(f"{path.name}: {note}")
+        log.info("%s: %s", path.name, note)
+    if place is not None:
+        identified = place(identified)
+        identified = identified.updated(study_uid=identified.study_uid or generate_uid())
+    if identified != info:
+        wsi.close()
+        wsi = _open(path, identified, options)
+    return wsi, identified
 
 
 def _convert(
-    path: Path, output: Path, info: SlideInfo, options: ConversionOptions | None = None
+    path: Path, output: Path, info: SlideInfo, options: ConversionOptions, place: Place | None
 ) -> list[Path]:
     """Convert the slide at *path* into DICOM files in *output*; returns their paths.
 
     The instances are written to a hidden folder inside *output* and moved into place only
     when all of them are complete, so a failure leaves nothing behind.
     """
-    options = options or ConversionOptions()
     if not path.is_file():
         raise ConversionError(f"{path}: no such file")
+    _check_facts(path, info, options)
     output.mkdir(parents=True, exist_ok=True)
-    # UIDs fixed up front: every pyramid written for this slide shares them.
+    # UIDs fixed up front: every pyramid written for this slide shares them. The study's
+    # waits for *place*, which may find the study of the accession the label gives.
     info = info.updated(
-        study_uid=info.study_uid or generate_uid(),
+        study_uid=info.study_uid or ("" if place else generate_uid()),
         series_uid=info.series_uid or generate_uid(),
         frame_of_reference_uid=info.frame_of_reference_uid or generate_uid(),
     )
@@ -211,7 +275,7 @@ def _convert(
     work.mkdir()
     try:
         written = []
-        wsi = _open(path, info, options)
+        wsi, info = _identified(path, info, options, place)
         planes = getattr(getattr(wsi, "_source", None), "focal_plane_count", 1)
         for plane in range(planes):
             if plane:

@@ -104,25 +104,28 @@ class SlideInfo:
         changes = {k: v for k, v in values.items() if v not in (None, "", [], ())}
         return replace(self, **changes)
 
-    def missing(self) -> list[str]:
-        """Mandatory values (PS3.3 WSI IOD, WG-26 profile) that are absent."""
+    def missing_facts(self) -> list[str]:
+        """The WG-26 profile's specimen facts that are absent. PS3.3 C.7.6.22 lets them be
+        empty (Primary Anatomic Structure Sequence and Specimen Preparation Sequence are
+        Type 2); the WG-26 profile requires them."""
         missing = []
-        if not self.container_identifier:
-            missing.append("the slide identifier (container_identifier / --container-id)")
         if not self.anatomy:
             missing.append("the anatomy of the specimen (anatomy / --anatomy SCT:code:meaning)")
-        if not (self.stains or self.fixative or self.embedding or self.collection):
+        if not self.prepared():
             missing.append(
-                "at least one specimen preparation step (stains / fixative / embedding / "
-                "collection, or --stain / --fixative / --embedding / --collection)"
+                "a specimen preparation step (stains / fixative / embedding / collection, or "
+                "--stain / --fixative / --embedding / --collection)"
             )
         return missing
 
+    def prepared(self) -> bool:
+        """True when some preparation step is known (the Specimen Preparation Sequence)."""
+        return bool(self.stains or self.fixative or self.embedding or self.collection)
+
     def to_wsidicom(self) -> Any:
-        """The WsiDicomizerMetadata for wsidicomizer; raise ConversionError if incomplete."""
-        missing = self.missing()
-        if missing:
-            raise ConversionError("missing mandatory metadata: " + "; ".join(missing))
+        """The WsiDicomizerMetadata for wsidicomizer. Specimen facts not given stay empty:
+        no anatomy gives an empty Primary Anatomic Structure Sequence, no preparation step an
+        empty Specimen Preparation Sequence (not the default specimen type and sampling)."""
         from wsidicom.conceptcode import (
             AnatomicPathologySpecimenTypesCode,
             SpecimenCollectionProcedureCode,
@@ -175,10 +178,12 @@ class SlideInfo:
         )
         sample = SlideSample(
             identifier=self.specimen_identifier or self.container_identifier,
-            anatomical_sites=[parse_code(self.anatomy, "anatomy")],
+            anatomical_sites=[parse_code(self.anatomy, "anatomy")] if self.anatomy else None,
             sampled_from=specimen.sample(
                 coded(SpecimenSamplingProcedureCode, self.sampling, "sampling method")
-            ),
+            )
+            if self.prepared()
+            else None,
         )
         stainings = (
             [Staining([coded(SpecimenStainsCode, s, "stain") for s in self.stains])]
@@ -214,7 +219,9 @@ class SlideInfo:
                 software_versions=self.software_versions or None,
             ),
             slide=Slide(
-                identifier=self.container_identifier, stainings=stainings, samples=[sample]
+                identifier=self.container_identifier or None,
+                stainings=stainings,
+                samples=[sample],
             ),
             frame_of_reference_uid=self.frame_of_reference_uid or None,
         )

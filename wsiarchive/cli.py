@@ -152,10 +152,13 @@ def command_import(args: argparse.Namespace) -> int:
 
 def command_convert(args: argparse.Namespace) -> int:
     """Convert vendor slides into DICOM Part-10 files in OUTDIR (one folder per slide)."""
+    from dataclasses import replace
+
     from converter import ConversionError, convert
 
     settings, info = _conversion(args)
-    options = _conversion_options(settings)
+    warn = lambda text: print(f"warning: {text}", file=sys.stderr)  # noqa: E731
+    options = replace(_conversion_options(settings), warn=warn)
     failed = 0
     for path in args.inputs:
         try:

@@ -11,14 +11,20 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from pydicom.datadict import tag_for_keyword
 
 from converter import ConversionError, ConversionOptions, SlideInfo, convert, recognises
 from storage import Archive
 from storage.access import Principal
+from storage.dicom.document import JsonObject
+from storage.dicom.levels import Level
 from storage.dicom.part10 import lacks_preamble
 from storage.errors import ArchiveError
+from storage.query.keys import by_keyword
+from storage.query.search import Search
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +61,64 @@ def is_dicom(path: Path) -> bool:
 
 def study_for(archive: Archive, info: SlideInfo, who: Principal) -> SlideInfo:
     """Reuse the Study Instance UID the archive holds for this accession number (and patient),
-    so several slides of one case share one study."""
+    so several slides of one case share one study; a slide that names no patient takes the
+    study's (the Patient Module of one study is one patient's)."""
     if info.study_uid or not info.accession_number:
         return info
     uid = archive.study_for_accession(info.accession_number, info.patient_id, who=who)
-    return info.updated(study_uid=uid) if uid else info
+    if not uid:
+        return info
+    if info.patient_id or info.patient_name:
+        return info.updated(study_uid=uid)
+    return info.updated(study_uid=uid, **_patient_of(archive, uid, who))
+
+
+def _patient_of(archive: Archive, study: str, who: Principal) -> dict[str, str]:
+    """The patient attributes the archive holds for *study*, as SlideInfo fields."""
+    search = Search(Level.STUDY, levels={Level.STUDY}, limit=1)
+    search.where(by_keyword("StudyInstanceUID"), study)
+    found = archive.search(search, who=who).results
+    if not found:
+        return {}
+    dataset = found[0].dataset
+    return {
+        field_name: str(text_of(dataset, keyword))
+        for field_name, keyword in PATIENT_FIELDS.items()
+        if text_of(dataset, keyword)
+    }
+
+
+def text_of(dataset: JsonObject, keyword: str) -> str:
+    """The first value of a DICOM JSON attribute as text (a PN's Alphabetic form)."""
+    tag = f"{tag_for_keyword(keyword):08X}"
+    value = (dataset.get(tag) or {}).get("Value") or [""]
+    first = value[0]
+    return str(first.get("Alphabetic", "") if isinstance(first, dict) else first)
+
+
+PATIENT_FIELDS = {
+    "patient_id": "PatientID",
+    "patient_name": "PatientName",
+    "patient_birth_date": "PatientBirthDate",
+    "patient_sex": "PatientSex",
+}
 
 
 def import_slide(
-    archive: Archive, path: Path, info: SlideInfo, options: ConversionOptions, who: Principal
+    archive: Archive,
+    path: Path,
+    info: SlideInfo,
+    options: ConversionOptions,
+    who: Principal,
+    report: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Convert *path* and store every instance as *who*; returns their SOP Instance UIDs."""
-    info = study_for(archive, info, who)
+    """Convert *path* and store every instance as *who*; returns their SOP Instance UIDs.
+    The slide's study is chosen once its label has been read (study_for)."""
+    if report is not None and options.warn is None:
+        options = replace(options, warn=lambda text: report(f"warning: {text}"))
     workspace = archive.workspace()
     try:
-        files = convert(path, workspace, info, options)
+        files = convert(path, workspace, info, options, lambda s: study_for(archive, s, who))
         return [stored.instance for stored in archive.ingest_staged_files(files, who=who)]
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
@@ -99,7 +148,7 @@ def import_paths(
                 outcome.skipped.append(path)
                 report(f"note: skipped {path}: neither DICOM nor a slide format")
             else:
-                uids = import_slide(archive, path, info, options, who)
+                uids = import_slide(archive, path, info, options, who, report)
                 outcome.slides[path] = uids
                 report(f"converted {path} into {len(uids)} instances")
         except (ArchiveError, ConversionError) as exc:

@@ -6,6 +6,7 @@ import os
 import sys
 
 from converter import ConversionOptions, patches
+from converter.label import accession_pattern
 from wsiarchive.settings import Settings
 
 
@@ -17,6 +18,8 @@ def conversion_options(settings: Settings, interactive: bool = True) -> Conversi
     return ConversionOptions(
         workers=settings.convert_workers or os.cpu_count() or 1,
         max_instance_bytes=settings.max_instance_bytes,
+        require_specimen_metadata=settings.require_specimen_metadata,
+        barcode_accession_pattern=accession_pattern(settings.barcode_accession_pattern),
         progress=(lambda text: print(text, file=sys.stderr)) if interactive else None,
         tile_progress=_progress_bar if interactive and sys.stderr.isatty() else None,
     )

@@ -355,6 +355,21 @@ class Settings:
         "JSON file of default slide metadata (docs/converter.md) for import and watch; "
         "flags and a slide's own .json sidecar override it.",
     )
+    require_specimen_metadata: bool = setting(
+        Group.CONVERSION,
+        False,
+        "Refuse to convert a slide whose metadata lacks the WG-26 profile's specimen facts "
+        "(the anatomy, a preparation step). Off: such a slide converts with those Type 2 "
+        "attributes empty, with a warning, and QIDO-RS missingspecimenfacts=true finds it.",
+    )
+    barcode_accession_pattern: str = setting(
+        Group.CONVERSION,
+        "",
+        "Regular expression with a named group 'accession' applied to the slide label's "
+        "barcodes: the group fills the Accession Number when none is given, so the slide "
+        "joins the study of its case. Empty: the Accession Number is never read from a label. "
+        "E.g. '^(?P<accession>S\\d{2}-\\d+)'.",
+    )
     convert_workers: int = setting(
         Group.CONVERSION, 0, "Threads converting a slide; 0 means one per CPU core."
     )

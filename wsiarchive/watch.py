@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from converter import ConversionOptions, SlideInfo
@@ -83,8 +83,9 @@ class DropFolder:
             return False
         if self.queue is not None:
             return self._submit(path, info)
+        options = replace(self.options, warn=lambda text: log.warning("%s", text))
         outcome = import_paths(
-            self.archive, [path], info, self.options, local_admin("watch"), report=log.info
+            self.archive, [path], info, options, local_admin("watch"), report=log.info
         )
         if path in outcome.failed:
             self._move(path, FAILED, outcome.failed[path])

@@ -23,6 +23,7 @@ from dicomweb.http.mediatypes import (
 from storage.dicom.levels import Level
 from storage.imaging.display import IccProfile, RenderedType
 from storage.query.keys import REGISTRY, Kind
+from storage.query.search import MISSING_SPECIMEN_FACTS
 
 WADL = "application/vnd.sun.wadl+xml"
 SEARCH_STATUS = "200 400 406 503"
@@ -114,6 +115,7 @@ def search(level: Level) -> Description:
         Param("fuzzymatching", options=["true", "false"], default="false"),
         Param("emptyvaluematching", options=["true", "false"], default="false"),
         Param("multiplevaluematching", options=["true", "false"], default="false"),
+        Param(MISSING_SPECIMEN_FACTS, options=["true", "false"], default="false"),
     ]
     for attribute in REGISTRY:
         if attribute.level.depth <= level.depth and attribute.kind != Kind.COMPUTED:

@@ -16,11 +16,11 @@ from storage.dicom.levels import Level
 from storage.dicom.uids import validate_uid
 from storage.dicom.values import MAX_INT64, VALIDATORS, parse_integer, parse_span
 from storage.query.keys import attribute_for, by_keyword, parse_key, vr_of
-from storage.query.search import Search
+from storage.query.search import MISSING_SPECIMEN_FACTS, Search
 
 # Query parameters that are not matching keys (PS3.18 Table 8.3.4-1 and §8.3.3).
 FLAGS = ("fuzzymatching", "emptyvaluematching", "multiplevaluematching")
-CONTROL = {"limit", "offset", "includefield", "accept", "charset", *FLAGS}
+CONTROL = {"limit", "offset", "includefield", "accept", "charset", MISSING_SPECIMEN_FACTS, *FLAGS}
 UTF8 = {"utf-8", "utf8", "iso_ir 192", '"iso_ir 192"', "*"}
 
 
@@ -47,6 +47,7 @@ def build_search(
     search.fuzzy = _flag("fuzzymatching")
     search.empty_value_matching = _flag("emptyvaluematching")
     search.multiple_value_matching = _flag("multiplevaluematching")
+    search.missing_specimen_facts = _flag(MISSING_SPECIMEN_FACTS)
     _check_charset()
     warnings = _matching_keys(search)
     _include_fields(search)

@@ -79,7 +79,31 @@ def instance_values(dataset: Dataset) -> dict[str, object]:
         "container_identifier": _text(dataset, "ContainerIdentifier", 64),
         "acquisition_datetime": acquired,
         "acquisition_datetime_norm": normalize_datetime(acquired),
+        "missing_specimen_facts": missing_specimen_facts(dataset),
     }
+
+
+WSI_STORAGE = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy Image Storage
+# The specimen facts the WG-26 profile requires and PS3.3 C.7.6.22 lets be empty (Type 2),
+# by the name the index records and a QIDO-RS search reports (docs/conformance.md §5.5).
+SPECIMEN_FACTS = {
+    "anatomy": "PrimaryAnatomicStructureSequence",
+    "preparation": "SpecimenPreparationSequence",
+}
+
+
+def missing_specimen_facts(dataset: Dataset) -> str:
+    """The WG-26 profile's specimen facts a whole-slide image lacks, comma-separated ("" for
+    one that has them all, and for every other SOP class): a fact is missing when no item of
+    the Specimen Description Sequence has its sequence with an item."""
+    if _text(dataset, "SOPClassUID", 64) != WSI_STORAGE:
+        return ""
+    described = _items(dataset, "SpecimenDescriptionSequence")
+    return ",".join(
+        fact
+        for fact, keyword in SPECIMEN_FACTS.items()
+        if not any(_items(item, keyword) for item in described)
+    )
 
 
 def request_attributes(dataset: Dataset) -> list[dict[str, str]]:

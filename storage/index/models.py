@@ -182,6 +182,9 @@ class Instance(Base):
     # (0008,002A) DT 1
     acquisition_datetime: Mapped[str] = mapped_column(String(32), default="")
     acquisition_datetime_norm: Mapped[str] = mapped_column(String(21), default="", index=True)
+    # The WG-26 specimen facts a whole-slide image lacks ("anatomy,preparation"; "" when it
+    # has them, or is no WSI): found by QIDO-RS missingspecimenfacts=true (columns.py).
+    missing_specimen_facts: Mapped[str] = mapped_column(String(64), default="", index=True)
     blob_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     # SHA-256 of the blob as stored (hex), recorded at ingest; None for instances stored

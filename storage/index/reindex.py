@@ -99,3 +99,22 @@ def refresh_all(connection: Connection) -> int:
             )
         session.flush()
     return len(rows)
+
+
+def refresh_specimen_facts(connection: Connection) -> int:
+    """Recompute the missing specimen facts of every stored whole-slide image; returns how
+    many were read."""
+    rows = connection.execute(
+        select(Instance.pk, InstanceMetadata.document)
+        .join(InstanceMetadata, InstanceMetadata.instance_pk == Instance.pk)
+        .where(Instance.sop_class_uid == columns.WSI_STORAGE)
+        .order_by(Instance.pk)
+    ).all()
+    for instance_pk, document in rows:
+        missing = columns.missing_specimen_facts(dataset_of(document))
+        connection.execute(
+            update(Instance)
+            .where(Instance.pk == instance_pk)
+            .values(missing_specimen_facts=missing)
+        )
+    return len(rows)

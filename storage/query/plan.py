@@ -8,6 +8,7 @@ from sqlalchemy import select
 from storage.access import Principal
 from storage.dicom.levels import Level
 from storage.index.ladder import KEYS, AnySelect, ladder
+from storage.index.models import Instance
 from storage.query.keys import Kind, by_keyword
 from storage.query.matching import match_combined_datetime, match_empty, matcher, values
 from storage.query.search import Filter, Search
@@ -42,6 +43,8 @@ def matched(search: Search, who: Principal | None = None) -> AnySelect:
                 query = matcher(attribute, one, search.fuzzy)(query, attribute, one)
             continue
         query = matcher(attribute, value, search.fuzzy)(query, attribute, value)
+    if search.missing_specimen_facts:
+        query = query.where(Instance.missing_specimen_facts != "")
     joined = levels | ({Level.STUDY} if who is not None and not who.unrestricted else set())
     if search.level != Level.INSTANCE and max(level.depth for level in joined) > search.level.depth:
         query = query.distinct()

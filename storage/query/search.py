@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from storage.dicom.levels import Level
 from storage.query.keys import Attribute
 
+# The QIDO-RS parameter of Search.missing_specimen_facts: this archive's own, no PS3.18 one.
+MISSING_SPECIMEN_FACTS = "missingspecimenfacts"
+
 
 @dataclass(frozen=True)
 class Filter:
@@ -32,6 +35,9 @@ class Search:
     fuzzy: bool = False
     empty_value_matching: bool = False
     multiple_value_matching: bool = False
+    # Only entities with a whole-slide image that lacks WG-26 specimen facts (an extension:
+    # docs/conformance.md §5.5).
+    missing_specimen_facts: bool = False
     limit: int | None = None
     offset: int = 0
 
@@ -42,4 +48,5 @@ class Search:
 
     def matching_levels(self) -> set[Level]:
         """The level searched and every level a matching key belongs to."""
-        return {f.attribute.level for f in self.filters} | {self.level}
+        levels = {f.attribute.level for f in self.filters} | {self.level}
+        return levels | ({Level.INSTANCE} if self.missing_specimen_facts else set())

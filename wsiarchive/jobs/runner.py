@@ -141,7 +141,6 @@ class Runner:
         if job.metadata:
             data = json.loads(job.metadata)
             info = info.updated(**vars(SlideInfo.from_mapping(data, f"job {job.job_id}")))
-        info = study_for(self.archive, info, who)
         last = [0.0]
 
         def progress(_name: str, done: int, total: int) -> None:
@@ -152,12 +151,23 @@ class Runner:
                 last[0] = now
                 records.progress(job.job_id, run, done, total)
 
-        options = replace(self.options, tile_progress=progress, progress=None)
+        options = replace(
+            self.options,
+            tile_progress=progress,
+            progress=None,
+            warn=lambda text: log.warning("job %s: %s", job.job_id, text),
+        )
         workspace = self.archive.workspace()
         try:
             if stop():
                 raise Stopping
-            files = convert(Path(job.source), workspace, info, options)
+            files = convert(
+                Path(job.source),
+                workspace,
+                info,
+                options,
+                lambda found: study_for(self.archive, found, who),
+            )
             if not records.owns(job.job_id, run):
                 raise Stopping  # the lease was lost (taken for dead): the other run stores it
             stored = self.archive.ingest_staged_files(files, who=who)

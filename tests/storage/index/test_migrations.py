@@ -82,6 +82,11 @@ def test_migration_0002_backfills_search_values_from_documents(tmp_path: Path) -
             "20201231233000.000000"
         )
         assert connection.scalar(text("SELECT container_identifier FROM instance")) == "SLIDE-A1"
+        # 0009 marks a slide stored before it that lacks the WG-26 specimen facts (the
+        # corpus's specimen has neither anatomy nor preparation steps).
+        assert connection.scalar(text("SELECT missing_specimen_facts FROM instance")) == (
+            "anatomy,preparation"
+        )
         # 0005 counts what is stored.
         assert connection.execute(
             text("SELECT number_of_series, number_of_instances FROM study")
