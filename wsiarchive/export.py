@@ -32,7 +32,8 @@ class ExportOutcome:
     written: list[Path] = field(default_factory=list)
     bytes: int = 0
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (SOP Instance UID, why)
-    studies: dict[str, str] = field(default_factory=dict)  # original -> exported Study UID
+    # original -> exported Study UID, of the studies of which something was exported
+    studies: dict[str, str] = field(default_factory=dict)
 
 
 def export_studies(
@@ -49,10 +50,11 @@ def export_studies(
     deidentifier = Deidentifier(archive.export_key(project, who=who), options)
     outcome = ExportOutcome()
     for study in studies:
-        records = archive.records(study, who=who)
-        for record in records:
+        before = len(outcome.written)
+        for record in archive.records(study, who=who):
             _export(archive, record, folder, deidentifier, include, outcome)
-        outcome.studies[study] = deidentifier.uid(study)
+        if len(outcome.written) > before:
+            outcome.studies[study] = deidentifier.uid(study)
         archive.record_pseudonyms(project, deidentifier.pseudonyms.drain(), who=who)
         archive.audit(
             AuditRecord(

@@ -65,7 +65,7 @@ def _pixel_end(fp: BinaryIO, start: int, syntax: UID) -> int:
     else:
         (length,), offset = struct.unpack(order + "H", head[6:8]), 8
     if length != UNDEFINED:
-        return start + offset + length
+        return start + offset + int(length)
     position = start + offset
     while True:  # items of encapsulated pixel data (always little endian)
         fp.seek(position)

@@ -81,6 +81,9 @@ TEMPORAL_OTHER = frozenset((0x00080201, 0x00080106, 0x00080107, 0x00189623))  # 
 TEMPORAL_VRS = frozenset(("DA", "DT", "TM"))
 # Safe only under Retain UIDs: the rows whose "Rtn. UIDs Opt." is K but that are not U.
 UID_KEEP_OTHER = frozenset((0x006A0003, 0x00001000, 0x00081120, 0x00081111, 0x00081110))
+UID_NEVER_KEPT = frozenset((0x04000100, 0x0040A124))  # Digital Signature UID, UID: U, no K
+# Patient's Birth Date and Time, GPS Time Stamp: no C under Modified Dates (replaced anyway).
+TEMPORAL_NEVER = frozenset((0x00100030, 0x00100032, 0x00160077))
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ def basic_action(tag: int) -> str | None:
 
 
 def _is_temporal(tag: int) -> bool:
+    if tag in TEMPORAL_NEVER:
+        return False
     if tag in TEMPORAL_OTHER:
         return True
     try:
@@ -141,9 +146,9 @@ def action_for(tag: int, options: Options) -> str | None:
     basic = basic_action(tag)
     if basic is None:
         return None
-    if options.retain_uids and (basic == "U" or basic == "X/Z/U*" or tag in UID_KEEP_OTHER):
-        if tag != 0x04000100 and tag != 0x0040A124:  # Digital Signature UID, UID: no K
-            return "K"
+    uid = basic in ("U", "X/Z/U*") or tag in UID_KEEP_OTHER
+    if options.retain_uids and uid and tag not in UID_NEVER_KEPT:
+        return "K"
     if options.retain_device_identity:
         if tag in DEVICE_KEEP:
             return "K"

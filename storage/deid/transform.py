@@ -51,7 +51,7 @@ OPTION_CODES = (
     ("clean_descriptors", codes.DCM.CleanDescriptorsOption),
     ("retain_modified_dates", codes.DCM.RetainLongitudinalTemporalInformationModifiedDatesOption),
 )
-METHOD = "PS3.15 E.1 Basic Application Level Confidentiality Profile (wsiarchive)"
+METHOD = "PS3.15 E.1 Basic Application Level Confidentiality Profile"
 
 
 def left_out(dataset: Dataset, include: frozenset[str]) -> str | None:
@@ -119,6 +119,7 @@ class Deidentifier:
         Patient ID and its issuer, else the name and birth date, else the study."""
         patient_id = str(dataset.get("PatientID", "") or "").strip()
         issuer = str(dataset.get("IssuerOfPatientID", "") or "").strip()
+        basis: tuple[str, ...]
         if patient_id:
             basis = ("patient", issuer, patient_id)
         elif str(dataset.get("PatientName", "") or "").strip():
@@ -278,9 +279,9 @@ def _identifiers(dataset: Dataset) -> tuple[str, ...]:
     """The patient's identifying strings, which cleaned descriptors must not contain."""
     found: set[str] = set()
     for tag in (PATIENT_ID, OTHER_IDS, ISSUER, ACCESSION):
-        value = dataset.get(tag)
-        if value is not None and value.value:
-            values = value.value if isinstance(value.value, MultiValue) else [value.value]
+        if tag in dataset and dataset[tag].value:
+            value = dataset[tag].value
+            values = value if isinstance(value, MultiValue) else [value]
             found.update(str(v).strip() for v in values)
     for person in _names(dataset):
         found.update(word for word in re.split(r"[\^= ,]+", person) if len(word) >= MIN_WORD)
