@@ -150,6 +150,7 @@ class Stored:
     originals: dict[str, Path]  # by SOP Instance UID
     studies: list[str]
     reference: tuple[str, str]  # a level's SOP Instance UID and the one it references
+    annotations: str  # SOP Instance UID of annotations on the referenced level
 
 
 @pytest.fixture(scope="module")
@@ -179,11 +180,52 @@ def archive(testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Stored:
     item.ReferencedSOPInstanceUID = referenced.SOPInstanceUID
     source.ReferencedImageSequence = [item]
     source.save_as(originals[str(source.SOPInstanceUID)], enforce_file_format=True)
+    annotations = _annotations(referenced)
+    path = planted / "annotations.dcm"
+    annotations.save_as(path, enforce_file_format=True)
+    originals[str(annotations.SOPInstanceUID)] = path
     data = root / "data"
     assert main(["import", str(planted), "--data-dir", str(data)]) == 0
     studies = sorted({str(pydicom.dcmread(p).StudyInstanceUID) for p in originals.values()})
     reference = (str(source.SOPInstanceUID), str(referenced.SOPInstanceUID))
-    return Stored(root, data, originals, studies, reference)
+    return Stored(root, data, originals, studies, reference, str(annotations.SOPInstanceUID))
+
+
+def _annotations(level: Dataset) -> Dataset:
+    """Microscopy Bulk Simple Annotations on *level* (PS3.3 A.87): in the slide's study and
+    frame of reference, referencing the level's series and instance, with the annotator."""
+    dataset = pydicom.dataset.FileDataset(
+        "", Dataset(), file_meta=pydicom.dataset.FileMetaDataset()
+    )
+    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    dataset.SOPClassUID = UID("1.2.840.10008.5.1.4.1.1.91.1")
+    dataset.SOPInstanceUID = pydicom.uid.generate_uid()
+    dataset.SeriesInstanceUID = pydicom.uid.generate_uid()
+    dataset.Modality = "ANN"
+    for keyword in ("StudyInstanceUID", "FrameOfReferenceUID", "StudyDate", "StudyTime"):
+        setattr(dataset, keyword, getattr(level, keyword, ""))
+    _plant(dataset)
+    dataset.ContentLabel = "TUMOUR"
+    dataset.ContentCreatorName = PHYSICIAN
+    dataset.AnnotationCoordinateType = "2D"
+    instance = Dataset()
+    instance.ReferencedSOPClassUID = level.SOPClassUID
+    instance.ReferencedSOPInstanceUID = level.SOPInstanceUID
+    series = Dataset()
+    series.SeriesInstanceUID = level.SeriesInstanceUID
+    series.ReferencedInstanceSequence = [instance]
+    dataset.ReferencedSeriesSequence = [series]
+    dataset.ReferencedImageSequence = [instance]
+    group = Dataset()
+    group.AnnotationGroupNumber = 1
+    group.AnnotationGroupUID = pydicom.uid.generate_uid()
+    group.AnnotationGroupLabel = f"cells of {NAME}"
+    group.AnnotationGroupGenerationType = "MANUAL"
+    group.GraphicType = "POINT"
+    group.NumberOfAnnotations = 2
+    group.PointCoordinatesData = np.array([10.0, 20.0, 30.0, 40.0], np.float32).tobytes()
+    dataset.AnnotationGroupSequence = [group]
+    return dataset
 
 
 def _export(archive: Stored, name: str, *flags: str) -> Path:
@@ -246,7 +288,7 @@ def test_label_and_burned_in_are_left_out(archive: Stored, basic: Path) -> None:
     types = [list(d.get("ImageType", [])) for d in exported]
     assert all("LABEL" not in t and "OVERVIEW" not in t for t in types)
     assert all(d.get("BurnedInAnnotation") != "YES" for d in exported)
-    # everything else is there: the slide less its label, the CT and the CR
+    # everything else is there: the slide less its label, its annotations, the CT and the CR
     assert len(exported) == len(archive.originals) - 2
     asked = _export(archive, "asked", "--include-label", "--include-burned-in", "--project", "b")
     assert len(_files(asked)) == len(archive.originals)
@@ -324,6 +366,9 @@ def test_pixels_are_the_originals(archive: Stored, basic: Path) -> None:
     for path in _files(basic):
         after = pydicom.dcmread(path)
         before = _original_of(archive, after, "default")
+        assert ("PixelData" in after) == ("PixelData" in before)
+        if "PixelData" not in before:  # the annotations
+            continue
         assert after.PixelData == before.PixelData
         if after.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50":
             assert np.array_equal(after.pixel_array, before.pixel_array)
@@ -416,3 +461,21 @@ def _days(value: str) -> int:
     from datetime import date
 
     return date(int(value[:4]), int(value[4:6]), int(value[6:8])).toordinal()
+
+
+def test_annotations_still_reference_their_slide(archive: Stored, basic: Path) -> None:
+    exported = [pydicom.dcmread(p, stop_before_pixels=True) for p in _files(basic)]
+    (ann,) = [d for d in exported if d.Modality == "ANN"]
+    new = {e["original"]: e["pseudonym"] for e in _lookup(archive, archive.reference[1], "default")}
+    (level,) = [d for d in exported if str(d.SOPInstanceUID) == new[archive.reference[1]]]
+    assert ann.StudyInstanceUID == level.StudyInstanceUID
+    assert ann.FrameOfReferenceUID == level.FrameOfReferenceUID
+    (series,) = ann.ReferencedSeriesSequence
+    assert series.SeriesInstanceUID == level.SeriesInstanceUID
+    assert series.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == level.SOPInstanceUID
+    assert ann.ReferencedImageSequence[0].ReferencedSOPInstanceUID == level.SOPInstanceUID
+    (group,) = ann.AnnotationGroupSequence
+    original = _original_of(archive, ann, "default").AnnotationGroupSequence[0]
+    assert group.AnnotationGroupUID != original.AnnotationGroupUID  # D: a new UID
+    assert NAME not in str(group.get("AnnotationGroupLabel", ""))  # D: a dummy
+    assert group.PointCoordinatesData == original.PointCoordinatesData  # not in the table: K
