@@ -16,6 +16,7 @@ from storage.access import Principal, local_admin
 from storage.audit import AuditRecord, Operation
 from storage.deid import Deidentifier, Options, Unsupported, left_out, read_header
 from storage.deid import write_deidentified as write_file
+from storage.errors import ArchiveError
 from storage.records import InstanceFile, StoredRecord
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class ExportOutcome:
     written: list[Path] = field(default_factory=list)
     bytes: int = 0
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (SOP Instance UID, why)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (SOP Instance UID, error)
     # original -> exported Study UID, of the studies of which something was exported
     studies: dict[str, str] = field(default_factory=dict)
 
@@ -49,10 +51,14 @@ def export_studies(
     time (the header rewritten, the pixel data copied from the blob), and keep the map."""
     deidentifier = Deidentifier(archive.export_key(project, who=who), options)
     outcome = ExportOutcome()
-    for study in studies:
+    found = {study: archive.records(study, who=who) for study in studies}  # NotFound first
+    for study, records in found.items():
         before = len(outcome.written)
-        for record in archive.records(study, who=who):
-            _export(archive, record, folder, deidentifier, include, outcome)
+        for record in records:
+            try:
+                _export(archive, record, folder, deidentifier, include, outcome)
+            except (ArchiveError, OSError, ValueError) as exc:  # the others are still written
+                outcome.failed.append((record.instance, str(exc)))
         if len(outcome.written) > before:
             outcome.studies[study] = deidentifier.uid(study)
         archive.record_pseudonyms(project, deidentifier.pseudonyms.drain(), who=who)
@@ -123,19 +129,26 @@ def command_export(archive: Archive, args: argparse.Namespace) -> int:
         )
         if asked
     )
-    outcome = export_studies(
-        archive, list(args.studies), args.to, args.project, options, include,
-        local_admin("export"),
-    )  # fmt: skip
+    try:
+        outcome = export_studies(
+            archive, list(args.studies), args.to, args.project, options, include,
+            local_admin("export"),
+        )  # fmt: skip
+    except ArchiveError as exc:  # a study not found (nothing written), an index unavailable
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     for original, exported in outcome.studies.items():
         print(f"study {original} exported as {exported}")
     for instance, reason in outcome.left_out:
         print(f"left out {instance}: {reason}")
+    for instance, error in outcome.failed:
+        print(f"error: {instance} not exported: {error}", file=sys.stderr)
     print(
         f"{len(outcome.written)} instances ({outcome.bytes} bytes) written to {args.to}, "
-        f"{len(outcome.left_out)} left out; pseudonyms kept in project {args.project}"
+        f"{len(outcome.left_out)} left out, {len(outcome.failed)} failed; "
+        f"pseudonyms kept in project {args.project}"
     )
-    return 0
+    return 1 if outcome.failed else 0
 
 
 def command_pseudonyms(archive: Archive, args: argparse.Namespace) -> int:

@@ -91,6 +91,16 @@ def write_deidentified(target: Path, dataset: Dataset, source: Path, pixels: Pix
     dataset.file_meta = meta
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
+    try:
+        size = _write(partial, dataset, source, pixels)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, target)
+    return size
+
+
+def _write(partial: Path, dataset: Dataset, source: Path, pixels: PixelCopy) -> int:
     with open(partial, "wb") as out:
         dcmwrite(out, dataset, enforce_file_format=True)
         with open(source, "rb") as fp:
@@ -104,6 +114,4 @@ def write_deidentified(target: Path, dataset: Dataset, source: Path, pixels: Pix
                 remaining -= len(chunk)
         out.flush()
         os.fsync(out.fileno())
-        size = out.tell()
-    os.replace(partial, target)
-    return size
+        return out.tell()

@@ -479,3 +479,12 @@ def test_annotations_still_reference_their_slide(archive: Stored, basic: Path) -
     assert group.AnnotationGroupUID != original.AnnotationGroupUID  # D: a new UID
     assert NAME not in str(group.get("AnnotationGroupLabel", ""))  # D: a dummy
     assert group.PointCoordinatesData == original.PointCoordinatesData  # not in the table: K
+
+
+def test_an_unknown_study_writes_nothing(
+    archive: Stored, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = archive.root / "unknown"
+    args = ["export", archive.studies[0], "1.2.3.4.5.6.7", "--to", str(folder)]
+    assert main([*args, "--data-dir", str(archive.data)]) == 1
+    assert "error:" in capsys.readouterr().err and not folder.exists()
