@@ -114,6 +114,20 @@ def _export(
 
 
 def command_export(archive: Archive, args: argparse.Namespace) -> int:
+    if args.to is None and args.stow is None:
+        raise ValueError("export needs --to FOLDER, --stow URL, or both")
+    if args.to is None:  # only sent: the files are written to a workspace and removed after
+        import shutil
+
+        workspace = archive.workspace()
+        try:
+            return _export_command(archive, args, workspace)
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+    return _export_command(archive, args, args.to)
+
+
+def _export_command(archive: Archive, args: argparse.Namespace, folder: Path) -> int:
     options = Options(
         retain_uids=args.retain_uids,
         retain_device_identity=args.retain_device_identity,
@@ -131,7 +145,7 @@ def command_export(archive: Archive, args: argparse.Namespace) -> int:
     )
     try:
         outcome = export_studies(
-            archive, list(args.studies), args.to, args.project, options, include,
+            archive, list(args.studies), folder, args.project, options, include,
             local_admin("export"),
         )  # fmt: skip
     except ArchiveError as exc:  # a study not found (nothing written), an index unavailable
@@ -141,14 +155,29 @@ def command_export(archive: Archive, args: argparse.Namespace) -> int:
         print(f"study {original} exported as {exported}")
     for instance, reason in outcome.left_out:
         print(f"left out {instance}: {reason}")
+    if args.stow is not None:
+        _send(outcome, args.stow, args.stow_token)
     for instance, error in outcome.failed:
         print(f"error: {instance} not exported: {error}", file=sys.stderr)
+    where = " and ".join(str(w) for w in (args.to, args.stow) if w is not None)
     print(
-        f"{len(outcome.written)} instances ({outcome.bytes} bytes) written to {args.to}, "
+        f"{len(outcome.written)} instances ({outcome.bytes} bytes) written to {where}, "
         f"{len(outcome.left_out)} left out, {len(outcome.failed)} failed; "
         f"pseudonyms kept in project {args.project}"
     )
     return 1 if outcome.failed else 0
+
+
+def _send(outcome: ExportOutcome, url: str, token: str | None) -> None:
+    """Send every written file to another archive by STOW-RS (wsiarchive.stow)."""
+    from wsiarchive.stow import send
+
+    for path in list(outcome.written):
+        try:
+            send(url, path, token)
+        except OSError as exc:
+            outcome.written.remove(path)
+            outcome.failed.append((path.stem, str(exc)))
 
 
 def command_pseudonyms(archive: Archive, args: argparse.Namespace) -> int:
@@ -190,7 +219,11 @@ def add_commands(
         help="export studies de-identified (PS3.15 E.1) to a folder",
     )
     export.add_argument("studies", nargs="+", metavar="STUDY_UID")
-    export.add_argument("--to", type=Path, required=True, metavar="FOLDER")
+    export.add_argument("--to", type=Path, metavar="FOLDER", help="write the files here")
+    export.add_argument(
+        "--stow", metavar="URL", help="send them to this DICOMweb service by STOW-RS too"
+    )
+    export.add_argument("--stow-token", metavar="TOKEN", help="bearer token for --stow")
     export.add_argument(
         "--project",
         default=DEFAULT_PROJECT,

@@ -488,3 +488,27 @@ def test_an_unknown_study_writes_nothing(
     args = ["export", archive.studies[0], "1.2.3.4.5.6.7", "--to", str(folder)]
     assert main([*args, "--data-dir", str(archive.data)]) == 1
     assert "error:" in capsys.readouterr().err and not folder.exists()
+
+
+def test_export_to_another_archive_by_stow(archive: Stored, basic: Path, fresh_server) -> None:
+    import requests
+
+    destination = fresh_server()
+    args = ["export", *archive.studies, "--stow", destination.url]
+    assert main([*args, "--data-dir", str(archive.data)]) == 0
+    found = requests.get(f"{destination.url}/studies", timeout=30).json()
+    sent = {d["0020000D"]["Value"][0]: d for d in found}
+    written = [pydicom.dcmread(p, stop_before_pixels=True) for p in _files(basic)]
+    assert set(sent) == {str(d.StudyInstanceUID) for d in written}
+    for study in sent.values():
+        assert study["00100020"]["Value"][0].startswith("P")  # the pseudonym
+    count = sum(int(d["00201208"]["Value"][0]) for d in sent.values())
+    assert count == len(written)
+    dataset = written[0]
+    url = f"{destination.url}/studies/{dataset.StudyInstanceUID}/series/"
+    url += f"{dataset.SeriesInstanceUID}/instances/{dataset.SOPInstanceUID}"
+    body = requests.get(
+        url, headers={"Accept": 'multipart/related; type="application/dicom"'}, timeout=30
+    )
+    assert body.status_code == 200 and NAME.encode() not in body.content
+    assert dataset.SOPInstanceUID.encode() in body.content
