@@ -36,9 +36,11 @@ def _big_slide(testdata: Path, target: Path) -> None:
 
 def _peak_rss(args: list[str]) -> int:
     """Peak resident bytes of `wsiarchive ARGS` run in a process of its own."""
+    # VmHWM is this process image's own peak (ru_maxrss would carry the forking parent's).
     code = (
-        "import resource, sys; from wsiarchive.cli import main; rc = main(sys.argv[1:]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
+        "import sys; from wsiarchive.cli import main; rc = main(sys.argv[1:]); "
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); "
+        "sys.exit(rc)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
