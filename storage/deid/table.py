@@ -2,7 +2,8 @@
 attribute under the Basic Profile and the options this archive offers.
 
 The Basic Profile column is dicom-anonymizer's encoding of the table (edition 2026c, scraped
-from the standard; checked against edition 2026d in tests/storage/deid). That library encodes
+from the standard; checked against edition 2026d in tests/wsiarchive/test_export.py, and
+completed by BASIC_ADDED where it lacks a 2026d row). That library encodes
 no option column, so the columns of the options offered here are written below from the same
 table (PS3.15 2026d, Table E.1-1, columns "Rtn. UIDs Opt.", "Rtn. Dev. Id. Opt.", "Clean
 Desc. Opt." and "Rtn. Long. Modif. Dates Opt.").
@@ -31,6 +32,9 @@ CATEGORIES = {
     "X_Z_U_STAR_TAGS": "X/Z/U*",
 }
 
+# Rows of the 2026d table that dicom-anonymizer's 2026c encoding lacks (found by the test of
+# the option columns): Dose Calculation Model Name.
+BASIC_ADDED = {0x3004007F: "X"}
 # Retain Device Identity Option (PS3.15 E.3.8): the rows whose "Rtn. Dev. Id. Opt." is K ...
 DEVICE_KEEP = frozenset(
     (
@@ -99,7 +103,7 @@ class Options:
 @cache
 def _basic() -> tuple[dict[int, str], tuple[tuple[int, int, int, int, str], ...]]:
     """The Basic Profile column: exact tags, and the masked rows (50xx curves, 60xx overlays)."""
-    exact: dict[int, str] = {}
+    exact: dict[int, str] = dict(BASIC_ADDED)
     masked: list[tuple[int, int, int, int, str]] = []
     for category, tags in dicom_anonymization_database_selector(EDITION).items():
         action = CATEGORIES.get(category)
@@ -107,7 +111,7 @@ def _basic() -> tuple[dict[int, str], tuple[tuple[int, int, int, int, str], ...]
             continue
         for entry in tags:
             if len(entry) == 2:
-                exact[(entry[0] << 16) | entry[1]] = action
+                exact.setdefault((entry[0] << 16) | entry[1], action)
             else:
                 group, element, group_mask, element_mask = entry
                 masked.append((group, element, group_mask, element_mask, action))

@@ -512,3 +512,13 @@ def test_export_to_another_archive_by_stow(archive: Stored, basic: Path, fresh_s
     )
     assert body.status_code == 200 and NAME.encode() not in body.content
     assert dataset.SOPInstanceUID.encode() in body.content
+
+
+def test_every_option_row_is_a_row_of_the_table() -> None:
+    """The option columns written in storage/deid/table.py name only attributes the Basic
+    Profile column lists (a mistyped tag would be a row the standard does not have)."""
+    from storage.deid import table
+
+    for rows in (table.DEVICE_KEEP, table.DEVICE_CLEAN, table.DESCRIPTORS, table.UID_KEEP_OTHER):
+        missing = [f"{tag:08X}" for tag in rows if basic_action(tag) is None]
+        assert not missing
