@@ -30,6 +30,7 @@ from storage.index import changes
 from storage.index.audit import AuditStore, patients
 from storage.index.engine import Database, Revisions, create_index_engine, migrate, revisions
 from storage.index.jobs import JobStore
+from storage.index.pseudonyms import PseudonymStore
 from storage.index.reads import IndexReader
 from storage.index.tiers import TierIndex
 from storage.index.tokens import TokenStore
@@ -44,6 +45,7 @@ from storage.records import (
     Check,
     FeedWindow,
     InstanceFile,
+    Pseudonym,
     State,
     StoredInstance,
     StoredRecord,
@@ -65,6 +67,7 @@ DESCRIPTIONS = 4096  # per-blob facts: pixel description, tiles, presentation, I
 TOKENS = 1024  # verified tokens kept, each for token_recheck_seconds
 AUDITED = 65536  # recent audit events, so that repeats within audit_repeat_seconds count once
 TOUCHED, TOUCH_SECONDS = 65536, 3600.0  # studies whose last read was recorded, and how often
+PROJECT_NAME = 64  # characters of an export project's name (deid_project.name)
 FrameKey = tuple[int, str]
 log = logging.getLogger(__name__)
 AuditKey = tuple[str, str, str, str, str, str, int]
@@ -89,6 +92,7 @@ class Archive:
         self._tokens = TokenStore(database.engine)
         self._audit = AuditStore(database.engine)
         self._jobs = JobStore(database.engine)
+        self._pseudonyms = PseudonymStore(database.engine)
         self._policy = DuplicatePolicy(config.duplicate_policy)
         self._group_attribute = config.access_group_attribute
         self._verified: Lru[str, TokenInfo | None] = Lru(
@@ -454,6 +458,37 @@ class Archive:
                 f"converted to {target}"
             )
         return info
+
+    # -- de-identified exports (storage.deid, wsiarchive.export) ---------------------------------
+    def export_key(self, project: str, *, who: Principal) -> bytes:
+        """The secret key of export project *project*, made on its first use: the pseudonyms
+        and UIDs of its exports derive from it. Administrators only."""
+        require(who, Scope.ADMIN)
+        name = project.strip()
+        if not name or len(name) > PROJECT_NAME:
+            raise ValueError(f"an export project name has 1 to {PROJECT_NAME} characters")
+        return self._pseudonyms.key(name, who.subject)
+
+    def record_pseudonyms(
+        self, project: str, entries: Iterable[tuple[str, str, str]], *, who: Principal
+    ) -> int:
+        """Keep (kind, original, pseudonym) entries in the map of *project*."""
+        require(who, Scope.ADMIN)
+        return self._pseudonyms.record(project.strip(), entries)
+
+    def find_pseudonyms(
+        self, value: str, project: str | None = None, *, who: Principal
+    ) -> list[Pseudonym]:
+        """The map entries whose original or pseudonym is *value*: administrators only, and
+        each look-up is in the audit trail."""
+        require(who, Scope.ADMIN)
+        found = self._pseudonyms.find(value.strip(), project.strip() if project else None)
+        self._security(who, f"looked up the pseudonym map of {project or 'every project'}", "")
+        return found
+
+    def export_projects(self, *, who: Principal) -> list[str]:
+        require(who, Scope.ADMIN)
+        return self._pseudonyms.projects()
 
     # -- identity and audit -----------------------------------------------------------------------
     def authenticate_token(self, text: str) -> Principal | None:

@@ -109,3 +109,15 @@ class Check:
     ok: bool
     seconds: float
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Pseudonym:
+    """One entry of an export project's pseudonym map: what *original* (of *kind*:
+    PatientID, PatientName, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID) became."""
+
+    project: str
+    kind: str
+    original: str
+    pseudonym: str
+    created_at: datetime | None = None

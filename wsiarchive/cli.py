@@ -1,5 +1,5 @@
 """The `wsiarchive` command: serve, import, convert, watch, worker, submit, jobs, verify,
-token, share, audit, tiers, migrate, settings."""
+token, share, audit, tiers, export, pseudonyms, migrate, settings."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storage.access import local_admin
-from wsiarchive import admin, tiering
+from wsiarchive import admin, export, tiering
 from wsiarchive import settings as settings_module
 
 if TYPE_CHECKING:
@@ -325,6 +325,7 @@ def parser() -> argparse.ArgumentParser:
 
     job_commands.add_commands(commands, _settings_parser, slide, _resolve, _slide_info)
     tiering.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
+    export.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
     verifier = commands.add_parser(
         "verify",
         parents=[_settings_parser("verify")],

@@ -97,6 +97,8 @@ COMMANDS: dict[str, frozenset[Group]] = {
     "verify": frozenset({Group.COMMON, Group.ARCHIVE, Group.VERIFY}),
     "migrate": frozenset({Group.COMMON, Group.ARCHIVE}),
     "tiers": frozenset({Group.COMMON, Group.ARCHIVE, Group.TIERS}),
+    "export": frozenset({Group.COMMON, Group.ARCHIVE}),
+    "pseudonyms": frozenset({Group.COMMON, Group.ARCHIVE}),
     "settings": frozenset(Group),
 }
 

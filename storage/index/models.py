@@ -374,3 +374,35 @@ __all__ = [
     "Status",
     "Study",
 ]
+
+
+class DeidProject(Base):
+    """A de-identified export project (`wsiarchive export --project`): the secret key its
+    pseudonyms and new UIDs are derived from, so that exports into one project agree."""
+
+    __tablename__ = "deid_project"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    secret: Mapped[str] = mapped_column(String(128))  # hex; read by administrators only
+    created_by: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PseudonymRow(Base):
+    """One original value of an export project and the pseudonym that replaced it (the
+    reversible map of PS3.15 E.1: kept inside the archive, never exported)."""
+
+    __tablename__ = "pseudonym"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_pk: Mapped[int] = mapped_column(ForeignKey("deid_project.pk"), index=True)
+    # PatientID, PatientName, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID
+    kind: Mapped[str] = mapped_column(String(32))
+    original: Mapped[str] = mapped_column(String(400), index=True)
+    pseudonym: Mapped[str] = mapped_column(String(400), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ux_pseudonym_original", "project_pk", "kind", "original", unique=True),
+    )

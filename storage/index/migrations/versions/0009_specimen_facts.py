@@ -1,15 +1,15 @@
 """The specimen facts a whole-slide image lacks, searchable (QIDO-RS missingspecimenfacts)
 
-Revision ID: 0009_specimen_facts
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03 08:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_specimen_facts"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
