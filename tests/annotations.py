@@ -4,6 +4,8 @@ Comprehensive 3D SR with TID 1500 planar ROI groups (as Slim writes them)."""
 
 from __future__ import annotations
 
+from copy import deepcopy
+
 import highdicom as hd
 import numpy as np
 from highdicom.sr import (
@@ -20,8 +22,9 @@ CELL = hd.sr.CodedConcept("4421005", "SCT", "Cell")
 
 
 def with_patient(slide: Dataset) -> Dataset:
-    """*slide* with the patient and study attributes highdicom copies into derived objects
-    (the shared test slides leave these Type 2 attributes out)."""
+    """*slide* with the patient and study attributes highdicom copies into derived objects,
+    a slide origin and a brightfield optical path (which dicom-microscopy-viewer needs): the
+    shared test slides leave these out."""
     defaults = {
         "PatientID": "ANN-1",
         "PatientName": "Annotation^Test",
@@ -37,7 +40,34 @@ def with_patient(slide: Dataset) -> Dataset:
     for keyword, value in defaults.items():
         if keyword not in slide:
             setattr(slide, keyword, value)
+    if "TotalPixelMatrixOriginSequence" not in slide:
+        origin = Dataset()
+        origin.XOffsetInSlideCoordinateSystem = 0
+        origin.YOffsetInSlideCoordinateSystem = 0
+        slide.TotalPixelMatrixOriginSequence = [origin]
+    if "OpticalPathSequence" not in slide:
+        path = Dataset()
+        path.OpticalPathIdentifier = "1"
+        path.IlluminationColorCodeSequence = [_code("414298005", "SCT", "Full Spectrum")]
+        path.IlluminationTypeCodeSequence = [_code("111744", "DCM", "Brightfield illumination")]
+        slide.OpticalPathSequence = [path]
+        slide.NumberOfOpticalPaths = 1
     return slide
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def fresh_copy(slide: Dataset) -> Dataset:
+    """*slide* as a new study, series and instance (the same pixels): one test's own slide."""
+    copy = deepcopy(slide)
+    copy.StudyInstanceUID, copy.SeriesInstanceUID = hd.UID(), hd.UID()
+    copy.SOPInstanceUID = copy.file_meta.MediaStorageSOPInstanceUID = hd.UID()
+    copy.FrameOfReferenceUID = hd.UID()
+    return copy
 
 
 def polygons(count: int, width: float, height: float, sides: int = 8, seed: int = 0) -> np.ndarray:

@@ -18,6 +18,43 @@ const CODES = {
   finding: ['121071', 'DCM'],
 }
 
+const { valueTypes, contentItems } = sr
+const CONTAINS = valueTypes.RelationshipTypes.CONTAINS
+const HAS_OBS_CONTEXT = valueTypes.RelationshipTypes.HAS_OBS_CONTEXT
+
+// One TID 1410 Planar ROI Measurements group, made of content items directly: dcmjs 0.52's
+// template of it rejects every tracking identifier (its check filters an Array subclass).
+function planarGroup(roi, trackingUID, number) {
+  const group = new valueTypes.ContainerContentItem({
+    name: code('125007', 'DCM', 'Measurement Group'),
+    relationshipType: CONTAINS,
+  })
+  group.ContentTemplateSequence = [{ MappingResource: 'DCMR', TemplateIdentifier: '1410' }]
+  group.ContentSequence = [
+    new valueTypes.TextContentItem({
+      name: code('112039', 'DCM', 'Tracking Identifier'),
+      value: `ROI #${number}`,
+      relationshipType: HAS_OBS_CONTEXT,
+    }),
+    new valueTypes.UIDRefContentItem({
+      name: code('112040', 'DCM', 'Tracking Unique Identifier'),
+      value: trackingUID,
+      relationshipType: HAS_OBS_CONTEXT,
+    }),
+    new valueTypes.CodeContentItem({
+      name: code('121071', 'DCM', 'Finding'),
+      value: code('85756007', 'SCT', 'Tissue'),
+      relationshipType: CONTAINS,
+    }),
+    new contentItems.ImageRegion3D({
+      graphicType: roi.scoord3d.graphicType,
+      graphicData: roi.scoord3d.graphicData,
+      frameOfReferenceUID: roi.scoord3d.frameOfReferenceUID,
+    }),
+  ]
+  return group
+}
+
 /** The Comprehensive 3D SR of *rois* (DMV ROI objects) on the slide *images* (naturalized). */
 export function buildReport({ rois, images, observer = 'ANONYMOUS', seriesDescription }) {
   const image = images[images.length - 1]
@@ -48,22 +85,9 @@ export function buildReport({ rois, images, observer = 'ANONYMOUS', seriesDescri
   })
   const imagingMeasurements = []
   rois.forEach((roi, index) => {
-    const group = new sr.templates.PlanarROIMeasurementsAndQualitativeEvaluations({
-      trackingIdentifier: new sr.templates.TrackingIdentifier({
-        uid: (roi.properties && roi.properties.trackingUID) || data.DicomMetaDictionary.uid(),
-        identifier: `ROI #${index + 1}`,
-      }),
-      referencedRegion: new sr.contentItems.ImageRegion3D({
-        graphicType: roi.scoord3d.graphicType,
-        graphicData: roi.scoord3d.graphicData,
-        frameOfReferenceUID: roi.scoord3d.frameOfReferenceUID,
-      }),
-      findingType: code('85756007', 'SCT', 'Tissue'),
-      measurements: [],
-      qualitativeEvaluations: [],
-    })
-    group[0].ContentTemplateSequence = [{ MappingResource: 'DCMR', TemplateIdentifier: '1410' }]
-    imagingMeasurements.push(...group)
+    imagingMeasurements.push(
+      planarGroup(roi, (roi.properties && roi.properties.trackingUID) || roi.uid, index + 1),
+    )
   })
   const measurementReport = new sr.templates.MeasurementReport({
     languageOfContentItemAndDescendants: new sr.templates.LanguageOfContentItemAndDescendants({}),
