@@ -58,9 +58,7 @@ def _serve_page(context, origin: str) -> None:  # type: ignore[no-untyped-def]
     def fulfil(route) -> None:  # type: ignore[no-untyped-def]
         path = route.request.url.split("/annotest/", 1)[1].split("?", 1)[0]
         if path.startswith("dmv/"):
-            # The viewer asks for its worker by another name than its dist/ file has.
-            name = path[len("dmv/") :].replace("worker.min.js", "worker.bundle.min.js")
-            file = DMV_DIST / name
+            file = DMV_DIST / path[len("dmv/") :]
         elif path == "annotate.bundle.js":
             file = ARTEFACTS / path
         else:
