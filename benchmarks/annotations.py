@@ -101,7 +101,9 @@ def main() -> None:
             plain = {"Accept-Encoding": "identity"}
             meta = _timed(args.repeats, lambda: session.get(base + "/metadata", headers=plain))
             body = meta.pop("result").content
-            zipped = session.get(base + "/metadata", headers={"Accept-Encoding": "gzip"}, stream=True)
+            zipped = session.get(
+                base + "/metadata", headers={"Accept-Encoding": "gzip"}, stream=True
+            )
             results["metadata"] = {
                 **meta,
                 "bytes": len(body),
@@ -126,7 +128,9 @@ def main() -> None:
             results["bulkdata_multipart"] = parts
             instance = _timed(
                 max(3, args.repeats // 4),
-                lambda: session.get(base, headers={"Accept": "multipart/related; type=application/dicom"}),
+                lambda: session.get(
+                    base, headers={"Accept": "multipart/related; type=application/dicom"}
+                ),
             )
             results["whole_instance_for_comparison"] = {
                 **{k: v for k, v in instance.items() if k != "result"},

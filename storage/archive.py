@@ -49,9 +49,9 @@ from storage.records import (
     StoredRecord,
 )
 from storage.retrieve.bulkdata import blob_chunks, header_element
-from storage.retrieve.locate import BulkLocation, locate
 from storage.retrieve.described import Descriptions, Image
 from storage.retrieve.frames import FrameReader
+from storage.retrieve.locate import BulkLocation, locate
 from storage.retrieve.renderer import Renderer
 from storage.retrieve.transcoder import Transcoder
 from storage.tiers.config import parse_rules, parse_tiers

@@ -81,7 +81,9 @@ def polygons(count: int, width: float, height: float, sides: int = 8, seed: int 
     return (centres[:, None, :] + radii[:, :, None] * ring[None, :, :]).astype(np.float32)
 
 
-def nuclei_annotations(slide: Dataset, count: int, sides: int = 8) -> hd.ann.MicroscopyBulkSimpleAnnotations:
+def nuclei_annotations(
+    slide: Dataset, count: int, sides: int = 8
+) -> hd.ann.MicroscopyBulkSimpleAnnotations:
     """A bulk annotation of *count* nuclei polygons on *slide* (2D SCOORD, total pixel matrix)."""
     width = float(slide.TotalPixelMatrixColumns)
     height = float(slide.TotalPixelMatrixRows)

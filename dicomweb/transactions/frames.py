@@ -250,7 +250,9 @@ def retrieve_bulkdata(
     if representation.unchanged():
         return representation.not_modified()
     if not choice.multipart:
-        return ranged_response(read, size, OCTET_STREAM, representation, {"Content-Location": location})
+        return ranged_response(
+            read, size, OCTET_STREAM, representation, {"Content-Location": location}
+        )
     boundary = representation.boundary
     headers = {
         "Content-Type": OCTET_STREAM,

@@ -233,15 +233,19 @@ def test_a_bulk_annotation_of_100k_nuclei_is_served_small_by_ranges_and_drawn(si
     size = len(expected.PointCoordinatesData)
     for start, end in ((0, 99), (size // 2, size // 2 + 4095), (size - 64, size - 1)):
         part = requests.get(
-            uri, headers={"Accept": "application/octet-stream", "Range": f"bytes={start}-{end}"},
+            uri,
+            headers={"Accept": "application/octet-stream", "Range": f"bytes={start}-{end}"},
             timeout=30,
         )
         assert part.status_code == 206
         assert part.headers["Content-Range"] == f"bytes {start}-{end}/{size}"
         assert part.content == expected.PointCoordinatesData[start : end + 1]
+
     # highdicom reads the object from the metadata and the bulk data it names.
     def bulk(tag, vr, value):  # type: ignore[no-untyped-def]
-        return requests.get(value, headers={"Accept": "application/octet-stream"}, timeout=30).content
+        return requests.get(
+            value, headers={"Accept": "application/octet-stream"}, timeout=30
+        ).content
 
     rebuilt = pydicom.Dataset.from_json(metadata.json()[0], bulk_data_uri_handler=bulk)
     rebuilt.file_meta = pydicom.dataset.FileMetaDataset()
