@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -127,7 +128,18 @@ def _stored_reports(server: ArchiveServer, slide: pydicom.Dataset) -> list[pydic
     ]
 
 
-def test_drawn_annotations_are_stored_shown_again_and_shared_live(site) -> None:
+def _dciodvfy_errors(dataset: pydicom.Dataset, directory: Path) -> list[str]:
+    """dciodvfy's errors on *dataset* (the IOD and its SR content constraints)."""
+    path = directory / "object.dcm"
+    dataset.save_as(path)
+    tool = Path(sys.executable).with_name("dciodvfy")
+    result = subprocess.run([str(tool), str(path)], capture_output=True, text=True, timeout=60)
+    return [
+        line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")
+    ]
+
+
+def test_drawn_annotations_are_stored_shown_again_and_shared_live(site, tmp_path) -> None:
     from playwright.sync_api import sync_playwright
 
     server, template = site
@@ -166,6 +178,7 @@ def test_drawn_annotations_are_stored_shown_again_and_shared_live(site) -> None:
     # Independently: the stored object, read by pydicom and highdicom from WADO-RS.
     [stored] = _stored_reports(server, slide)
     assert stored.SOPClassUID == SR_3D and stored.Modality == "SR"
+    assert _dciodvfy_errors(stored, tmp_path) == []
     assert stored.StudyInstanceUID == slide.StudyInstanceUID
     evidence = stored.PertinentOtherEvidenceSequence[0].ReferencedSeriesSequence[0]
     assert evidence.SeriesInstanceUID == slide.SeriesInstanceUID
@@ -179,6 +192,63 @@ def test_drawn_annotations_are_stored_shown_again_and_shared_live(site) -> None:
         assert region.graphic_type == hd.sr.GraphicTypeValues3D.POLYGON
         assert region.frame_of_reference_uid == slide.FrameOfReferenceUID
         np.testing.assert_allclose(region.value, roi["data"], rtol=1e-6, atol=1e-9)
+
+
+def test_points_lines_and_ellipses_are_saved_and_shown_again(site) -> None:
+    from playwright.sync_api import sync_playwright
+
+    server, template = site
+    slide = _store(server, template)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = _open(
+                browser.new_context(viewport={"width": 1100, "height": 900}), server, slide
+            )
+            box = page.locator("#viewport").bounding_box()
+            x, y = box["x"], box["y"]
+            page.click("button[data-tool=point]")
+            page.mouse.move(x + 200, y + 200)
+            page.mouse.click(x + 200, y + 200)
+            page.wait_for_timeout(150)
+            page.click("button[data-tool=line]")
+            for dx, dy in ((300, 500), (450, 520)):
+                page.mouse.move(x + dx, y + dy)
+                page.wait_for_timeout(100)
+                page.mouse.click(x + dx, y + dy)
+                page.wait_for_timeout(150)
+            page.mouse.dblclick(x + 600, y + 560)
+            page.wait_for_timeout(150)
+            page.click("button[data-tool=circle]")
+            for dx, dy in ((700, 250), (760, 250)):
+                page.mouse.move(x + dx, y + dy)
+                page.wait_for_timeout(100)
+                page.mouse.click(x + dx, y + dy)
+                page.wait_for_timeout(150)
+            page.click("button[data-tool=pan]")
+            drawn = {roi["type"]: roi for roi in _rois(page)}
+            assert sorted(drawn) == ["ELLIPSE", "POINT", "POLYLINE"], drawn
+            assert len(drawn["ELLIPSE"]["data"]) == 4  # the ends of both axes (PS3.3 C.18.9.1.2)
+            page.evaluate("window.annotations.save()")
+            page.reload()
+            page.wait_for_function("window.ready === true", timeout=30_000)
+            page.wait_for_function("window.viewer.getAllROIs().length === 3", timeout=10_000)
+            for roi in _rois(page):
+                shown, saved = np.array(roi["data"]), np.array(drawn[roi["type"]]["data"])
+                if roi["type"] == "ELLIPSE":
+                    # The same axes' ends; DMV lists them from its geometry, so in another
+                    # order, rounded to 0.1 µm again.
+                    shown, saved = (np.array(sorted(map(tuple, a))) for a in (shown, saved))
+                np.testing.assert_allclose(shown, saved, rtol=0, atol=2e-4)
+            assert page.errors == []
+        finally:
+            browser.close()
+    [stored] = _stored_reports(server, slide)
+    groups = hd.sr.Comprehensive3DSR.from_dataset(
+        stored
+    ).content.get_planar_roi_measurement_groups()
+    types = sorted(group.roi.graphic_type.value for group in groups)
+    assert types == ["ELLIPSE", "POINT", "POLYLINE"]
 
 
 def test_an_sr_written_as_slim_writes_it_is_shown(site) -> None:

@@ -229,6 +229,7 @@ export function attachAnnotations({
           state.loaded += 1
           emit('loaded', { ...instance, count })
         } catch (error) {
+          seen.delete(uid) // tried again at the next poll
           fail(`load ${uid}`, error)
         }
       }
