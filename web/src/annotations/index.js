@@ -2,6 +2,14 @@
 // saving as a Comprehensive 3D SR (TID 1500, as Slim writes) through STOW-RS, loading every SR
 // and Microscopy Bulk Simple Annotations object of the slide, and polling QIDO so that
 // annotations others save appear within seconds.
+//
+// Why SR for what a person draws: it is what Slim writes and reads as ROIs (one TID 1410 group,
+// with a tracking UID, per ROI), so ours show in Slim and Slim's here; Bulk Simple Annotations
+// (Sup 222) are for machine output of many shapes of one kind, and are shown, not written.
+//
+// The page must load dicom-microscopy-viewer's UMD bundle (global dicomMicroscopyViewer, or
+// pass `dmv`) and set window.PUBLIC_LIB_URL to where its dist/dynamic-import/ is served (its
+// data loader worker and wasm codecs; its default is ./static/js/).
 import * as dcmjs from 'dcmjs'
 
 import { buildReport, COMPREHENSIVE_3D_SR, part10, readReport } from './sr.js'
@@ -84,7 +92,7 @@ export function attachAnnotations({
   const seen = new Set() // SOP Instance UIDs of annotation objects loaded (or written) here
   const saved = new Set() // ROI UIDs already stored
   const listeners = new Set()
-  const state = { loaded: 0, errors: [], etag: null, polls: 0, stopped: false }
+  const state = { loaded: 0, errors: [], polls: 0, stopped: false }
   let busy = null
 
   const emit = (what, detail) => listeners.forEach((listener) => listener(what, detail))
@@ -191,16 +199,18 @@ export function attachAnnotations({
     return annotations.AnnotationGroupSequence.length
   }
 
-  // QIDO-RS of the study's instances (PS3.18 §10.6), conditional when the server gives ETags.
-  async function search() {
-    const url = `${root}/studies/${studyUID}/instances?includefield=00080016`
+  // QIDO-RS of the study's SR and ANN instances (PS3.18 §10.6), one query per modality (a
+  // list of values is not matched by every server), conditional when the server gives ETags.
+  const etags = {}
+  async function search(modality) {
+    const url = `${root}/studies/${studyUID}/instances?Modality=${modality}&includefield=00080016`
     const headers = { Accept: 'application/dicom+json', ...(client.headers || {}) }
-    if (state.etag) headers['If-None-Match'] = state.etag
+    if (etags[url]) headers['If-None-Match'] = etags[url]
     const response = await fetch(url, { headers, credentials: 'same-origin' })
-    if (response.status === 304) return null
+    if (response.status === 304) return []
     if (response.status === 204) return []
     if (!response.ok) throw new Error(`QIDO answered ${response.status}`)
-    state.etag = response.headers.get('ETag')
+    etags[url] = response.headers.get('ETag')
     return await response.json()
   }
 
@@ -209,8 +219,7 @@ export function attachAnnotations({
     if (busy) return busy
     busy = (async () => {
       state.polls += 1
-      const found = await search()
-      if (!found) return 0
+      const found = [...(await search('SR')), ...(await search('ANN'))]
       let added = 0
       for (const json of found) {
         const uid = firstValue(json, '00080018')
