@@ -99,6 +99,13 @@ def _rois(page) -> list[dict]:  # type: ignore[no-untyped-def]
     )
 
 
+def _pixels(page) -> np.ndarray:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    shot = page.locator("#viewport").screenshot()
+    return np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
+
+
 def _draw_polygon_and_rectangle(page) -> None:  # type: ignore[no-untyped-def]
     box = page.locator("#viewport").bounding_box()
     x, y = box["x"], box["y"]
@@ -339,6 +346,8 @@ def test_a_bulk_annotation_of_100k_nuclei_is_served_small_by_ranges_and_drawn(si
                 "response",
                 lambda r: bulk_statuses.append(r.status) if "/bulkdata/006A0002" in r.url else None,
             )
+            made: list[str] = []
+            context.on("console", lambda m: made.append(m.text) if "add n=" in m.text else None)
             page = _open(context, server, slide)
             page.wait_for_function(
                 "window.viewer.getAllAnnotationGroups().length === 1", timeout=20_000
@@ -354,8 +363,20 @@ def test_a_bulk_annotation_of_100k_nuclei_is_served_small_by_ranges_and_drawn(si
             while len(bulk_statuses) < 2 and time.monotonic() < deadline:
                 page.wait_for_timeout(200)
             assert len(bulk_statuses) >= 2 and set(bulk_statuses) == {200}, bulk_statuses
-            page.wait_for_timeout(1500)  # the features are made from the fetched bulk data
+            deadline = time.monotonic() + 30
+            while not made and time.monotonic() < deadline:
+                page.wait_for_timeout(200)
+            # DMV made one feature per polygon from the bulk data it fetched.
+            assert made and made[0].startswith(f"add n={NUCLEI} annotations"), made
+            page.wait_for_timeout(1000)
+            shown = _pixels(page)
             page.screenshot(path=str(ARTEFACTS / "annotations-nuclei.png"))
+            page.evaluate(f"window.viewer.hideAnnotationGroup('{groups[0]['uid']}')")
+            page.wait_for_timeout(1000)
+            hidden = _pixels(page)
+            # Drawn: hiding the group changes much of the viewport (clusters of nuclei).
+            changed = (np.abs(shown - hidden).sum(axis=2) > 60).mean()
+            assert changed > 0.05, changed
             assert page.errors == []
             assert page.evaluate("window.viewerErrors") == []
             assert page.evaluate("window.annotations.state.errors") == []
