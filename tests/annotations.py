@@ -82,12 +82,22 @@ def polygons(count: int, width: float, height: float, sides: int = 8, seed: int 
 
 
 def nuclei_annotations(
-    slide: Dataset, count: int, sides: int = 8
+    slide: Dataset, count: int, sides: int = 8, three_d: bool = False
 ) -> hd.ann.MicroscopyBulkSimpleAnnotations:
-    """A bulk annotation of *count* nuclei polygons on *slide* (2D SCOORD, total pixel matrix)."""
+    """A bulk annotation of *count* nuclei polygons on *slide*: 2D SCOORD in the total pixel
+    matrix (Point Coordinates Data, float32), or with *three_d* SCOORD3D in the slide's frame
+    of reference (Double Point Coordinates Data, float64)."""
     width = float(slide.TotalPixelMatrixColumns)
     height = float(slide.TotalPixelMatrixRows)
     shapes = polygons(count, width, height, sides)
+    kind = hd.ann.AnnotationCoordinateTypeValues.SCOORD
+    if three_d:
+        to_slide = hd.spatial.ImageToReferenceTransformer.for_image(
+            slide, for_total_pixel_matrix=True
+        )
+        flat = to_slide(shapes.reshape(-1, 2).astype(np.float64))
+        shapes = flat.reshape(count, sides, 3)
+        kind = hd.ann.AnnotationCoordinateTypeValues.SCOORD3D
     group = hd.ann.AnnotationGroup(
         number=1,
         uid=hd.UID(),
@@ -103,7 +113,7 @@ def nuclei_annotations(
     )
     return hd.ann.MicroscopyBulkSimpleAnnotations(
         source_images=[slide],
-        annotation_coordinate_type=hd.ann.AnnotationCoordinateTypeValues.SCOORD,
+        annotation_coordinate_type=kind,
         annotation_groups=[group],
         series_instance_uid=hd.UID(),
         series_number=901,

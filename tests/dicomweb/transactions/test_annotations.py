@@ -16,6 +16,7 @@ from tests.annotations import nuclei_annotations, with_patient
 from tests.inprocess import instance_url, store
 
 POINTS = 0x00660016  # Point Coordinates Data, OF
+DOUBLE_POINTS = 0x00660022  # Double Point Coordinates Data, OD
 INDEX = 0x00660040  # Long Primitive Point Index List, OL
 GROUPS = 0x006A0002  # Annotation Group Sequence
 OCTETS = {"Accept": "application/octet-stream"}
@@ -99,3 +100,18 @@ def test_metadata_is_small_and_bulk_data_is_served_by_offset(
     assert multipart.status_code == 200
     assert expected.LongPrimitivePointIndexList in multipart.get_data()
     assert client.get(url + "/bulkdata/006A0002/3/00660016", headers=OCTETS).status_code == 404
+
+
+def test_double_point_coordinates_of_3d_annotations_are_bulk_data_too(empty_web, testdata) -> None:
+    archive, client = empty_web
+    slide = with_patient(pydicom.dcmread(testdata / "dicom" / "wsi2dcm_jpeg.dcm"))
+    ann = nuclei_annotations(slide, 500, three_d=True)
+    data = _encoded(ann, ExplicitVRLittleEndian, False)
+    expected = pydicom.dcmread(io.BytesIO(data)).AnnotationGroupSequence[0]
+    assert "DoublePointCoordinatesData" in expected
+    url = instance_url(store(archive, data))
+    group = client.get(url + "/metadata").json[0]["006A0002"]["Value"][0]
+    assert group["00660022"]["vr"] == "OD" and "BulkDataURI" in group["00660022"]
+    path = group["00660022"]["BulkDataURI"].split("/dicomweb", 1)[1]
+    got = client.get("/dicomweb" + path, headers=OCTETS)
+    assert got.status_code == 200 and got.get_data() == expected.DoublePointCoordinatesData
