@@ -1,8 +1,11 @@
 """A bulk annotation of many nuclei polygons (Sup 222, made with highdicom) through the archive:
 STOW time, WADO-RS metadata size and time, bulk data time (whole and by Range), and how the
-bulk data value is found (walking element headers vs parsing the data set).
+bulk data value is found (walking element headers vs parsing the data set). With --browser,
+also how long after one Chromium saves drawn ROIs (web/src/annotations, 2 s QIDO poll) a
+second one on the same slide shows them.
 
     .venv/bin/python benchmarks/annotations.py [--nuclei 100000] [--sides 8] [--repeats 20]
+        [--browser]
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ import gzip
 import json
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pydicom
 import requests
@@ -49,11 +54,55 @@ def _timed(repeats: int, call) -> dict:  # type: ignore[no-untyped-def]
     return {"median_s": statistics.median(times), "best_s": min(times), "result": result}
 
 
+def live_sharing(root: str, template: pydicom.Dataset, rounds: int) -> dict:
+    """Seconds from browser A's save() to browser B showing the ROIs, *rounds* times."""
+    from dicomweb_client import DICOMwebClient
+    from playwright.sync_api import sync_playwright
+
+    from tests.annotations import fresh_copy
+    from tests.system.test_annotations_browser import (
+        CHROMIUM,
+        FLAGS,
+        _draw_polygon_and_rectangle,
+        _open,
+    )
+
+    subprocess.run(["node", "tests/browser/build.mjs"], check=True, timeout=120)
+    slide = fresh_copy(template)
+    DICOMwebClient(root).store_instances([slide])
+    server = SimpleNamespace(url=root)
+    seen, saves = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            size = {"width": 1100, "height": 900}
+            a = _open(browser.new_context(viewport=size), server, slide, poll=2000)
+            b = _open(browser.new_context(viewport=size), server, slide, poll=2000)
+            for _ in range(max(1, rounds)):
+                _draw_polygon_and_rectangle(a)
+                count = a.evaluate("window.viewer.getAllROIs().length")
+                start = time.perf_counter()
+                a.evaluate("window.annotations.save()")
+                saves.append(time.perf_counter() - start)
+                b.wait_for_function(f"window.viewer.getAllROIs().length === {count}")
+                seen.append(time.perf_counter() - start)
+        finally:
+            browser.close()
+    return {
+        "poll_ms": 2000,
+        "save_median_s": statistics.median(saves),
+        "seen_by_other_median_s": statistics.median(seen),
+        "seen_by_other_max_s": max(seen),
+        "rounds": len(seen),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nuclei", type=int, default=100_000)
     parser.add_argument("--sides", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--browser", action="store_true", help="measure live sharing too")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/annotations.json"))
     add_testdata_argument(parser)
     args = parser.parse_args()
@@ -136,6 +185,8 @@ def main() -> None:
                 **{k: v for k, v in instance.items() if k != "result"},
                 "bytes": len(instance["result"].content),
             }
+            if args.browser:
+                results["live_sharing"] = live_sharing(server.root, slide, args.repeats // 4)
         finally:
             server.stop()
     results["environment"] = {"cpus_shared": True, "server_workers": 2, "loopback": True}
