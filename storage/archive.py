@@ -53,6 +53,7 @@ from storage.records import (
 from storage.retrieve.bulkdata import blob_chunks, header_element
 from storage.retrieve.described import Descriptions, Image
 from storage.retrieve.frames import FrameReader
+from storage.retrieve.locate import BulkLocation, locate
 from storage.retrieve.renderer import Renderer
 from storage.retrieve.transcoder import Transcoder
 from storage.tiers.config import parse_rules, parse_tiers
@@ -382,6 +383,13 @@ class Archive:
     def bulk_element(self, record: StoredRecord, steps: list[int | str]) -> tuple[str, bytes]:
         """The VR and value of a non-pixel bulk data element by tag path."""
         return header_element(self._blobs, record.blob_key, steps)
+
+    def bulk_location(self, record: StoredRecord, steps: list[int | str]) -> BulkLocation | None:
+        """Where a non-pixel bulk data value lies in the blob (NotFound when it is not
+        there), read by walking element headers; None when its stored bytes are not the
+        value as sent (big endian, deflated) and ``bulk_element`` must decode it."""
+        with self._blobs.open(record.blob_key) as fp:
+            return locate(fp, steps, record.transfer_syntax)
 
     # -- pixels ----------------------------------------------------------------------------------
     def frame_table(self, record: StoredRecord) -> FrameTable | None:

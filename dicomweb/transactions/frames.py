@@ -235,24 +235,32 @@ def retrieve_bulkdata(
         return _frames_response(service, record, numbers)
     if choice is None:
         raise not_acceptable(f"bulk data {path}", octets)
-    _, value = service.archive.bulk_element(record, steps)
     representation = Representation(
         record.blob_key, record.stored_at, "bulkdata", path, max_age=service.config.cache_max_age
     )
+    # A large value (an annotation's Point Coordinates Data) is read from the blob by
+    # offset, never by loading the data set around it.
+    found = service.archive.bulk_location(record, steps)
+    if found is None:
+        _, value = service.archive.bulk_element(record, steps)
+        read, size = slices(value), len(value)
+    else:
+        read = blob_reader(lambda ranges: service.archive.read_ranges(record, ranges), found.offset)
+        size = found.length
     if representation.unchanged():
         return representation.not_modified()
     if not choice.multipart:
         return ranged_response(
-            slices(value), len(value), OCTET_STREAM, representation, {"Content-Location": location}
+            read, size, OCTET_STREAM, representation, {"Content-Location": location}
         )
     boundary = representation.boundary
     headers = {
         "Content-Type": OCTET_STREAM,
-        "Content-Length": str(len(value)),
+        "Content-Length": str(size),
         "Content-Location": location,
     }
     return Response(
-        write_parts(boundary, [(headers, [value])]),
+        write_parts(boundary, [(headers, read(0, size))]),
         content_type=f'multipart/related; type="{OCTET_STREAM}"; boundary={boundary}',
         headers=representation.headers(),
     )
