@@ -85,7 +85,15 @@ for (const name of readdirSync(dmvDist)) {
   const path = join(dmvDist, name)
   if (statSync(path).isFile()) copyFileSync(path, join(dmv, name))
 }
-copyFileSync(join(dmv, 'dataLoader.worker.bundle.min.js'), join(dmv, 'dataLoader.worker.min.js'))
+// The bundle starts its worker as a module worker, where the UMD worker beside it finds no
+// `this`: the dynamic-import build's worker (rooted at `self`) and its wasm codecs, found
+// next to it by name, serve instead.
+const dynamic = join(dmvDist, 'dynamic-import')
+for (const name of readdirSync(dynamic)) {
+  if (name.startsWith('dataLoader.worker.min.js') || name.endsWith('.wasm')) {
+    copyFileSync(join(dynamic, name), join(dmv, name))
+  }
+}
 
 copyFileSync(join(src, 'style.css'), join(out, 'style.css'))
 
