@@ -123,7 +123,8 @@ class Viewer:
         response = Response(body, content_type="text/html; charset=utf-8")
         response.headers["Cache-Control"] = PAGE_CACHE
         response.add_etag()
-        return _page_headers(response.make_conditional(request))
+        response.make_conditional(request)  # in place: 304 on a matching If-None-Match
+        return _page_headers(response)
 
     def studies(self) -> Response:
         return self._page("index.html")

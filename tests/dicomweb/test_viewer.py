@@ -24,7 +24,9 @@ def write_build(folder: Path) -> Path:
     static = folder / "static" / BUILD_ID
     (static / "dmv").mkdir(parents=True)
     for page in ("index.html", "study.html"):
-        (folder / page).write_text(f"<!doctype html><script src='{STATIC}/{BUILD_ID}/list.js'></script>{page}")
+        (folder / page).write_text(
+            f"<!doctype html><script src='{STATIC}/{BUILD_ID}/list.js'></script>{page}"
+        )
     (static / "list.js").write_bytes(SCRIPT)
     (static / "list.js.gz").write_bytes(gzip.compress(SCRIPT))
     (static / "dmv" / "dataLoader.worker.min.js").write_bytes(b"self.onmessage = () => {}")
@@ -86,8 +88,10 @@ def test_pages_and_files_need_no_identity_but_dicomweb_does(web, built: Path) ->
     }
     assert config.headers["Cache-Control"] == "no-store"
     # The API keeps its own policy.
-    assert client.get("/dicomweb/studies").headers["Content-Security-Policy"].startswith(
-        "default-src 'none'"
+    assert (
+        client.get("/dicomweb/studies")
+        .headers["Content-Security-Policy"]
+        .startswith("default-src 'none'")
     )
 
 
@@ -106,7 +110,9 @@ def test_the_build_files_are_immutable_and_gzipped_for_who_accepts_it(web, built
     assert packed.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(packed.data) == SCRIPT
     assert packed.headers["ETag"] != plain.headers["ETag"]  # two representations
-    again = client.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]})
+    again = client.get(
+        url, headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]}
+    )
     assert again.status_code == 304
 
 
@@ -158,7 +164,7 @@ def test_the_viewer_setting_off_leaves_no_viewer(web, built: Path) -> None:
 
 
 def test_the_default_build_is_the_checkouts(web) -> None:
-    assert CHECKOUT_BUILD == Path(__file__).resolve().parents[2] / "web" / "dist"
+    assert Path(__file__).resolve().parents[2] / "web" / "dist" == CHECKOUT_BUILD
     if not (CHECKOUT_BUILD / "manifest.json").is_file():
         pytest.skip("web/dist is not built (./scripts/setup.sh builds it)")
     client = web()
@@ -170,4 +176,6 @@ def test_the_default_build_is_the_checkouts(web) -> None:
         assert f"{STATIC}/{build}/{name}".encode() in page.data
         assert client.get(f"{STATIC}/{build}/{name}").status_code == 200
     for name in ("decodeImageFrameWorker.js", "dmv/dataLoader.worker.min.js"):
-        assert client.get(f"{STATIC}/{build}/{name}").headers["Content-Security-Policy"] == WORKER_CSP
+        assert (
+            client.get(f"{STATIC}/{build}/{name}").headers["Content-Security-Policy"] == WORKER_CSP
+        )

@@ -79,7 +79,9 @@ class Case:
     base: Dataset = field(init=False)  # the slide's base level (ORIGINAL VOLUME)
 
     def __post_init__(self) -> None:
-        self.base = next(d for d in self.slide if list(d.ImageType)[:3] == ["ORIGINAL", "PRIMARY", "VOLUME"])
+        self.base = next(
+            d for d in self.slide if list(d.ImageType)[:3] == ["ORIGINAL", "PRIMARY", "VOLUME"]
+        )
 
     @property
     def all(self) -> list[Dataset]:
@@ -242,7 +244,9 @@ def test_the_study_list_finds_the_patients_studies_with_thumbnails(desk: Desk, b
     ]
     page.goto(desk.origin + "/?from=1993-01-01&to=1993-12-31")
     page.locator("#status", has_text="1 study").wait_for()
-    assert rows.evaluate_all("rows => rows.map(r => r.dataset.uid)") == [desk.case.cr.StudyInstanceUID]
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.uid)") == [
+        desk.case.cr.StudyInstanceUID
+    ]
     # A click on a row opens the study view.
     page.goto(desk.origin + f"/?PatientID={PATIENT}&ModalitiesInStudy=SM")
     page.locator("#status", has_text="1 study").wait_for()
@@ -253,7 +257,9 @@ def test_the_study_list_finds_the_patients_studies_with_thumbnails(desk: Desk, b
     assert problems == []
 
 
-def _settled(page, frames: Frames, series: str, quiet_ms: int = 1500, timeout_ms: int = 60_000) -> None:
+def _settled(
+    page, frames: Frames, series: str, quiet_ms: int = 1500, timeout_ms: int = 60_000
+) -> None:
     """Wait until the slide's map has drawn every tile it wants and no frame is requested."""
     waited, seen = 0, -1
     while waited < timeout_ms:
@@ -361,7 +367,8 @@ def test_the_study_view_draws_the_slide_as_the_server_renders_it(desk: Desk, bro
 def test_the_study_view_shows_the_label(desk: Desk, browser) -> None:
     problems: list[str] = []
     page = _page(browser, problems)
-    label = f"/series/{desk.case.label.SeriesInstanceUID}/instances/{desk.case.label.SOPInstanceUID}/rendered"
+    shown = desk.case.label
+    label = f"/series/{shown.SeriesInstanceUID}/instances/{shown.SOPInstanceUID}/rendered"
     with page.expect_response(lambda r: label in r.url, timeout=60_000) as answer:
         page.goto(desk.origin + "/study/" + desk.case.base.StudyInstanceUID)
     assert answer.value.status == 200
@@ -372,6 +379,10 @@ def test_the_study_view_shows_the_label(desk: Desk, browser) -> None:
     assert not_blank(drawn)
     page.close()
     assert problems == []
+
+
+def _resized(image: np.ndarray, size: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image.astype(np.uint8)).resize((size, size)), np.float64)
 
 
 def _radiology(page) -> np.ndarray:
@@ -390,7 +401,9 @@ def test_the_radiology_pane_draws_the_xray_with_window_level(desk: Desk, browser
         f"{desk.origin}/study/{case.mr.StudyInstanceUID}",
     }
     page.click(f"#radiology button[data-series='{case.cr.SeriesInstanceUID}']")
-    page.wait_for_function(f"() => document.body.dataset.radiology === '{case.cr.SeriesInstanceUID}'")
+    page.wait_for_function(
+        f"() => document.body.dataset.radiology === '{case.cr.SeriesInstanceUID}'"
+    )
     page.wait_for_timeout(1500)
     assert set(frames.of(case.cr.SeriesInstanceUID)) == {200}
     before = _radiology(page)
@@ -399,7 +412,9 @@ def test_the_radiology_pane_draws_the_xray_with_window_level(desk: Desk, browser
     # The drawn X-ray is the server's rendering of it (fitted, centred, square).
     height, width = before.shape[:2]
     side = min(height, width)
-    drawn = before[(height - side) // 2 : (height + side) // 2, (width - side) // 2 : (width + side) // 2]
+    drawn = before[
+        (height - side) // 2 : (height + side) // 2, (width - side) // 2 : (width + side) // 2
+    ]
     rendered = requests.get(
         f"{desk.server.url}/studies/{case.cr.StudyInstanceUID}/series/{case.cr.SeriesInstanceUID}"
         f"/instances/{case.cr.SOPInstanceUID}/rendered",
@@ -410,8 +425,7 @@ def test_the_radiology_pane_draws_the_xray_with_window_level(desk: Desk, browser
     assert rendered.status_code == 200
     expected = _image(rendered.content)
     size = min(expected.shape[0], drawn.shape[0], 256)
-    small = lambda a: np.asarray(Image.fromarray(a.astype(np.uint8)).resize((size, size)), np.float64)  # noqa: E731
-    assert correlation(small(drawn), small(expected)) > 0.9
+    assert correlation(_resized(drawn, size), _resized(expected, size)) > 0.9
     # A drag with the primary button changes the window: the pixels change.
     box = page.locator("#xray").bounding_box()
     assert box is not None
@@ -433,7 +447,9 @@ def test_the_wheel_scrolls_through_the_frames_of_a_multiframe_mr(desk: Desk, bro
     page.on("response", frames)
     page.goto(desk.origin + "/study/" + case.mr.StudyInstanceUID)
     # This study has no slide: the patient's slide (another study) is shown beside the MR.
-    page.wait_for_function(f"() => document.body.dataset.radiology === '{case.mr.SeriesInstanceUID}'")
+    page.wait_for_function(
+        f"() => document.body.dataset.radiology === '{case.mr.SeriesInstanceUID}'"
+    )
     page.wait_for_function(f"() => document.body.dataset.slide === '{case.base.SeriesInstanceUID}'")
     assert page.evaluate("() => desk.viewport.getImageIds().length") == int(case.mr.NumberOfFrames)
     page.wait_for_timeout(1000)
@@ -456,7 +472,9 @@ def test_the_wheel_scrolls_through_the_frames_of_a_multiframe_mr(desk: Desk, bro
     assert problems == []
 
 
-def test_a_401_sends_the_browser_to_login_and_back(tmp_path_factory, testdata: Path, browser) -> None:
+def test_a_401_sends_the_browser_to_login_and_back(
+    tmp_path_factory, testdata: Path, browser
+) -> None:
     """With authentication on, the study view's first DICOMweb request gets 401; the page goes
     to /login?next=<itself>, the provider logs the browser in, and it comes back to the same
     study, showing who is logged in and a logout link."""
@@ -479,7 +497,9 @@ def test_a_401_sends_the_browser_to_login_and_back(tmp_path_factory, testdata: P
         page.wait_for_url(origin + target)
         page.wait_for_function("() => window.desk && window.desk.shown", timeout=60_000)
         assert page.url == origin + target
-        assert logins and logins[0] == f"{origin}/login?next={requests.utils.quote(target, safe='')}"
+        assert (
+            logins and logins[0] == f"{origin}/login?next={requests.utils.quote(target, safe='')}"
+        )
         assert page.locator("#user .who").inner_text().endswith("alice")  # the subject
         assert page.locator("#logout").get_attribute("href") == "/logout"
         page.screenshot(path=artifacts(tmp_path_factory) / "logged-in.png")
@@ -491,8 +511,9 @@ def test_the_pages_policy_lets_nothing_from_elsewhere_run(desk: Desk) -> None:
     page = requests.get(desk.origin + "/", timeout=10)
     assert page.status_code == 200
     policy = page.headers["Content-Security-Policy"]
-    assert "script-src 'self' 'wasm-unsafe-eval'" in policy and "unsafe-eval'" not in policy.replace(
-        "'wasm-unsafe-eval'", ""
+    assert (
+        "script-src 'self' 'wasm-unsafe-eval'" in policy
+        and "unsafe-eval'" not in policy.replace("'wasm-unsafe-eval'", "")
     )
     manifest = json.loads((BUILD / "manifest.json").read_text())
     assert f"{manifest['static']}/list.js" in page.text
