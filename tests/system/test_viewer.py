@@ -167,6 +167,7 @@ class Desk:
     server: ArchiveServer
     case: Case
     folder: Path
+    fluorescence: list[Dataset]  # another patient's slide of three optical paths
 
     @property
     def origin(self) -> str:
@@ -180,8 +181,12 @@ def desk(tmp_path_factory: pytest.TempPathFactory, testdata: Path) -> Iterator[D
     case = make_case(testdata, root)
     server = ArchiveServer(root / "data").start()
     try:
-        DICOMwebClient(server.url).store_instances(case.all)
-        yield Desk(server, case, artifacts(tmp_path_factory))
+        channels = sorted((testdata / "dicom" / "3dhistech-wg26-FluorCell_4").iterdir())
+        fluorescence = [_read(path) for path in channels if path.suffix != ".txt"]
+        for dataset in fluorescence:
+            dataset.PatientID, dataset.PatientName = "DESK-2", "Desk^Other"
+        DICOMwebClient(server.url).store_instances(case.all + fluorescence)
+        yield Desk(server, case, artifacts(tmp_path_factory), fluorescence)
     finally:
         server.stop()
 
@@ -214,10 +219,11 @@ def test_the_study_list_finds_the_patients_studies_with_thumbnails(desk: Desk, b
     problems: list[str] = []
     page = _page(browser, problems)
     page.goto(desk.origin + "/")
+    page.locator("#status", has_text="4 studies").wait_for()  # every study, at first
     page.fill("input[name=PatientID]", PATIENT)
     page.click("form#search button[type=submit]")
     rows = page.locator("#studies tbody tr.study")
-    rows.nth(2).wait_for()
+    page.locator("#status", has_text="3 studies").wait_for()
     uids = set(rows.evaluate_all("rows => rows.map(r => r.dataset.uid)"))
     studies = {d.StudyInstanceUID for d in desk.case.all}
     assert uids == studies
@@ -237,7 +243,7 @@ def test_the_study_list_finds_the_patients_studies_with_thumbnails(desk: Desk, b
         width = shown.evaluate("i => i.naturalWidth")
         assert width == Image.open(io.BytesIO(served.content)).width
     # The other criteria: a partial name, a modality, a date range (only the CR has 1993).
-    page.goto(desk.origin + "/?PatientName=Desk&ModalitiesInStudy=SM")
+    page.goto(desk.origin + "/?PatientName=Desk%5EPath&ModalitiesInStudy=SM")
     page.locator("#status", has_text="1 study").wait_for()
     assert rows.evaluate_all("rows => rows.map(r => r.dataset.uid)") == [
         desk.case.base.StudyInstanceUID
@@ -395,6 +401,7 @@ def test_the_radiology_pane_draws_the_xray_with_window_level(desk: Desk, browser
     page.on("response", frames)
     page.goto(desk.origin + "/study/" + case.base.StudyInstanceUID)
     # The patient's other studies are listed, and the X-ray of one of them can be opened.
+    page.locator("#others a").nth(1).wait_for()
     others = set(page.locator("#others a").evaluate_all("links => links.map(a => a.href)"))
     assert others == {
         f"{desk.origin}/study/{case.cr.StudyInstanceUID}",
@@ -517,3 +524,40 @@ def test_the_pages_policy_lets_nothing_from_elsewhere_run(desk: Desk) -> None:
     )
     manifest = json.loads((BUILD / "manifest.json").read_text())
     assert f"{manifest['static']}/list.js" in page.text
+
+
+def test_a_slide_of_several_optical_paths_gets_a_toggle_per_path(desk: Desk, browser) -> None:
+    problems: list[str] = []
+    page = _page(browser, problems)
+    page.goto(desk.origin + "/study/" + desk.fluorescence[0].StudyInstanceUID)
+    page.wait_for_function("() => window.desk && window.desk.shown")
+    toggles = page.locator("#paths input[type=checkbox]")
+    toggles.nth(2).wait_for()
+    expected = {
+        str(item.OpticalPathIdentifier) for item in desk.fluorescence[0].OpticalPathSequence
+    }
+    assert set(toggles.evaluate_all("boxes => boxes.map(b => b.dataset.path)")) == expected
+    assert toggles.evaluate_all("boxes => boxes.every(b => b.checked)")  # all shown at first
+    page.wait_for_timeout(3000)
+    slide = page.locator("#slide")
+    every = _image(slide.screenshot())
+    page.screenshot(path=desk.folder / "fluorescence.png")
+    assert not_blank(every)
+    # DAPI is drawn in blue: without it the blue of the picture drops, the rest stays.
+    dapi = next(
+        str(item.OpticalPathIdentifier)
+        for item in desk.fluorescence[0].OpticalPathSequence
+        if "DAPI" in str(item.get("OpticalPathDescription", ""))
+    )
+    page.uncheck(f"#paths input[data-path='{dapi}']")
+    page.wait_for_timeout(2000)
+    assert page.evaluate(f"() => desk.shown.viewer.isOpticalPathVisible('{dapi}')") is False
+    without = _image(slide.screenshot())
+    page.screenshot(path=desk.folder / "fluorescence-without-dapi.png")
+    assert without[..., 2].mean() < every[..., 2].mean() - 1.0
+    page.check(f"#paths input[data-path='{dapi}']")
+    page.wait_for_timeout(2000)
+    again = _image(slide.screenshot())
+    assert abs(again[..., 2].mean() - every[..., 2].mean()) < 1.0
+    page.close()
+    assert problems == []

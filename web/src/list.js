@@ -60,6 +60,7 @@ async function search(config, dicomweb, form) {
   const params = query(form)
   status('searching…')
   const body = document.querySelector('#studies tbody')
+  body.replaceChildren()
   try {
     const studies = await dicomweb.searchForStudies({ queryParams: params })
     body.replaceChildren(...studies.map((study) => row(config, study)))

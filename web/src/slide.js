@@ -40,7 +40,7 @@ export function slides(all) {
     const kind = flavor(image)
     if (kind === FLAVOR.LABEL) slide.label.push(image)
     else if (kind === FLAVOR.OVERVIEW) slide.overview.push(image)
-    else slide.volume.push(image)
+    else if (kind === FLAVOR.VOLUME || kind === FLAVOR.THUMBNAIL) slide.volume.push(image)
   }
   return [...found.values()].filter((slide) => slide.volume.length > 0)
 }
@@ -56,6 +56,18 @@ function still(dmv, Viewer, client, image, container, onError) {
   })
   viewer.render({ container })
   return viewer
+}
+
+const MAX_SHOWN_PATHS = 4 // channels blended at first; the others wait for their toggle
+
+/** DMV leaves a slide's monochrome optical paths (fluorescence channels) hidden: show the
+ *  first few in their default colours (from the illumination), as Slim does. */
+function showPaths(viewer) {
+  const paths = viewer.getAllOpticalPaths()
+  if (paths.some((path) => viewer.isOpticalPathVisible(path.identifier))) return
+  for (const path of paths.slice(0, MAX_SHOWN_PATHS)) {
+    viewer.showOpticalPath(path.identifier, viewer.getOpticalPathDefaultStyle(path.identifier))
+  }
 }
 
 function pathToggles(viewer, list) {
@@ -114,6 +126,7 @@ export function show(dmv, client, slide, elements, onError) {
       dmv, dmv.viewer.OverviewImageViewer, client, slide.overview[0], elements.overview, onError,
     )
   }
+  showPaths(viewer)
   elements.pathsPanel.hidden = !pathToggles(viewer, elements.paths)
   return shown
 }

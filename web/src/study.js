@@ -184,6 +184,7 @@ async function main() {
   const radList = el('radiology')
   radList.replaceChildren()
   el('xray-empty').hidden = desk.radiology.length > 0
+  el('xray-hint').hidden = desk.radiology.length === 0
   let firstRadiology = null
   for (const item of desk.radiology) {
     const where = item.studyUID === uid ? 'this study' : formatDate(value(item.study, TAG.StudyDate))
