@@ -79,6 +79,11 @@ export async function show(staticBase, root, metadata, element, onError) {
     engine.enableElement({ viewportId: VIEWPORT, type: Enums.ViewportType.STACK, element })
     tools.addViewport(VIEWPORT, ENGINE)
     element.addEventListener('contextmenu', (event) => event.preventDefault())
+    element.addEventListener(Enums.Events.STACK_NEW_IMAGE, (event) => {
+      const counter = document.getElementById('xray-frame')
+      const total = engine.getViewport(VIEWPORT).getImageIds().length
+      if (counter) counter.textContent = total > 1 ? `frame ${event.detail.imageIdIndex + 1} / ${total}` : ''
+    })
     new ResizeObserver(() => engine.resize(true, true)).observe(element)
   }
   const viewport = engine.getViewport(VIEWPORT)
