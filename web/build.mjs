@@ -53,6 +53,8 @@ await build({
   },
   outdir: out,
   bundle: true,
+  splitting: true, // study.js imports radiology.js (Cornerstone3D) on demand: a chunk
+  chunkNames: '[name]-[hash]',
   format: 'esm',
   platform: 'browser',
   target: ['es2022'],

@@ -51,6 +51,9 @@ export function values(dataset, tag) {
   return element && element.Value ? element.Value.join('\\') : ''
 }
 
+/** The modalities the radiology pane shows (PS3.3 C.7.3.1.1.1). */
+export const RADIOLOGY = new Set(['CR', 'DX', 'CT', 'MR', 'US', 'MG', 'XA', 'RF', 'PT', 'NM', 'OT', 'IO', 'PX'])
+
 export const TAG = {
   StudyDate: '00080020',
   StudyTime: '00080030',

@@ -16,7 +16,6 @@ import { TAG, value } from './common.js'
 const ENGINE = 'wsiarchive-desk'
 const VIEWPORT = 'radiology'
 const TOOLS = 'radiology-tools'
-export const MODALITIES = new Set(['CR', 'DX', 'CT', 'MR', 'US', 'MG', 'XA', 'RF', 'PT', 'NM', 'OT', 'IO', 'PX'])
 
 let started = null
 

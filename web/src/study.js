@@ -4,10 +4,17 @@
 // (radiology.js); annotations attach through ./annotations/index.js.
 import { attachAnnotations } from './annotations/index.js'
 import {
-  TAG, client, formatDate, loadConfig, onUnauthorized, showUser, status, thumbnail, value, values,
+  RADIOLOGY, TAG, client, formatDate, loadConfig, onUnauthorized, showUser, status, thumbnail, value, values,
 } from './common.js'
-import * as radiology from './radiology.js'
 import * as slide from './slide.js'
+
+// Cornerstone3D is most of this page's code: fetched and parsed only once a radiology
+// series is to be shown, so the slide does not wait for it (an esbuild chunk).
+let radiology = null
+const loadRadiology = async () => {
+  radiology ??= await import('./radiology.js')
+  return radiology
+}
 
 // This bundle's folder, /viewer/static/<build>: DMV's worker and the codecs live below it.
 const STATIC = new URL('.', import.meta.url).pathname.replace(/\/$/, '')
@@ -135,7 +142,8 @@ async function showRadiology(dicomweb, config, item, onError) {
   const metadata = await dicomweb.retrieveSeriesMetadata({
     studyInstanceUID: item.studyUID, seriesInstanceUID: item.uid,
   })
-  desk.viewport = await radiology.show(STATIC, config.dicomweb, metadata, el('xray'), onError)
+  const { show } = await loadRadiology()
+  desk.viewport = await show(STATIC, config.dicomweb, metadata, el('xray'), onError)
   document.body.dataset.radiology = item.uid
   status('')
 }
@@ -180,7 +188,7 @@ async function main() {
   const series = await seriesOf(dicomweb, studies)
 
   // Radiology: this study's first, then the patient's other studies'.
-  desk.radiology = series.filter((s) => radiology.MODALITIES.has(value(s.series, TAG.Modality)))
+  desk.radiology = series.filter((s) => RADIOLOGY.has(value(s.series, TAG.Modality)))
   const radList = el('radiology')
   radList.replaceChildren()
   el('xray-empty').hidden = desk.radiology.length > 0
