@@ -8,7 +8,7 @@ from typing import Protocol
 
 from flask import Blueprint, Flask, Response, request
 
-from dicomweb import auditing, errors, limits, probes
+from dicomweb import auditing, errors, limits, probes, viewer
 from dicomweb.http import accesslog, compression, cors, metered, securityheaders
 from dicomweb.identity import authenticate
 from dicomweb.identity.authenticate import IdentityConfig
@@ -27,7 +27,9 @@ def _bound(route: Route, service: Service) -> Callable[..., Response]:
     return view
 
 
-class AppConfig(WebConfig, IdentityConfig, JobsConfig, probes.ProbeConfig, Protocol):
+class AppConfig(
+    WebConfig, IdentityConfig, JobsConfig, probes.ProbeConfig, viewer.ViewerConfig, Protocol
+):
     """Every setting the web front door reads."""
 
 
@@ -86,6 +88,7 @@ def create_app(archive: Archive, config: AppConfig, jobs: JobQueue | None = None
     # After the preflights (they carry no credentials), before the limits (they key on the
     # principal's subject); the audit record is written once the response is known.
     authenticate.install(app, service, config, authenticator)
+    viewer.install(app, service, config, authenticator, login="login" in app.view_functions)
     auditing.install(app, service)
     limits.install(app, config)
     errors.install(app)

@@ -295,6 +295,19 @@ class Settings:
         "Let the cors_origins send credentials (cookies, HTTP authentication): "
         "Access-Control-Allow-Credentials. Not allowed with cors_origins = *.",
     )
+    viewer: bool = setting(
+        Group.WEB,
+        True,
+        "Serve the built-in browser viewer: the study list at /, the study view at "
+        "/study/<uid> (slides next to the patient's radiology), its files under /viewer/.",
+    )
+    viewer_dir: str = setting(
+        Group.WEB,
+        "",
+        "Folder of the viewer's build (what `npm run --prefix web build` writes, "
+        "scripts/setup.sh runs it); empty means web/dist of this checkout. Without a build, "
+        "/ answers 503 saying how to make one.",
+    )
     header_timeout: float = setting(
         Group.WEB,
         30.0,

@@ -19,6 +19,9 @@ from storage.access import Principal, PrincipalKind, Scope
 
 log = logging.getLogger(__name__)
 REALM = "wsiarchive"
+# The blueprint whose routes need no identity: the built-in viewer's pages and files (no
+# patient data; what they show comes from DICOMweb, which authenticates).
+PUBLIC_BLUEPRINT = "viewer"
 
 
 class IdentityConfig(OidcConfig, LoginConfig, Protocol):
@@ -136,6 +139,8 @@ def install(
     @app.before_request
     def _authenticate() -> None:
         if request.endpoint in ("login", "callback", "logout"):
+            return
+        if request.blueprint == PUBLIC_BLUEPRINT:
             return
         if request.method == "OPTIONS":
             return  # CORS preflights and capabilities describe the service, not patient data
