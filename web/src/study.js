@@ -137,15 +137,27 @@ function showSlide(dmv, dicomweb, config, found, onError) {
   document.body.dataset.slide = first.SeriesInstanceUID
 }
 
+// The newest series asked for wins: a series chosen while another still loads (the first one
+// shown on opening, say) must not be drawn over by the older one when that finishes later, so
+// each request is numbered and the viewport is set up by one request at a time.
+let radiologyAsked = 0
+let radiologyDrawn = Promise.resolve()
+
 async function showRadiology(dicomweb, config, item, onError) {
+  const asked = ++radiologyAsked
   status('loading radiology…')
   const metadata = await dicomweb.retrieveSeriesMetadata({
     studyInstanceUID: item.studyUID, seriesInstanceUID: item.uid,
   })
   const { show } = await loadRadiology()
-  desk.viewport = await show(STATIC, config.dicomweb, metadata, el('xray'), onError)
-  document.body.dataset.radiology = item.uid
-  status('')
+  const turn = radiologyDrawn.then(async () => {
+    if (asked !== radiologyAsked) return
+    desk.viewport = await show(STATIC, config.dicomweb, metadata, el('xray'), onError)
+    document.body.dataset.radiology = item.uid
+    status('')
+  })
+  radiologyDrawn = turn.catch(() => {})
+  await turn
 }
 
 function header(study) {
