@@ -183,7 +183,7 @@ def visit(
 
 def _response(root: str, into: list[dict[str, Any]], event: dict[str, Any]) -> None:
     response = event["response"]
-    if response["url"].startswith(root):
+    if response["url"].startswith(root) and event.get("type") != "Preflight":  # CORS's own
         into.append(
             {
                 "url": response["url"][len(root) :],
@@ -191,6 +191,11 @@ def _response(root: str, into: list[dict[str, Any]], event: dict[str, Any]) -> N
                 "protocol": response.get("protocol", ""),
                 "cached": bool(response.get("fromDiskCache") or response.get("fromPrefetchCache")),
                 "bytes": int(response.get("encodedDataLength", 0)),
+                "headers": {
+                    k.lower(): v
+                    for k, v in response.get("headers", {}).items()
+                    if k.lower() in ("etag", "cache-control", "content-encoding")
+                },
             }
         )
 
