@@ -27,6 +27,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from benchmarks.viewer import (  # noqa: E402
     trusted_flags,
     visit,
 )
+from benchmarks.wan import home_line  # noqa: E402
 
 SLIDE = "ndpi/test3-DAPI-2-(387).ndpi"  # JPEG tiles, base 3968 x 4864: two viewports wide
 GOAL_MS = 1500
@@ -82,9 +84,8 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "visible_base_tiles": steps[0]["visible_base_tiles"],
             "frame_responses": len(frames) / len(steps),
             "frames_from_cache": sum(r["cached"] for r in frames) / len(steps),
-            "frame_errors": sum(r["status"] >= 400 for r in frames) + sum(
-                len(s["errors"]) for s in steps
-            ),
+            "frame_errors": sum(r["status"] >= 400 for r in frames)
+            + sum(len(s["errors"]) for s in steps),
             "protocols": sorted({r["protocol"] for r in frames}),
         }
         if step != "pan":
@@ -101,13 +102,16 @@ def main() -> int:
     parser.add_argument("--slide", default=SLIDE, help="in the test data")
     parser.add_argument("--workers", type=int, default=2, help="our server's processes")
     parser.add_argument("--no-orthanc", action="store_true")
+    parser.add_argument(
+        "--line", choices=("devtools", "proxy", "both"), default="both",
+        help="the throttling: DevTools (per request), the proxy (per connection), or both",
+    )  # fmt: skip
     add_testdata_argument(parser)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/wsiarchive-viewer-bench"))
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "viewer_speed.json"
     )
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     files = convert(args.testdata / args.slide, args.workdir / "slide")
@@ -115,38 +119,35 @@ def main() -> int:
     study, series = first.StudyInstanceUID, first.SeriesInstanceUID
     cert, key = certificate(args.workdir)
     tls = {"https_certificate": str(cert), "https_key": str(key)}
+    ports = {"wsiarchive-http1": 18481, "wsiarchive-http2": 18482, "orthanc": 18483}
+    if args.no_orthanc or not Orthanc.available():
+        del ports["orthanc"]
+    lines = ("devtools", "proxy") if args.line == "both" else (args.line,)
     peers: dict[str, Peer] = {}
-    try:
-        for name, port, version in (("wsiarchive-http1", 18481, "1"), ("wsiarchive-http2", 18482, "auto")):
-            peer = Ours(
-                args.workdir / name, port, workers=args.workers, name=name,
-                settings={**tls, "http_version": version},
-            )  # fmt: skip
-            peers[name] = peer
-        if not args.no_orthanc and Orthanc.available():
-            peers["orthanc"] = Orthanc(args.workdir / "orthanc", 18483, 14283)
-        for name, peer in peers.items():
-            for path in files:
-                stow(peer.root, path)
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in peers}
-        with page_site(args.workdir / "site") as page, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=trusted_flags(cert) + NO_CORS)
-            try:
-                for name, peer in peers.items():  # a warm-up visit each, not counted
-                    visit(browser, page, peer.root, study, series, revisit=False)
-                for number in range(args.runs):
-                    for name, peer in peers.items():
-                        run = visit(browser, page, peer.root, study, series)
-                        for step in run.values():
-                            step.pop("frames", None)
-                        runs[name].append(run)
-                        line = {s: round(run[s]["full_ms"]) for s in STEPS}
-                        print(f"run {number + 1} {name}: {line}", flush=True)
-            finally:
-                browser.close()
-    finally:
-        for peer in peers.values():
-            peer.stop()
+    with ExitStack() as stack:
+        proxied = {name: stack.enter_context(home_line(port)) for name, port in ports.items()}
+        try:
+            for name, version in (("wsiarchive-http1", "1"), ("wsiarchive-http2", "auto")):
+                # allowed_hosts: the BulkDataURIs (ICC profiles) name the proxy when asked
+                # through it.
+                settings = {
+                    **tls,
+                    "http_version": version,
+                    "allowed_hosts": f"127.0.0.1:{proxied[name]}",
+                }
+                peers[name] = Ours(
+                    args.workdir / name, ports[name], workers=args.workers, name=name,
+                    settings=settings,
+                )  # fmt: skip
+            if "orthanc" in ports:
+                peers["orthanc"] = Orthanc(args.workdir / "orthanc", ports["orthanc"], 14283)
+            for peer in peers.values():
+                for path in files:
+                    stow(peer.root, path)
+            runs = measure(args, peers, proxied, lines, cert, study, series)
+        finally:
+            for peer in peers.values():
+                peer.stop()
     results: dict[str, Any] = {
         "slide": args.slide,
         "levels": len(files),
@@ -155,31 +156,85 @@ def main() -> int:
             "latency_ms": HOME.latency_ms,
             "down_mbit": HOME.down_mbit,
             "up_mbit": HOME.up_mbit,
-            "emulation": "DevTools Network.emulateNetworkConditions: latency per request, "
-            "not per connection (handshakes cost no extra round trip)",
+            "devtools": "Network.emulateNetworkConditions: latency per request, not per "
+            "connection (handshakes cost no extra round trip)",
+            "proxy": "benchmarks/wan.py: a TCP proxy, half the RTT each way on every byte, "
+            "one RTT per new connection, one shared 50 Mbit/s link each way",
         },
         "runs": args.runs,
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(),
-        "servers": {name: summary(r) for name, r in runs.items()},
         "goal": {"full_ms": GOAL_MS, "ratio_to_orthanc": GOAL_RATIO},
+        "lines": {},
     }
-    if "orthanc" in runs:
-        theirs = results["servers"]["orthanc"]
-        for name in ("wsiarchive-http1", "wsiarchive-http2"):
-            ours = results["servers"][name]
-            for step in STEPS:
-                for what in ("full_ms_p50", "frames_ms_p50"):
-                    if ours[step][what] and theirs[step][what]:
-                        ratio = theirs[step][what] / ours[step][what]
-                        results.setdefault("orthanc_over_ours", {})[
-                            f"{name}/{step}/{what}"
-                        ] = round(ratio, 2)
+    for line in lines:
+        servers = {name: summary(r) for name, r in runs[line].items()}
+        entry: dict[str, Any] = {"servers": servers}
+        if "orthanc" in servers:
+            theirs = servers["orthanc"]
+            for name in ("wsiarchive-http1", "wsiarchive-http2"):
+                for step in STEPS:
+                    for what in ("full_ms_p50", "frames_ms_p50"):
+                        mine, other = servers[name][step][what], theirs[step][what]
+                        if mine and other:
+                            entry.setdefault("orthanc_over_ours", {})[f"{name}/{step}/{what}"] = (
+                                round(other / mine, 2)
+                            )
+        results["lines"][line] = entry
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results["servers"], indent=2))
-    print(json.dumps(results.get("orthanc_over_ours"), indent=2))
+    for line, entry in results["lines"].items():
+        for name, server in entry["servers"].items():
+            figures = {st: (server[st]["full_ms_p50"], server[st]["frames_ms_p50"]) for st in STEPS}
+            print(f"{line} {name} (full, frames) p50 ms: {figures}")
+        print(f"{line} orthanc/ours: {entry.get('orthanc_over_ours')}")
     return 0
+
+
+def measure(
+    args: argparse.Namespace,
+    peers: dict[str, Peer],
+    proxied: dict[str, int],
+    lines: tuple[str, ...],
+    cert: Path,
+    study: str,
+    series: str,
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Every (line, server) pair in turn, run by run, after one uncounted warm-up visit each."""
+    from playwright.sync_api import sync_playwright
+
+    def root(line: str, name: str) -> str:
+        peer = peers[name]
+        if line == "devtools":
+            return peer.root
+        port = peer.root.split(":")[2].split("/")[0]
+        return peer.root.replace(f":{port}/", f":{proxied[name]}/")
+
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        line: {name: [] for name in peers} for line in lines
+    }
+    with page_site(args.workdir / "site") as page, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=trusted_flags(cert) + NO_CORS
+        )
+        try:
+            for line in lines:
+                for name in peers:
+                    network = HOME if line == "devtools" else None
+                    visit(browser, page, root(line, name), study, series, network, revisit=False)
+            for number in range(args.runs):
+                for line in lines:
+                    for name in peers:
+                        network = HOME if line == "devtools" else None
+                        run = visit(browser, page, root(line, name), study, series, network)
+                        for step in run.values():
+                            step.pop("frames", None)
+                        runs[line][name].append(run)
+                        figures = {s: round(run[s]["full_ms"]) for s in STEPS}
+                        print(f"run {number + 1} {line} {name}: {figures}", flush=True)
+        finally:
+            browser.close()
+    return runs
 
 
 if __name__ == "__main__":

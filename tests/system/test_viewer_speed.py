@@ -19,7 +19,14 @@ from PIL import Image
 
 from benchmarks.convert import METADATA
 from benchmarks.stow_frames import stow
-from benchmarks.viewer import CHROMIUM, certificate, frame_responses, page_site, trusted_flags, visit
+from benchmarks.viewer import (
+    CHROMIUM,
+    certificate,
+    frame_responses,
+    page_site,
+    trusted_flags,
+    visit,
+)
 
 SLIDE = "ndpi/test3-DAPI-2-(387).ndpi"  # JPEG tiles, base 3968 x 4864
 BOUND_MS = 30_000  # generous: the benchmark's goal is 1,500
@@ -46,9 +53,7 @@ def test_the_viewer_draws_a_slide_over_http2(fresh_server, slide, tmp_path) -> N
             stow(server.url, path)
         first = pydicom.dcmread(slide[0], stop_before_pixels=True)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, args=trusted_flags(cert)
-            )
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=trusted_flags(cert))
             try:
                 run, shot = _visit(browser, page_url, server.url, first)
             finally:

@@ -49,7 +49,10 @@ def test_a_new_instance_or_a_restore_changes_the_tag(tmp_path) -> None:
 def _grows_and_changes(archive, client, first, series) -> None:  # type: ignore[no-untyped-def]
     etag = client.get(series + "/metadata", headers=JSON).headers["ETag"]
     second = multiframe(3, seed=2)
-    second.StudyInstanceUID, second.SeriesInstanceUID = first.StudyInstanceUID, first.SeriesInstanceUID
+    second.StudyInstanceUID, second.SeriesInstanceUID = (
+        first.StudyInstanceUID,
+        first.SeriesInstanceUID,
+    )
     second.SOPInstanceUID = second.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     store(archive, second)
     grown = client.get(series + "/metadata", headers={**JSON, "If-None-Match": etag})
