@@ -90,8 +90,9 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         }
         if step != "pan":
             out[step]["metadata_ms_p50"] = p50([s["metadata_ms"] for s in steps])
-            out[step]["metadata_status"] = sorted(
-                {r["status"] for s in steps for r in s["responses"] if "/metadata" in r["url"]}
+            # Bytes over the line (DevTools' encodedDataLength: headers and gzipped body).
+            out[step]["metadata_bytes"] = p50(
+                [r["bytes"] for s in steps for r in s["responses"] if "/metadata" in r["url"]]
             )
     return out
 
