@@ -163,6 +163,7 @@ def visit(
             responses: list[dict[str, Any]] = []
             session = context.new_cdp_session(page)
             session.on("Network.responseReceived", partial(_response, root, responses))
+            session.on("Network.loadingFinished", partial(_finished, responses))
             session.send("Network.enable")
             if network is not None:
                 session.send("Network.emulateNetworkConditions", network.conditions())
@@ -186,11 +187,12 @@ def _response(root: str, into: list[dict[str, Any]], event: dict[str, Any]) -> N
     if response["url"].startswith(root) and event.get("type") != "Preflight":  # CORS's own
         into.append(
             {
+                "id": event["requestId"],
                 "url": response["url"][len(root) :],
                 "status": response["status"],
                 "protocol": response.get("protocol", ""),
                 "cached": bool(response.get("fromDiskCache") or response.get("fromPrefetchCache")),
-                "bytes": int(response.get("encodedDataLength", 0)),
+                "bytes": 0,  # set when it has finished loading
                 "headers": {
                     k.lower(): v
                     for k, v in response.get("headers", {}).items()
@@ -198,6 +200,14 @@ def _response(root: str, into: list[dict[str, Any]], event: dict[str, Any]) -> N
                 },
             }
         )
+
+
+def _finished(into: list[dict[str, Any]], event: dict[str, Any]) -> None:
+    """The bytes over the line (headers and encoded body) of a response, once loaded."""
+    for entry in reversed(into):
+        if entry["id"] == event["requestId"]:
+            entry["bytes"] = int(event.get("encodedDataLength", 0))
+            return
 
 
 def frame_responses(step: dict[str, Any]) -> list[dict[str, Any]]:
