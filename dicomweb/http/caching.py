@@ -20,14 +20,21 @@ from flask import Response, request
 
 class Representation:
     """The validators of one response made from immutable *source* bytes (a blob key),
-    last changed at *modified*."""
+    last changed at *modified*. *weak*: the ETag is weak (§8.8.1), for a body whose bytes
+    may differ while its meaning does not (metadata: gzip or not, documents re-rendered)."""
 
     def __init__(
-        self, source: str, modified: datetime | None, *variant: object, max_age: int = 0
+        self,
+        source: str,
+        modified: datetime | None,
+        *variant: object,
+        max_age: int = 0,
+        weak: bool = False,
     ) -> None:
         key = "\x1f".join([source, *map(str, variant)])
         self.digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-        self.etag = f'"{self.digest}"'
+        self.opaque = f'"{self.digest}"'
+        self.etag = f"W/{self.opaque}" if weak else self.opaque
         self.max_age = max_age
         stored = modified
         self.last_modified = (
@@ -56,7 +63,7 @@ class Representation:
         if if_none_match is not None:
             tags = [tag.strip() for tag in if_none_match.split(",")]
             # Weak comparison (§8.8.3.2): W/ prefixes are ignored.
-            return "*" in tags or any(tag.removeprefix("W/") == self.etag for tag in tags)
+            return "*" in tags or any(tag.removeprefix("W/") == self.opaque for tag in tags)
         since = request.headers.get("If-Modified-Since")
         if since and self.last_modified is not None:
             try:

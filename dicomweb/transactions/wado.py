@@ -125,11 +125,29 @@ def _multipart_instances(
 def retrieve_metadata(
     service: Service, study: str, series: str | None = None, instance: str | None = None
 ) -> Response:
-    """GET .../metadata: DICOM JSON array (default) or multipart DICOM XML."""
+    """GET .../metadata: DICOM JSON array (default) or multipart DICOM XML, with a weak ETag
+    of the instances it describes, so that a viewer opening a slide again revalidates the
+    series metadata (304) instead of fetching it again."""
     records = service.archive.records(study, series, instance, who=service.who())
     root = service.root()
+    xml = wants_xml(multipart_xml=True)
+    representation = metadata_representation(records, root, xml)
+    if representation.unchanged():
+        return representation.not_modified()
+    headers = representation.headers()
     documents: Iterable[bytes] = service.archive.documents(records)
     what = f"metadata of {len(records)} instances of study {study}"
-    if wants_xml(multipart_xml=True):
-        return xml_parts_response((absolutize(load(d), root) for d in documents), what)
-    return stream(render(documents, root), what, content_type=DICOM_JSON)
+    if xml:
+        response = xml_parts_response((absolutize(load(d), root) for d in documents), what)
+        response.headers.update(headers)
+        return response
+    return stream(render(documents, root), what, content_type=DICOM_JSON, headers=headers)
+
+
+def metadata_representation(records: list[StoredRecord], root: str, xml: bool) -> Representation:
+    """Validators of the metadata of *records*: fixed by which instances they are and their
+    blobs (storing an instance again gives it a new blob), the root its BulkDataURIs name and
+    the format. No Last-Modified: a deleted instance changes the set but no date. Clients
+    revalidate every time (no-cache): a series gains instances."""
+    instances = sorted(f"{r.instance}:{r.blob_key}" for r in records)
+    return Representation("\x1e".join(instances), None, "metadata", root, xml, weak=True)
