@@ -600,3 +600,45 @@ def test_compressed_radiology_is_decoded_in_the_browser(desk: Desk, browser, ind
     }
     page.close()
     assert problems == []
+
+
+def test_an_annotation_drawn_in_the_study_view_is_stored_and_shown_again(
+    desk: Desk, browser
+) -> None:
+    """The study page with the annotations module: a polygon drawn with its toolbar is saved
+    through STOW-RS as an SR of the slide's study and drawn again when the page reopens."""
+    case, problems, frames = desk.case, [], Frames()
+    page = _page(browser, problems)
+    page.on("response", frames)
+    page.goto(desk.origin + "/study/" + case.base.StudyInstanceUID)
+    page.wait_for_function("() => window.desk && window.desk.shown && window.desk.annotations")
+    _settled(page, frames, _level_series(case))
+    rois = "() => desk.shown.viewer.getAllROIs().map((roi) => roi.scoord3d.graphicType)"
+    before = page.evaluate(rois)
+    box = page.locator("#slide").bounding_box()
+    assert box is not None
+    page.click("#annotations button[data-tool=polygon]")
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for dx, dy in ((-60, -40), (60, -30), (20, 70), (-60, -40)):
+        page.mouse.move(x + dx, y + dy)
+        page.wait_for_timeout(100)
+        page.mouse.click(x + dx, y + dy)
+        page.wait_for_timeout(150)
+    page.click("#annotations button[data-tool=pan]")
+    assert page.evaluate(rois) == [*before, "POLYGON"]
+    page.evaluate("desk.annotations.save()")
+    page.wait_for_function("() => desk.annotations.unsaved().length === 0", timeout=20_000)
+    found = DICOMwebClient(desk.server.url).search_for_instances(
+        case.base.StudyInstanceUID, search_filters={"Modality": "SR"}
+    )
+    assert len(found) == 1
+    page.reload()
+    page.wait_for_function("() => window.desk && window.desk.shown")
+    page.wait_for_function(
+        f"() => desk.shown.viewer.getAllROIs().length === {len(before) + 1}", timeout=20_000
+    )
+    _settled(page, frames, _level_series(case))
+    page.screenshot(path=desk.folder / "study-view-annotated.png")
+    assert set(frames.of(_level_series(case))) == {200}
+    page.close()
+    assert problems == []
