@@ -95,6 +95,7 @@ COMMANDS: dict[str, frozenset[Group]] = {
     "jobs": frozenset({Group.COMMON, Group.ARCHIVE, Group.JOBS}),
     "verify": frozenset({Group.COMMON, Group.ARCHIVE, Group.VERIFY}),
     "migrate": frozenset({Group.COMMON, Group.ARCHIVE}),
+    "update": frozenset({Group.COMMON, Group.ARCHIVE}),
     "tiers": frozenset({Group.COMMON, Group.ARCHIVE, Group.TIERS}),
     "settings": frozenset(Group),
 }
