@@ -322,9 +322,7 @@ def parser() -> argparse.ArgumentParser:
 
     job_commands.add_commands(commands, _settings_parser, slide, _resolve, _slide_info)
     tiering.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
-    correcting.add_commands(
-        commands, _settings_parser, lambda args: _open_archive(_resolve(args))
-    )
+    correcting.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
     verifier = commands.add_parser(
         "verify",
         parents=[_settings_parser("verify")],

@@ -53,7 +53,7 @@ CORRECTABLE: dict[str, Scope] = {
 # Specimen Description items are merged position by position: what an item names replaces
 # that attribute of the stored item (e.g. its SpecimenIdentifier, or its whole Primary
 # Anatomic Structure or Specimen Preparation (stain) sequence); the rest of it stays.
-MERGED = tag_for_keyword("SpecimenDescriptionSequence")
+MERGED = 0x00400560  # Specimen Description Sequence
 PATIENT_SEX = {"M", "F", "O"}  # PS3.3 C.7.1.1 Patient's Sex enumerated values
 COPY_CHUNK = 1 << 20
 
@@ -71,11 +71,12 @@ class Correction:
 
     def items_needed(self) -> int:
         """How many Specimen Description items the stored objects must have at least."""
-        element = self.dataset.get(MERGED)
-        return len(element.value) if element is not None else 0
+        if MERGED not in self.dataset:
+            return 0
+        return len(self.dataset[MERGED].value)
 
 
-def from_json(document: Mapping[str, Any]) -> Correction:
+def from_json(document: object) -> Correction:
     """The correction a DICOM JSON data set (PS3.18 F.2) asks for; InvalidRequest (400) with
     the reason when an attribute may not be changed or a value is not valid for its VR."""
     if not isinstance(document, Mapping) or not document:
@@ -165,13 +166,13 @@ def apply(dataset: Dataset, correction: Correction) -> None:
         if element.tag != MERGED:
             dataset[element.tag] = copy.deepcopy(element)
             continue
-        stored = dataset.get(MERGED)
-        if stored is None or len(stored.value) < len(element.value):
+        stored = dataset[MERGED].value if MERGED in dataset else []
+        if len(stored) < len(element.value):
             raise InvalidRequest(
-                f"the object has {len(stored.value) if stored else 0} Specimen Description "
-                f"items, the correction names {len(element.value)}"
+                f"the object has {len(stored)} Specimen Description items, the correction "
+                f"names {len(element.value)}"
             )
-        for given, item in zip(element.value, stored.value, strict=False):
+        for given, item in zip(element.value, stored, strict=False):
             for inner in given:
                 item[inner.tag] = copy.deepcopy(inner)
 

@@ -195,18 +195,14 @@ class IndexWriter:
         """The study row takes *entry*'s study values; its patient row is the one of the
         corrected Patient ID (and issuer), found, made, or this one updated when no other
         study shares it. A patient left without studies is removed."""
-        row = session.scalar(
-            select(Study).where(Study.study_instance_uid == entry.identity.study)
-        )
+        row = session.scalar(select(Study).where(Study.study_instance_uid == entry.identity.study))
         if row is None:
             raise NotFound(not_found(entry.identity.study, None, None))
         for name, value in study_values(entry.dataset).items():
             setattr(row, name, value)
         values = patient_values(entry.dataset)
         old = row.patient_pk
-        shared = session.scalar(
-            select(exists().where(Study.patient_pk == old, Study.pk != row.pk))
-        )
+        shared = session.scalar(select(exists().where(Study.patient_pk == old, Study.pk != row.pk)))
         target = None
         if values["patient_id"]:
             target = session.scalar(
@@ -225,9 +221,7 @@ class IndexWriter:
             setattr(target, name, value)
         row.patient_pk = target.pk
         session.flush()
-        if old != target.pk and not session.scalar(
-            select(exists().where(Study.patient_pk == old))
-        ):
+        if old != target.pk and not session.scalar(select(exists().where(Study.patient_pk == old))):
             session.execute(delete(Patient).where(Patient.pk == old))
 
     def _commit(self, session: Session, claimed: Sequence[tuple[Claim, Entry]]) -> None:
