@@ -188,3 +188,35 @@ def test_crash_before_commit_is_undone(empty_archive) -> None:  # type: ignore[n
     assert empty_archive.update(stored.study, None, correction, who=TESTER) == 1
     retried = empty_archive.records(stored.study, who=TESTER)[0]
     assert _blob(empty_archive, retried).PatientID == "NEW"
+
+
+def test_patient_rows_follow_the_correction(empty_web) -> None:  # type: ignore[no-untyped-def]
+    """Two studies of one patient: correcting one's Patient ID moves it to a new patient row
+    (the other keeps the old); correcting the other too joins them again, and the old row
+    (left without studies) is gone."""
+    archive, client = empty_web
+    first, second = store(archive, multiframe(1, seed=1)), store(archive, multiframe(1, seed=2))
+
+    def studies(**query: str) -> set[str]:
+        found = client.get("/dicomweb/studies", query_string=query).get_json() or []
+        return {item["0020000D"]["Value"][0] for item in found}
+
+    assert studies(PatientID="MF1") == {first.study, second.study}
+    correction = from_assignments(["PatientID=NEW", "PatientName=New^Name"])
+    archive.update(first.study, None, correction, who=TESTER)
+    assert studies(PatientID="MF1") == {second.study}
+    assert studies(PatientID="NEW") == {first.study}
+    assert studies(PatientName="Frames^Many") == {second.study}
+    archive.update(second.study, None, correction, who=TESTER)
+    assert studies(PatientID="NEW") == {first.study, second.study}
+    assert studies(PatientID="MF1") == set()
+    patients = client.get("/dicomweb/studies", query_string={"PatientName": "New^Name"})
+    assert len(patients.get_json()) == 2
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from storage.index.models import Patient
+
+    with Session(archive._database.engine) as session:
+        assert session.scalars(select(Patient.patient_id)).all() == ["NEW"]
+        assert session.scalar(select(func.count()).select_from(Patient)) == 1
