@@ -220,3 +220,15 @@ def test_patient_rows_follow_the_correction(empty_web) -> None:  # type: ignore[
     with Session(archive._database.engine) as session:
         assert session.scalars(select(Patient.patient_id)).all() == ["NEW"]
         assert session.scalar(select(func.count()).select_from(Patient)) == 1
+
+
+def test_unicode_value_in_utf8_object(empty_web) -> None:  # type: ignore[no-untyped-def]
+    archive, client = empty_web
+    dataset = multiframe(2)
+    dataset.SpecificCharacterSet = "ISO_IR 192"
+    stored = store(archive, dataset)
+    archive.update(stored.study, None, from_assignments(["PatientName=Müller^Jürgen"]), who=TESTER)
+    record = archive.records(stored.study, who=TESTER)[0]
+    assert str(_blob(archive, record).PatientName) == "Müller^Jürgen"
+    found = client.get("/dicomweb/studies", query_string={"PatientName": "muller*"}).get_json()
+    assert [item["00100010"]["Value"][0]["Alphabetic"] for item in found] == ["Müller^Jürgen"]
