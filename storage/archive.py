@@ -28,7 +28,7 @@ from storage.dicom.document import JsonDataset, JsonObject, load
 from storage.dicom.frames import FrameTable
 from storage.dicom.syntaxes import same_pixels
 from storage.dicom.uids import validate_uid
-from storage.errors import ArchiveError, CodecError, Forbidden, InvalidRequest
+from storage.errors import ArchiveError, BlobMissing, CodecError, Forbidden, InvalidRequest
 from storage.imaging.codecs import ImageInfo
 from storage.imaging.display import Rendered, RenderRequest
 from storage.index import changes
@@ -483,9 +483,33 @@ class Archive:
         """How to get frame N in *target*: a ranged read, or a (cached) transcoding."""
         reader = self.frames(record)
         if same_pixels(record.transfer_syntax, target):
-            return reader.read
+            return self._following(reader)
         info = self._decodable(record, target)
         return lambda number: self._transcoder.frame(reader, info, number, target).data
+
+    def _following(self, reader: FrameReader) -> Callable[[int], bytes]:
+        """Frame N as *reader* reads it or, once its blob is gone (a correction or an
+        overwrite of the same SOP Instance replaced it while a response was being sent), as
+        the blob stored now has it: a correction keeps the pixel data byte for byte, so a
+        multipart body begun on the old blob ends on the new one (a delete: NotFound)."""
+        current = [reader]
+
+        def read(number: int) -> bytes:
+            try:
+                return current[0].read(number)
+            except BlobMissing:
+                old = current[0].record
+                fresh = self._reader.records(old.study, old.series, old.instance)[0]
+                same = (fresh.number_of_frames, fresh.transfer_syntax) == (
+                    old.number_of_frames,
+                    old.transfer_syntax,
+                )
+                if fresh.blob_key == old.blob_key or not same:
+                    raise
+                current[0] = self.frames(fresh)
+                return current[0].read(number)
+
+        return read
 
     def instance_stream(self, record: StoredRecord, target: str) -> ByteStream:
         """The whole instance as a Part-10 stream in *target* (stored or transcoded)."""
