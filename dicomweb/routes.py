@@ -11,7 +11,16 @@ from typing import Any
 from flask import Response
 
 from dicomweb.transactions import capabilities as described
-from dicomweb.transactions import changefeed, delete, frames, qido, rendered, stow, wado
+from dicomweb.transactions import (
+    changefeed,
+    delete,
+    frames,
+    qido,
+    rendered,
+    stow,
+    update,
+    wado,
+)
 from dicomweb.transactions.capabilities import Description
 from storage.dicom.levels import Level
 
@@ -53,6 +62,9 @@ ROUTES: list[Route] = [
     Route("/studies", "GET", "SearchForStudies", _search(Level.STUDY),
           described.search(Level.STUDY)),
     Route("/studies", "POST", "StoreInstances", stow.store, described.store()),
+    # Attribute correction (Azure's DICOM service API v2 bulk update): conformance.md §15.
+    Route("/studies/$bulkUpdate", "POST", "UpdateStudies", update.bulk_update,
+          described.update()),
     Route(S, "GET", "RetrieveStudy", wado.retrieve_instances, described.retrieve()),
     Route(S, "POST", "StoreStudyInstances", stow.store, described.store()),
     Route(S, "DELETE", "DeleteStudy", delete.delete, described.delete()),

@@ -11,19 +11,24 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+
 from storage import health
 from storage import ingest as ingesting
+from storage import update as updating
 from storage import verify as verifying
 from storage.access import Principal, Scope, TokenInfo, require
 from storage.audit import AuditQuery, AuditRecord, Operation
 from storage.blobs import BlobStore, StagedBlob, open_blob_store
 from storage.cache import Lru
 from storage.config import ArchiveConfig, DuplicatePolicy
+from storage.dicom.corrections import MERGED, Correction, needs_unicode
+from storage.dicom.corrections import Scope as Attributes
 from storage.dicom.document import JsonDataset, JsonObject, load
 from storage.dicom.frames import FrameTable
 from storage.dicom.syntaxes import same_pixels
 from storage.dicom.uids import validate_uid
-from storage.errors import CodecError, Forbidden
+from storage.errors import ArchiveError, BlobMissing, CodecError, Forbidden, InvalidRequest
 from storage.imaging.codecs import ImageInfo
 from storage.imaging.display import Rendered, RenderRequest
 from storage.index import changes
@@ -222,6 +227,79 @@ class Archive:
                 log.warning("deleted instance's blob %s could not be removed: %s", key, exc)
         return len(keys)
 
+    def update(
+        self, study: str, series: str | None, correction: Correction, *, who: Principal
+    ) -> int:
+        """Correct attributes of the stored instances of a study (or, for specimen
+        attributes, of one series) as *who*; returns how many were rewritten. Everything is
+        checked before any object is touched (InvalidRequest); the SOP Instance UIDs stay.
+
+        Each object is rewritten into a new blob and all are committed in one transaction
+        with an ``update`` change feed event each (storage.update); an audit record names
+        the attributes (not their values). Patient and study attributes belong to the whole
+        study, so they cannot be corrected for one series.
+        """
+        require(who, Scope.WRITE)
+        validate_uid(study, "Study Instance UID")
+        if series is not None:
+            validate_uid(series, "Series Instance UID")
+            if correction.scopes - {Attributes.SPECIMEN}:
+                raise InvalidRequest(
+                    "patient and study attributes are corrected for the whole study, "
+                    "not for one series"
+                )
+        found = self._reader.records(study, series, None, who)  # NotFound
+        for record in found:
+            self._correctable(record, correction)
+        how = ingesting.Storing(DuplicatePolicy.OVERWRITE, self._group_attribute, who)
+        names = ", ".join(correction.keywords)
+        try:
+            count = updating.correct(
+                self._writer, self._blobs, how, found, correction, series is None
+            )
+        except ArchiveError as exc:
+            self._updated(who, study, series, f"{names} not corrected: {exc}", False)
+            raise
+        self._records.clear()
+        self._updated(who, study, series, f"corrected {names} of {count} instances", True)
+        return count
+
+    def _correctable(self, record: StoredRecord, correction: Correction) -> None:
+        """Refuse, before anything changes, a correction one stored object cannot take."""
+        if record.transfer_syntax == DeflatedExplicitVRLittleEndian:
+            raise InvalidRequest(
+                f"instance {record.instance} is deflated: its header cannot be rewritten apart "
+                "from its pixel data"
+            )
+        document = self.document(record)
+        if needs_unicode(correction) and "ISO_IR 192" not in document.values(0x00080005):
+            raise InvalidRequest(
+                f"instance {record.instance} is not in UTF-8 (ISO_IR 192): only ASCII values "
+                "can be set in it"
+            )
+        if len(document.items(MERGED)) < correction.items_needed():
+            raise InvalidRequest(
+                f"instance {record.instance} has fewer Specimen Description items than the "
+                "correction names"
+            )
+
+    def _updated(
+        self, who: Principal, study: str, series: str | None, detail: str, success: bool
+    ) -> None:
+        self.audit(
+            AuditRecord(
+                _utcnow(),
+                who.subject,
+                who.kind.value,
+                who.source,
+                Operation.UPDATE,
+                study=study,
+                series=series or "",
+                success=success,
+                detail=detail[:2000],
+            )
+        )
+
     def verify(self, bounds: Bounds, repair: bool = False, *, who: Principal) -> Report:
         """Compare the index with the blob store; repair what is safe (storage.verify)."""
         require(who, Scope.ADMIN)
@@ -417,9 +495,33 @@ class Archive:
         """How to get frame N in *target*: a ranged read, or a (cached) transcoding."""
         reader = self.frames(record)
         if same_pixels(record.transfer_syntax, target):
-            return reader.read
+            return self._following(reader)
         info = self._decodable(record, target)
         return lambda number: self._transcoder.frame(reader, info, number, target).data
+
+    def _following(self, reader: FrameReader) -> Callable[[int], bytes]:
+        """Frame N as *reader* reads it or, once its blob is gone (a correction or an
+        overwrite of the same SOP Instance replaced it while a response was being sent), as
+        the blob stored now has it: a correction keeps the pixel data byte for byte, so a
+        multipart body begun on the old blob ends on the new one (a delete: NotFound)."""
+        current = [reader]
+
+        def read(number: int) -> bytes:
+            try:
+                return current[0].read(number)
+            except BlobMissing:
+                old = current[0].record
+                fresh = self._reader.records(old.study, old.series, old.instance)[0]
+                same = (fresh.number_of_frames, fresh.transfer_syntax) == (
+                    old.number_of_frames,
+                    old.transfer_syntax,
+                )
+                if fresh.blob_key == old.blob_key or not same:
+                    raise
+                current[0] = self.frames(fresh)
+                return current[0].read(number)
+
+        return read
 
     def instance_stream(self, record: StoredRecord, target: str) -> ByteStream:
         """The whole instance as a Part-10 stream in *target* (stored or transcoded)."""

@@ -16,6 +16,7 @@ class Operation(StrEnum):
     STORE = "store"  # STOW-RS, C-STORE, import: DICOM Instances Transferred (110104), create
     SEND = "send"  # C-MOVE / C-GET to a peer: DICOM Instances Transferred (110104), read
     DELETE = "delete"  # DICOM Instances Accessed (110103), delete
+    UPDATE = "update"  # attributes corrected after ingest: DICOM Instances Accessed, update
     EXPORT = "export"  # a study leaving the archive in another form: Export (110106)
     LOGIN = "login"  # a principal authenticated (or failed to): User Authentication (110114)
     SECURITY = "security"  # tokens, share links, settings: Security Alert (110113)

@@ -143,7 +143,7 @@ def _decoded(
     except DECODE_ERRORS as exc:
         raise InvalidInstance(f"the DICOM data cannot be decoded: {exc}") from exc
     try:
-        return _entry(parsed, study, how, content_hash), named
+        return entry_of(parsed, study, how, content_hash), named
     except ArchiveError as exc:
         if exc.sop_instance is None:
             exc.sop_class, exc.sop_instance = named
@@ -154,7 +154,7 @@ def _decoded(
         ) from exc
 
 
-def _entry(parsed: ParsedInstance, study: str | None, how: Storing, content_hash: str) -> Entry:
+def entry_of(parsed: ParsedInstance, study: str | None, how: Storing, content_hash: str) -> Entry:
     """What the index records of a parsed instance, and the blob key it will get."""
     identity = Identity.of(parsed.dataset)
     if study is not None and identity.study != study:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storage.access import local_admin
-from wsiarchive import admin, export, tiering
+from wsiarchive import admin, correcting, export, tiering
 from wsiarchive import settings as settings_module
 
 if TYPE_CHECKING:
@@ -326,6 +326,7 @@ def parser() -> argparse.ArgumentParser:
     job_commands.add_commands(commands, _settings_parser, slide, _resolve, _slide_info)
     tiering.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
     export.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
+    correcting.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
     verifier = commands.add_parser(
         "verify",
         parents=[_settings_parser("verify")],

@@ -96,6 +96,7 @@ COMMANDS: dict[str, frozenset[Group]] = {
     "jobs": frozenset({Group.COMMON, Group.ARCHIVE, Group.JOBS}),
     "verify": frozenset({Group.COMMON, Group.ARCHIVE, Group.VERIFY}),
     "migrate": frozenset({Group.COMMON, Group.ARCHIVE}),
+    "update": frozenset({Group.COMMON, Group.ARCHIVE}),
     "tiers": frozenset({Group.COMMON, Group.ARCHIVE, Group.TIERS}),
     "export": frozenset({Group.COMMON, Group.ARCHIVE}),
     "pseudonyms": frozenset({Group.COMMON, Group.ARCHIVE}),

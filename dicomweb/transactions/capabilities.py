@@ -31,6 +31,7 @@ RETRIEVE_STATUS = "200 400 404 406 503"
 STORE_STATUS = "200 202 400 409 413 415 507"
 RENDERED_STATUS = "200 304 400 404 406 413 503"
 DELETE_STATUS = "204 400 403 404 503"
+UPDATE_STATUS = "200 400 403 404 409 415 503"
 CHANGE_FEED_STATUS = "200 400 403 503"
 METADATA_TYPES = [DICOM_JSON, f"multipart/related; type={DICOM_XML}"]
 PIXEL_TYPES = [
@@ -150,6 +151,11 @@ def store() -> Description:
 
 def delete() -> Description:
     return Description([], [], DELETE_STATUS)
+
+
+def update() -> Description:
+    content = Param("Content-Type", "header", ["application/json"])
+    return Description([content], ["application/json"], UPDATE_STATUS)
 
 
 def change_feed() -> Description:

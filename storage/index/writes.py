@@ -177,26 +177,71 @@ class IndexWriter:
     def commit_all(self, claimed: Sequence[tuple[Claim, Entry]]) -> None:
         """Make claimed instances visible together, in one transaction (all or none)."""
 
-        def work(session: Session) -> None:
-            events = []
-            counts = Counts()
-            for claim, entry in claimed:
-                row = session.get(Instance, claim.instance_pk)
-                if row is None or row.pending_key != claim.key:
-                    raise InstanceBusy(
-                        f"the claim on {entry.identity.instance} was lost to another writer"
-                    )
-                old_series_pk = row.series_pk if row.status == Status.STORED else None
-                fresh = row.status != Status.STORED
-                self._apply(session, row, entry, claim.key, fresh, counts)
-                if old_series_pk is not None and old_series_pk != row.series_pk:
-                    # An overwrite that moved the instance to another series.
-                    self._left(session, old_series_pk)
-                events.append(_event(session, row, Action.CREATE if fresh else Action.UPDATE))
-            counts.apply(session)
-            changes.record(session, events)  # last: see changes.record on the ordering
+        self._write(lambda session: self._commit(session, claimed))
 
-        self._write(work)
+    def correct_all(self, claimed: Sequence[tuple[Claim, Entry]], study: bool) -> None:
+        """Make corrected instances visible together, in one transaction, and with *study*
+        (the whole study corrected) its study row and patient take the corrected values
+        (an ingest keeps the first instance's: see _fill_empty)."""
+
+        def work(session: Session) -> None:
+            if study and claimed:
+                self._correct_study(session, claimed[0][1])
+            self._commit(session, claimed)
+
+        self._write(work, attempts=1)
+
+    def _correct_study(self, session: Session, entry: Entry) -> None:
+        """The study row takes *entry*'s study values; its patient row is the one of the
+        corrected Patient ID (and issuer), found, made, or this one updated when no other
+        study shares it. A patient left without studies is removed."""
+        row = session.scalar(select(Study).where(Study.study_instance_uid == entry.identity.study))
+        if row is None:
+            raise NotFound(not_found(entry.identity.study, None, None))
+        for name, value in study_values(entry.dataset).items():
+            setattr(row, name, value)
+        values = patient_values(entry.dataset)
+        old = row.patient_pk
+        shared = session.scalar(select(exists().where(Study.patient_pk == old, Study.pk != row.pk)))
+        target = None
+        if values["patient_id"]:
+            target = session.scalar(
+                select(Patient).where(
+                    Patient.patient_id == values["patient_id"],
+                    Patient.issuer_of_patient_id == values["issuer_of_patient_id"],
+                )
+            )
+        if target is None and not shared:
+            target = session.get(Patient, old)
+        if target is None:
+            target = Patient(**values)
+            session.add(target)
+            session.flush()
+        for name, value in values.items():
+            setattr(target, name, value)
+        row.patient_pk = target.pk
+        session.flush()
+        if old != target.pk and not session.scalar(select(exists().where(Study.patient_pk == old))):
+            session.execute(delete(Patient).where(Patient.pk == old))
+
+    def _commit(self, session: Session, claimed: Sequence[tuple[Claim, Entry]]) -> None:
+        events = []
+        counts = Counts()
+        for claim, entry in claimed:
+            row = session.get(Instance, claim.instance_pk)
+            if row is None or row.pending_key != claim.key:
+                raise InstanceBusy(
+                    f"the claim on {entry.identity.instance} was lost to another writer"
+                )
+            old_series_pk = row.series_pk if row.status == Status.STORED else None
+            fresh = row.status != Status.STORED
+            self._apply(session, row, entry, claim.key, fresh, counts)
+            if old_series_pk is not None and old_series_pk != row.series_pk:
+                # An overwrite that moved the instance to another series.
+                self._left(session, old_series_pk)
+            events.append(_event(session, row, Action.CREATE if fresh else Action.UPDATE))
+        counts.apply(session)
+        changes.record(session, events)  # last: see changes.record on the ordering
 
     def load(self, entries: list[Entry]) -> None:
         """Bulk loading: store new instances whose blobs are in place, in one transaction.

@@ -82,6 +82,10 @@ EVENTS: dict[Operation, Event] = {
     Operation.DELETE: Event(
         dcm("110103", "DICOM Instances Accessed"), Action.DELETE, Role.NONE, Role.NONE
     ),
+    # Attributes corrected after ingest (storage.update): the objects change, same UIDs.
+    Operation.UPDATE: Event(
+        dcm("110103", "DICOM Instances Accessed"), Action.UPDATE, Role.NONE, Role.NONE
+    ),
     Operation.EXPORT: Event(dcm("110106", "Export"), Action.READ, Role.NONE, Role.NONE),
     Operation.LOGIN: Event(
         dcm("110114", "User Authentication"), Action.EXECUTE, Role.NONE, Role.NONE

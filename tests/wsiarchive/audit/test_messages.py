@@ -26,6 +26,7 @@ EXPECTED = {
     Operation.STORE: ("110104", "C", "110153", "110152"),  # A.5.3.7 Transferred
     Operation.SEND: ("110104", "R", "110152", "110153"),
     Operation.DELETE: ("110103", "D", None, None),
+    Operation.UPDATE: ("110103", "U", None, None),  # attributes corrected after ingest
     Operation.EXPORT: ("110106", "R", None, None),  # A.5.3.4 Data Export
     Operation.LOGIN: ("110114", "E", None, None),  # A.5.3.12 User Authentication
     Operation.SECURITY: ("110113", "E", None, None),  # A.5.3.11 Security Alert
