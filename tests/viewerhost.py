@@ -90,3 +90,24 @@ class ViewerHost:
         finally:
             server.shutdown()
             server.server_close()
+
+
+def part10(path: Path) -> bytes:
+    """*path* as a Part-10 file: the radiology test files without a preamble and File Meta
+    Information (Implicit VR Little Endian) get both, so that STOW-RS accepts them."""
+    import io
+
+    import pydicom
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    raw = path.read_bytes()
+    if raw[128:132] == b"DICM":
+        return raw
+    dataset = pydicom.dcmread(io.BytesIO(raw), force=True)
+    dataset.file_meta = pydicom.dataset.FileMetaDataset()
+    dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    dataset.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
