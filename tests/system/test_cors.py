@@ -156,7 +156,11 @@ def test_a_store_and_a_delete_from_a_listed_origin(archives, testdata) -> None:
     stored_response = requests.post(
         listed.url + "/studies",
         data=body,
-        headers={"Origin": ORIGIN, "Content-Type": content_type, "Accept": "application/dicom+json"},
+        headers={
+            "Origin": ORIGIN,
+            "Content-Type": content_type,
+            "Accept": "application/dicom+json",
+        },
         timeout=60,
     )
     assert stored_response.status_code == 200, stored_response.text

@@ -152,9 +152,7 @@ class Recorder:
     def attach(self, page) -> Recorder:
         self.page = page
         page.on("request", lambda r: self.requested.append(r.url))
-        page.on(
-            "response", lambda r: self.responses.append((r.request.method, r.status, r.url))
-        )
+        page.on("response", lambda r: self.responses.append((r.request.method, r.status, r.url)))
         page.on("requestfailed", lambda r: self.failed.append((r.url, r.failure or "")))
         page.on("console", lambda m: self.console.append((m.type, m.text)))
         page.on("pageerror", lambda e: self.console.append(("pageerror", str(e))))
@@ -243,9 +241,7 @@ def _dismiss_notices(page) -> None:
     page.wait_for_timeout(300)
 
 
-def _zoom_and_pan(
-    page, recorder: Recorder, box: dict[str, float], button: str = "left"
-) -> None:
+def _zoom_and_pan(page, recorder: Recorder, box: dict[str, float], button: str = "left") -> None:
     """Zoom in twice at the centre with the wheel, then drag towards the lower right until
     the view needs tiles not loaded yet (with *button*: OHIF pans with the middle one): new
     frames must be asked for and all answered."""
@@ -386,7 +382,9 @@ def test_dicom_microscopy_viewer_draws_the_slide_as_rendered(site, browser, arti
         assert slide.orientation == (0.0, -1.0, 0.0, -1.0, 0.0, 0.0)
         expected = expected[::-1, ::-1]
         inset_x, inset_y = width // 5, height // 5
-        crop = drawn[top + inset_y : top + height - inset_y, left + inset_x : left + width - inset_x]
+        crop = drawn[
+            top + inset_y : top + height - inset_y, left + inset_x : left + width - inset_x
+        ]
         reference = expected[inset_y : height - inset_y, inset_x : width - inset_x]
         difference, correlation = _similar(crop, reference)
         assert difference < 20 and correlation > 0.9, (difference, correlation)

@@ -121,7 +121,9 @@ def test_dicom_microscopy_viewer_tiles_and_overview(archive) -> None:
     parts = parse_multipart(response.headers["Content-Type"], response.content)
     assert [body for _, body in parts] == frames(archive.slide_path)[:2]
     for headers, _ in parts:
-        assert headers["content-type"] == f"application/octet-stream; transfer-syntax={JPEG_BASELINE}"
+        assert (
+            headers["content-type"] == f"application/octet-stream; transfer-syntax={JPEG_BASELINE}"
+        )
     rendered = _get(archive, base + "/rendered", "image/jpeg", iccprofile="yes")
     assert rendered.status_code == 200
     assert rendered.headers["Content-Type"] == "image/jpeg"
