@@ -38,10 +38,6 @@ INFO = SlideInfo(
 VIEWPORT = {"width": 1280, "height": 900}
 CONFIG_ROOT = "http://127.0.0.1:8080/dicomweb"  # the root written in web/ohif/app-config.js
 
-pytestmark = pytest.mark.skipif(
-    not (OHIF_DIST / "index.html").is_file(), reason="run scripts/setup.sh --test (OHIF's dist)"
-)
-
 
 @dataclass(frozen=True)
 class Slide:
@@ -97,6 +93,8 @@ def _slide_files(testdata: Path, out: Path) -> tuple[list[Path], Slide]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, testdata) -> Iterator[Site]:
+    if not (OHIF_DIST / "index.html").is_file():
+        pytest.fail("OHIF's prebuilt app is missing: run ./scripts/setup.sh --test")
     files, slide = _slide_files(testdata, tmp_path_factory.mktemp("slide"))
     ohif = ViewerHost({"/": OHIF_DIST})
     dmv = ViewerHost(
