@@ -11,11 +11,13 @@ cd "$(dirname "$0")/.."
 apt_packages="libturbojpeg0"
 extras=""
 node=false  # the tests' own npm servers
+ohif=false  # OHIF's prebuilt viewer, for the external-viewer tests or to host it
 for arg in "$@"; do
     case "$arg" in
-        --test) apt_packages="$apt_packages postgresql dcmtk orthanc orthanc-dicomweb chromium"; extras="test"; node=true ;;
+        --test) apt_packages="$apt_packages postgresql dcmtk orthanc orthanc-dicomweb chromium"; extras="test"; node=true; ohif=true ;;
+        --ohif) ohif=true ;;
         --bench) apt_packages="$apt_packages dcmtk orthanc orthanc-dicomweb orthanc-wsi wrk"; extras="test" ;;
-        *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--test] [--bench] [--ohif]" >&2; exit 2 ;;
     esac
 done
 
@@ -74,4 +76,28 @@ if ! cmp -s web/package-lock.json "$stamp"; then
 fi
 if [ -f web/build.mjs ]; then
     npm run --prefix web --silent build
+fi
+
+# OHIF 3, an external viewer: `npm install @ohif/app` fails (a dependency of it is missing from
+# the registry), but its package ships the prebuilt app in dist/. The tarball is fetched with
+# `npm pack`, checked against the registry's integrity recorded here, and unpacked into
+# web/vendor/ohif (not in git); skipped when that very version is already unpacked.
+if [ "$ohif" = true ]; then
+    ohif_spec="@ohif/app@3.13.2"
+    ohif_integrity="sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA=="
+    ohif_dir=web/vendor/ohif
+    if [ "$(cat $ohif_dir/.unpacked-from 2>/dev/null)" != "$ohif_spec $ohif_integrity" ]; then
+        work=$(mktemp -d)
+        tarball=$(cd "$work" && npm pack "$ohif_spec" --silent --loglevel=error)
+        actual=$(.venv/bin/python -c 'import base64, hashlib, sys
+print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$work/$tarball")
+        if [ "$actual" != "$ohif_integrity" ]; then
+            echo "setup.sh: $ohif_spec has integrity $actual, not $ohif_integrity" >&2
+            rm -rf "$work"; exit 1
+        fi
+        rm -rf "$ohif_dir"; mkdir -p "$ohif_dir"
+        tar -xzf "$work/$tarball" -C "$ohif_dir" --strip-components=1 package/dist package/LICENSE package/package.json
+        rm -rf "$work"
+        echo "$ohif_spec $ohif_integrity" > $ohif_dir/.unpacked-from
+    fi
 fi

@@ -31,6 +31,10 @@ EXPOSED_HEADERS = (
     "Last-Modified",
 )
 PREFLIGHT_MAX_AGE = 600  # seconds a browser may reuse a preflight answer
+# Private Network Access (WICG, on top of Fetch): a page on a public origin asks before it
+# reads a server on a private address (an archive inside the hospital) with this header.
+REQUEST_PRIVATE_NETWORK = "Access-Control-Request-Private-Network"
+ALLOW_PRIVATE_NETWORK = "Access-Control-Allow-Private-Network"
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.\-]*://[^/?#\s]+")
 
 
@@ -118,6 +122,9 @@ class Policy:
         response.headers["Access-Control-Allow-Methods"] = ", ".join(self.methods)
         response.headers["Access-Control-Allow-Headers"] = ", ".join(ALLOWED_HEADERS)
         response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
+        if request.headers.get(REQUEST_PRIVATE_NETWORK, "").lower() == "true":
+            # The origin is listed: reaching this server from it is what the list means.
+            response.headers[ALLOW_PRIVATE_NETWORK] = "true"
         if ANY not in self.origins:
             response.vary.add("Origin")
         return response

@@ -114,6 +114,17 @@ def test_preflight_comes_before_the_capabilities(web) -> None:
     assert described.status_code == 200 and b"resource" in described.data
 
 
+def test_private_network_access_is_allowed_to_listed_origins_only(web) -> None:
+    client = web(cors_origins=ORIGIN)
+    ask = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Private-Network": "true"}
+    allowed = client.options("/dicomweb/studies", headers={"Origin": ORIGIN, **ask})
+    assert allowed.status_code == 204
+    assert allowed.headers["Access-Control-Allow-Private-Network"] == "true"
+    refused = client.options("/dicomweb/studies", headers={"Origin": "https://evil.example", **ask})
+    assert refused.status_code == 403
+    assert "Access-Control-Allow-Private-Network" not in refused.headers
+
+
 def test_any_origin_without_credentials(web) -> None:
     response = web(cors_origins="*").get("/dicomweb/studies", headers={"Origin": ORIGIN})
     assert response.headers["Access-Control-Allow-Origin"] == "*"
