@@ -60,6 +60,47 @@ def multipart_body(
     return b"".join(chunks), f'multipart/related; type="application/dicom"; boundary={boundary}'
 
 
+def bulk_body(
+    metadata: object,
+    bulk: list[tuple[str, str, bytes]],
+    boundary: str = "wsiarchive-test-boundary",
+) -> tuple[bytes, str]:
+    """A STOW-RS metadata plus bulk data request (PS3.18 §10.5.1.2): the DICOM JSON part, then
+    (Content-Type, Content-Location, bytes) bulk parts; the body and its Content-Type."""
+    import json
+
+    chunks = [f"--{boundary}\r\nContent-Type: application/dicom+json\r\n\r\n".encode()]
+    chunks.append(metadata if isinstance(metadata, bytes) else json.dumps(metadata).encode())
+    chunks.append(b"\r\n")
+    for content_type, location, data in bulk:
+        chunks.append(
+            f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Location: {location}\r\n\r\n".encode()
+        )
+        chunks += [data, b"\r\n"]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    kind = 'multipart/related; type="application/dicom+json"'
+    return b"".join(chunks), f"{kind}; boundary={boundary}"
+
+
+def json_with_bulk(
+    dataset: pydicom.Dataset, base: str = "http://client.example/bulk/"
+) -> tuple[dict, list[tuple[str, str, bytes]]]:
+    """*dataset* as DICOM JSON whose binary values of more than 64 bytes are bulk data parts
+    (pydicom's bulk data element handler names each by a URI of its own)."""
+    bulk: list[tuple[str, str, bytes]] = []
+
+    def handler(element):  # type: ignore[no-untyped-def]
+        uri = f"{base}{len(bulk) + 1}"
+        bulk.append(("application/octet-stream", uri, bytes(element.value)))
+        return uri
+
+    document = dataset.to_json_dict(64, handler)
+    if document.get("7FE00010", {}).get("vr") == "OB or OW":  # pydicom's ambiguous VR
+        document["7FE00010"]["vr"] = "OW" if dataset.BitsAllocated > 8 else "OB"
+    return document, bulk
+
+
 def parse_multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]]:
     """Split a multipart response with the standard library's MIME parser (independent of
     both the server and dicomweb-client)."""

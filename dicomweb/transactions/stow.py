@@ -1,4 +1,5 @@
-"""STOW-RS (PS3.18 §10.5): Part-10 instances in multipart/related, streamed to the archive."""
+"""STOW-RS (PS3.18 §10.5): Part-10 instances, or DICOM JSON metadata plus bulk data, in
+multipart/related, streamed to the archive."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from dicomweb.errors import (
 )
 from dicomweb.http.datasets import dataset_response
 from dicomweb.http.errors import HTTPError
-from dicomweb.http.mediatypes import DICOM, parse_media_type
+from dicomweb.http.mediatypes import DICOM, DICOM_JSON, DICOM_XML, parse_media_type
 from dicomweb.http.multipart import BodyReader, MultipartReader
 from dicomweb.http.warning import warning_header
 from dicomweb.service import Service
+from dicomweb.transactions.stowbulk import BulkRequest, Problem
 from storage.access import Scope, require
 from storage.blobs import StagedBlob
 from storage.dicom.document import JsonObject, instance_path
@@ -94,7 +96,7 @@ class Outcome:
         return module
 
 
-def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
+def _request_parts(service: Service) -> tuple[list[StagedBlob], list[Problem]]:
     """Receive every part of the request into staged blobs; a malformed body raises HTTPError
     after discarding what was staged, so nothing of a bad request is ever stored."""
     media_type, params = parse_media_type(request.headers.get("Content-Type", ""))
@@ -108,7 +110,8 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
         )
     body = BodyReader(request.environ["wsgi.input"], content_length, limit)
     staged: list[StagedBlob] = []
-    problems: list[str] = []
+    problems: list[Problem] = []
+    bulk: BulkRequest | None = None
     try:
         if media_type == DICOM:
             # A single Part-10 body: not in Table 10.5.1-1, accepted as a convenience.
@@ -126,19 +129,36 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
                 f'multipart/related; type="{DICOM}" with one Part-10 instance per part',
             )
         part_type = params.get("type", "").lower()
-        if part_type != DICOM:
+        if part_type not in (DICOM, DICOM_JSON):
             raise HTTPError(
                 415,
                 f'multipart/related; type="{part_type}" is not supported; this server stores '
-                f'Part-10 instances sent as multipart/related; type="{DICOM}"',
+                f'Part-10 instances sent as multipart/related; type="{DICOM}" and DICOM JSON '
+                f'with bulk data sent as multipart/related; type="{DICOM_JSON}"'
+                + (" (not XML metadata)" if part_type == DICOM_XML else ""),
             )
+        if part_type == DICOM_JSON:
+            # §10.5.1.2: metadata parts, then the bulk data parts they name by Content-Location.
+            bulk = BulkRequest(service.archive.workspace())
         reader = MultipartReader(body, params.get("boundary", ""))
         for headers in reader.parts():
-            part_media_type, _ = parse_media_type(headers.get("content-type", DICOM))
+            part_media_type, part_params = parse_media_type(
+                headers.get("content-type", part_type)
+            )
+            if bulk is not None and part_media_type == DICOM_JSON:
+                bulk.metadata(reader)
+                continue
+            if bulk is not None and part_media_type != DICOM:
+                bulk.bulk(reader, headers, part_media_type, part_params)
+                continue
             if part_media_type != DICOM:
                 reader.copy_body(lambda _data: None)
                 problems.append(
-                    f"part {reader.part_number} has Content-Type {part_media_type}, not {DICOM}"
+                    Problem(
+                        CANNOT_UNDERSTAND,
+                        f"part {reader.part_number} has Content-Type {part_media_type}, "
+                        f"not {DICOM}",
+                    )
                 )
                 continue
             blob = service.archive.stage()
@@ -147,6 +167,10 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
             reader.copy_body(writer)
             writer.close()
             blob.finish()
+        if bulk is not None:
+            built, bulk_problems = bulk.build(service)
+            staged += built
+            problems += bulk_problems
         if not staged and not problems:
             raise HTTPError(400, "the request holds no instances")
         return staged, problems
@@ -154,6 +178,9 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
         for blob in staged:
             blob.discard()
         raise
+    finally:
+        if bulk is not None:
+            bulk.close()
 
 
 def store(service: Service, study: str | None = None) -> Response:
@@ -165,7 +192,7 @@ def store(service: Service, study: str | None = None) -> Response:
     staged, problems = _request_parts(service)
     outcome = Outcome(root, [], [], [], [])
     for problem in problems:
-        outcome.failure(CANNOT_UNDERSTAND, problem, None, None)
+        outcome.failure(problem.code, problem.reason, problem.sop_class, problem.sop_instance)
     studies: set[str] = set()
     for number, blob in enumerate(staged, start=1):
         try:

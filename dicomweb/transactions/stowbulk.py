@@ -1,0 +1,169 @@
+"""STOW-RS metadata plus bulk data (PS3.18 §10.5.1.2): DICOM JSON parts and bulk data parts
+of one request, built into Part-10 instances for the archive's one ingest."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dicomweb.errors import CANNOT_UNDERSTAND, status_of
+from dicomweb.http.errors import HTTPError
+from dicomweb.http.mediatypes import (
+    DEFAULT_TRANSFER_SYNTAX,
+    OCTET_STREAM,
+    PIXEL_MEDIA_TYPE,
+)
+from dicomweb.http.multipart import MultipartReader
+from dicomweb.service import Service
+from storage.blobs import StagedBlob
+from storage.blobs.staged import raise_resources
+from storage.dicom.assemble import BulkPart, identify, write_instance
+from storage.errors import ArchiveError, InvalidInstance, UnsupportedTransferSyntax
+
+log = logging.getLogger(__name__)
+
+# The largest DICOM JSON part read (it is parsed in memory; bulk data parts are not).
+MAX_METADATA_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A failure found while receiving: its Failure Reason and the instance, when known."""
+
+    code: int
+    reason: str
+    sop_class: str | None = None
+    sop_instance: str | None = None
+
+
+def pixel_syntax(part: BulkPart) -> str:
+    """The transfer syntax of a pixel data part: its transfer-syntax parameter, else the
+    default of its media type (PS3.18 Table 8.7.3-5)."""
+    syntax = part.transfer_syntax or DEFAULT_TRANSFER_SYNTAX.get(part.media_type)
+    if syntax is None:
+        raise UnsupportedTransferSyntax(
+            f"part {part.number} has the media type {part.media_type}, not one of pixel data"
+        )
+    if PIXEL_MEDIA_TYPE.get(syntax, "").lower() != part.media_type:
+        raise UnsupportedTransferSyntax(
+            f"part {part.number}: the transfer syntax {syntax} is not one of {part.media_type}"
+        )
+    return syntax
+
+
+def bulk_uris(obj: object) -> Iterator[str]:
+    """Every BulkDataURI in a JSON instance, inside sequences too."""
+    if isinstance(obj, list):
+        for item in obj:
+            yield from bulk_uris(item)
+    elif isinstance(obj, dict):
+        if isinstance(obj.get("BulkDataURI"), str):
+            yield obj["BulkDataURI"]
+        for value in obj.values():
+            if isinstance(value, dict | list):
+                yield from bulk_uris(value)
+
+
+@dataclass
+class BulkRequest:
+    """The metadata and bulk data parts of one request, received before any is built."""
+
+    workspace: Path
+    instances: list[tuple[int, object]] = field(default_factory=list)  # (part, JSON object)
+    parts: dict[str, list[BulkPart]] = field(default_factory=dict)  # by Content-Location
+    unnamed: list[int] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def metadata(self, reader: MultipartReader) -> None:
+        """A DICOM JSON part (Annex F): an array of instances (or one instance)."""
+        number = reader.part_number
+        data = bytearray()
+
+        def keep(chunk: memoryview) -> None:
+            if len(data) + len(chunk) > MAX_METADATA_BYTES:
+                raise HTTPError(
+                    413, f"part {number}: DICOM JSON longer than {MAX_METADATA_BYTES} bytes"
+                )
+            data.extend(chunk)
+
+        reader.copy_body(keep)
+        try:
+            document = json.loads(data)
+        except ValueError as exc:
+            self.problems.append(
+                Problem(CANNOT_UNDERSTAND, f"part {number}: the DICOM JSON is invalid: {exc}")
+            )
+            return
+        for obj in document if isinstance(document, list) else [document]:
+            self.instances.append((number, obj))
+
+    def bulk(self, reader: MultipartReader, headers: dict[str, str], media_type: str,
+             params: dict[str, str]) -> None:
+        """A bulk data part, received into a file of the workspace."""
+        number = reader.part_number
+        path = self.workspace / f"part{number}"
+        try:
+            with path.open("wb") as out:
+                size = reader.copy_body(out.write)
+        except OSError as exc:
+            raise_resources(exc)
+        part = BulkPart(number, path, size, media_type, params.get("transfer-syntax"))
+        names = [headers.get("content-location", "")]
+        if content_id := headers.get("content-id", "").strip("<> "):
+            names.append(f"cid:{content_id}")
+        names = [name for name in names if name]
+        if not names:
+            self.unnamed.append(number)
+        for name in names:
+            self.parts.setdefault(name, []).append(part)
+
+    def build(self, service: Service) -> tuple[list[StagedBlob], list[Problem]]:
+        """Each instance as a staged Part-10 blob; an instance that cannot be built is a
+        problem of its own (PS3.18 §10.5.3), the others are stored."""
+        staged: list[StagedBlob] = []
+        used: set[int] = set()
+
+        def resolve(uri: str) -> list[BulkPart]:
+            found = self.parts.get(uri)
+            if not found:
+                raise InvalidInstance(f"the BulkDataURI {uri[:200]} names no part of the request")
+            used.update(part.number for part in found)
+            return found
+
+        for number, obj in self.instances:
+            blob = service.archive.stage()
+            try:
+                write_instance(obj, resolve, pixel_syntax, blob.write)
+                blob.finish()
+            except ArchiveError as exc:
+                blob.discard()
+                # The parts of a refused instance are its own, not unreferenced ones.
+                used.update(p.number for uri in bulk_uris(obj) for p in self.parts.get(uri, []))
+                sop_class, sop_instance = identify(obj)
+                self.problems.append(
+                    Problem(
+                        status_of(exc).failure_reason,
+                        f"part {number}: {exc.reason}",
+                        exc.sop_class or sop_class,
+                        exc.sop_instance or sop_instance,
+                    )
+                )
+                continue
+            except BaseException:
+                blob.discard()
+                raise
+            staged.append(blob)
+        for part in sorted({p.number for ps in self.parts.values() for p in ps} - used) + [
+            n for n in self.unnamed
+        ]:
+            self.problems.append(
+                Problem(CANNOT_UNDERSTAND, f"part {part}: no BulkDataURI names this bulk data")
+            )
+        return staged, self.problems
+
+    def close(self) -> None:
+        shutil.rmtree(self.workspace, ignore_errors=True)
