@@ -70,7 +70,10 @@ def bulk_body(
     import json
 
     chunks = [f"--{boundary}\r\nContent-Type: application/dicom+json\r\n\r\n".encode()]
-    chunks.append(metadata if isinstance(metadata, bytes) else json.dumps(metadata).encode())
+    # default=str: pydicom's to_json_dict leaves DA/DT/TM values highdicom set as objects
+    # (their str() is the DICOM string).
+    document = metadata if isinstance(metadata, bytes) else json.dumps(metadata, default=str)
+    chunks.append(document.encode() if isinstance(document, str) else document)
     chunks.append(b"\r\n")
     for content_type, location, data in bulk:
         chunks.append(
