@@ -142,9 +142,7 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[Problem]]:
             bulk = BulkRequest(service.archive.workspace())
         reader = MultipartReader(body, params.get("boundary", ""))
         for headers in reader.parts():
-            part_media_type, part_params = parse_media_type(
-                headers.get("content-type", part_type)
-            )
+            part_media_type, part_params = parse_media_type(headers.get("content-type", part_type))
             if bulk is not None and part_media_type == DICOM_JSON:
                 bulk.metadata(reader)
                 continue

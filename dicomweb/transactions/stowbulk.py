@@ -14,7 +14,6 @@ from dicomweb.errors import CANNOT_UNDERSTAND, status_of
 from dicomweb.http.errors import HTTPError
 from dicomweb.http.mediatypes import (
     DEFAULT_TRANSFER_SYNTAX,
-    OCTET_STREAM,
     PIXEL_MEDIA_TYPE,
 )
 from dicomweb.http.multipart import MultipartReader
@@ -101,14 +100,24 @@ class BulkRequest:
         for obj in document if isinstance(document, list) else [document]:
             self.instances.append((number, obj))
 
-    def bulk(self, reader: MultipartReader, headers: dict[str, str], media_type: str,
-             params: dict[str, str]) -> None:
+    def bulk(
+        self,
+        reader: MultipartReader,
+        headers: dict[str, str],
+        media_type: str,
+        params: dict[str, str],
+    ) -> None:
         """A bulk data part, received into a file of the workspace."""
         number = reader.part_number
         path = self.workspace / f"part{number}"
+        size = 0
         try:
             with path.open("wb") as out:
-                size = reader.copy_body(out.write)
+
+                def keep(chunk: memoryview) -> None:
+                    out.write(chunk)
+
+                size = reader.copy_body(keep)
         except OSError as exc:
             raise_resources(exc)
         part = BulkPart(number, path, size, media_type, params.get("transfer-syntax"))

@@ -16,8 +16,8 @@ from pathlib import Path
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.valuerep import VR
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.valuerep import VR
 
 from storage.dicom.document import JsonObject
 from storage.dicom.part10 import PREAMBLE
@@ -33,7 +33,9 @@ PIXEL_DATA = "7FE00010"
 TRANSFER_SYNTAX_UID = "00020010"
 STUDY_UID, SOP_CLASS_UID, SOP_INSTANCE_UID = "0020000D", "00080016", "00080018"
 # PS3.5 §7.1.2: VRs whose explicit-VR header has a 4-byte length.
-_LONG_LENGTH = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+_LONG_LENGTH = frozenset(
+    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+)
 # Padding of an odd-length value (PS3.5 §6.2): a space for text, NUL for bytes.
 _TEXT_VRS = frozenset({"UC", "UR", "UT", "LT", "ST", "LO", "SH", "CS", "DS", "IS", "AE"})
 _BYTE_VRS = frozenset({"OB", "UN"})
@@ -78,7 +80,9 @@ def transfer_syntax_of(
     if pixel_parts:
         syntaxes = {pixel_syntax(part) for part in pixel_parts}
         if len(syntaxes) > 1:
-            raise InvalidInstance(f"the pixel data parts have several transfer syntaxes: {syntaxes}")
+            raise InvalidInstance(
+                f"the pixel data parts have several transfer syntaxes: {syntaxes}"
+            )
         syntax = syntaxes.pop()
         if declared and declared != syntax and not (declared in NATIVE and syntax in NATIVE):
             raise InvalidInstance(
@@ -147,28 +151,34 @@ def write_instance(
     if not isinstance(obj, dict):
         raise InvalidInstance("an instance of the DICOM JSON array is not a JSON object")
     sop_class, sop_instance = identify(obj)
-    for tag, name in ((STUDY_UID, "Study Instance UID"), (SOP_CLASS_UID, "SOP Class UID"),
-                      (SOP_INSTANCE_UID, "SOP Instance UID")):
+    for tag, name in (
+        (STUDY_UID, "Study Instance UID"),
+        (SOP_CLASS_UID, "SOP Class UID"),
+        (SOP_INSTANCE_UID, "SOP Instance UID"),
+    ):
         if _string(obj, tag) is None:
             raise InvalidInstance(f"the instance has no {name} {tag}", sop_class, sop_instance)
     try:
         body = {tag.upper(): element for tag, element in obj.items() if not tag.startswith("0002")}
-        bulk = {tag: element for tag, element in body.items()
-                if isinstance(element, dict) and "BulkDataURI" in element}
+        bulk = {
+            tag: element
+            for tag, element in body.items()
+            if isinstance(element, dict) and "BulkDataURI" in element
+        }
         parts = {tag: resolve(str(element["BulkDataURI"])) for tag, element in bulk.items()}
         pixel_parts = parts.get(PIXEL_DATA, [])
         syntax = transfer_syntax_of(obj, pixel_parts, pixel_syntax)
         encapsulated = syntax not in NATIVE
         plain = _dataset({t: e for t, e in body.items() if t not in bulk}, resolve)
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = UID(sop_class)
-        meta.MediaStorageSOPInstanceUID = UID(sop_instance)
+        meta.MediaStorageSOPClassUID = UID(str(sop_class))
+        meta.MediaStorageSOPInstanceUID = UID(str(sop_instance))
         meta.TransferSyntaxUID = UID(syntax)
         meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
         head = DicomBytesIO()
         write_file_meta_info(head, meta, enforce_standard=True)
         write(PREAMBLE + head.getvalue())
-        order = sorted({*(int(t, 16) for t in bulk), *(int(tag) for tag in plain.keys())})
+        order = sorted({*(int(t, 16) for t in bulk), *(int(element.tag) for element in plain)})
         pending = Dataset()
         for number in order:
             tag = f"{number:08X}"
@@ -189,7 +199,10 @@ def write_instance(
             write(padding)
         _flush(pending, write)
     except InvalidInstance as exc:
-        exc.sop_class, exc.sop_instance = exc.sop_class or sop_class, exc.sop_instance or sop_instance
+        exc.sop_class, exc.sop_instance = (
+            exc.sop_class or sop_class,
+            exc.sop_instance or sop_instance,
+        )
         raise
 
 

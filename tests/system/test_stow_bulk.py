@@ -85,8 +85,17 @@ def test_an_annotation_object_with_bulk_coordinates(server, testdata) -> None:  
     source = pydicom.dcmread(testdata / SOURCE, stop_before_pixels=True)
     # What highdicom copies from the source and this slide's converter left out.
     source.FrameOfReferenceUID = source.get("FrameOfReferenceUID") or generate_uid()
-    for keyword in ("PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
-                    "AccessionNumber", "ReferringPhysicianName", "PatientName"):
+    for keyword in (
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "StudyID",
+        "AccessionNumber",
+        "ReferringPhysicianName",
+        "PatientName",
+    ):
         setattr(source, keyword, source.get(keyword, ""))
     ann = annotations(source)
     metadata, bulk = json_with_bulk(ann)
@@ -116,7 +125,8 @@ def test_an_annotation_object_with_bulk_coordinates(server, testdata) -> None:  
 
 
 @pytest.mark.parametrize(
-    "name", ["radiology/fodicom_CT-MONO2-16-ankle.dcm", "radiology/fodicom_CR-MONO1-10-chest.nopreamble"]
+    "name",
+    ["radiology/fodicom_CT-MONO2-16-ankle.dcm", "radiology/fodicom_CR-MONO1-10-chest.nopreamble"],
 )
 def test_radiology_pixel_data_as_an_octet_stream_part(server, testdata, name: str) -> None:  # type: ignore[no-untyped-def]
     # The CR has no preamble nor File Meta (implicit VR little endian): its pixel bytes are
@@ -132,3 +142,22 @@ def test_radiology_pixel_data_as_an_octet_stream_part(server, testdata, name: st
     assert back.PixelData == original.PixelData
     assert np.array_equal(back.pixel_array, original.pixel_array)
     assert back.PatientName == original.PatientName
+
+
+def test_a_refused_instance_leaves_no_staged_files(server, testdata) -> None:  # type: ignore[no-untyped-def]
+    """A BulkDataURI naming no part: Failure Reason C000 with 400; the bulk parts received
+    into the staging area are removed with the request."""
+    original = pydicom.dcmread(testdata / "radiology/fodicom_CT-MONO2-16-ankle.dcm")
+    original.SOPInstanceUID = generate_uid()
+    metadata, bulk = json_with_bulk(original)
+    response = stow(
+        server, [metadata], [(kind, location + "-other", data) for kind, location, data in bulk]
+    )
+    assert response.status_code == 400
+    codes = [item["00081197"]["Value"][0] for item in response.json()["00081198"]["Value"]]
+    assert codes == [0xC000]
+    # The parts under other names are named by no BulkDataURI: Other Failures, C000 each.
+    others = [item["00081197"]["Value"][0] for item in response.json()["0008119A"]["Value"]]
+    assert others == [0xC000] * len(bulk)
+    assert "names no part" in response.headers["Warning"]
+    assert list((server.data_dir / "blobs" / ".staging").iterdir()) == []
