@@ -64,17 +64,24 @@ def bulk_body(
     metadata: object,
     bulk: list[tuple[str, str, bytes]],
     boundary: str = "wsiarchive-test-boundary",
+    metadata_type: str = "application/dicom+json",
 ) -> tuple[bytes, str]:
-    """A STOW-RS metadata plus bulk data request (PS3.18 §10.5.1.2): the DICOM JSON part, then
-    (Content-Type, Content-Location, bytes) bulk parts; the body and its Content-Type."""
+    """A STOW-RS metadata plus bulk data request (PS3.18 §10.5.1.2): the DICOM JSON part (or
+    XML parts, one per instance, when *metadata* is a list of bytes and *metadata_type* XML),
+    then (Content-Type, Content-Location, bytes) bulk parts; the body and its Content-Type."""
     import json
 
-    chunks = [f"--{boundary}\r\nContent-Type: application/dicom+json\r\n\r\n".encode()]
-    # default=str: pydicom's to_json_dict leaves DA/DT/TM values highdicom set as objects
-    # (their str() is the DICOM string).
-    document = metadata if isinstance(metadata, bytes) else json.dumps(metadata, default=str)
-    chunks.append(document.encode() if isinstance(document, str) else document)
-    chunks.append(b"\r\n")
+    if metadata_type == "application/dicom+xml":
+        documents = list(metadata)  # type: ignore[call-overload]
+    else:
+        # default=str: pydicom's to_json_dict leaves DA/DT/TM values highdicom set as
+        # objects (their str() is the DICOM string).
+        document = metadata if isinstance(metadata, bytes) else json.dumps(metadata, default=str)
+        documents = [document.encode() if isinstance(document, str) else document]
+    chunks = []
+    for document in documents:
+        chunks.append(f"--{boundary}\r\nContent-Type: {metadata_type}\r\n\r\n".encode())
+        chunks += [document, b"\r\n"]
     for content_type, location, data in bulk:
         chunks.append(
             f"--{boundary}\r\nContent-Type: {content_type}\r\n"
@@ -82,7 +89,7 @@ def bulk_body(
         )
         chunks += [data, b"\r\n"]
     chunks.append(f"--{boundary}--\r\n".encode())
-    kind = 'multipart/related; type="application/dicom+json"'
+    kind = f'multipart/related; type="{metadata_type}"'
     return b"".join(chunks), f"{kind}; boundary={boundary}"
 
 

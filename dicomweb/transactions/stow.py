@@ -129,22 +129,22 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[Problem]]:
                 f'multipart/related; type="{DICOM}" with one Part-10 instance per part',
             )
         part_type = params.get("type", "").lower()
-        if part_type not in (DICOM, DICOM_JSON):
+        if part_type not in (DICOM, DICOM_JSON, DICOM_XML):
             raise HTTPError(
                 415,
                 f'multipart/related; type="{part_type}" is not supported; this server stores '
-                f'Part-10 instances sent as multipart/related; type="{DICOM}" and DICOM JSON '
-                f'with bulk data sent as multipart/related; type="{DICOM_JSON}"'
-                + (" (not XML metadata)" if part_type == DICOM_XML else ""),
+                f'Part-10 instances sent as multipart/related; type="{DICOM}", and metadata '
+                f'with bulk data sent as multipart/related; type="{DICOM_JSON}" or '
+                f'type="{DICOM_XML}"',
             )
-        if part_type == DICOM_JSON:
-            # §10.5.1.2: metadata parts, then the bulk data parts they name by Content-Location.
+        if part_type in (DICOM_JSON, DICOM_XML):
+            # §10.5.1.2: metadata parts, and the bulk data parts they name by Content-Location.
             bulk = BulkRequest(service.archive.workspace())
         reader = MultipartReader(body, params.get("boundary", ""))
         for headers in reader.parts():
             part_media_type, part_params = parse_media_type(headers.get("content-type", part_type))
-            if bulk is not None and part_media_type == DICOM_JSON:
-                bulk.metadata(reader)
+            if bulk is not None and part_media_type in (DICOM_JSON, DICOM_XML):
+                bulk.metadata(reader, part_media_type)
                 continue
             if bulk is not None and part_media_type != DICOM:
                 bulk.bulk(reader, headers, part_media_type, part_params)

@@ -1,4 +1,4 @@
-"""STOW-RS metadata plus bulk data (PS3.18 §10.5.1.2): DICOM JSON parts and bulk data parts
+"""STOW-RS metadata plus bulk data (PS3.18 §10.5.1.2): DICOM JSON or XML parts and bulk data parts
 of one request, built into Part-10 instances for the archive's one ingest."""
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dicomweb.errors import CANNOT_UNDERSTAND, status_of
+from dicomweb.http.dicomxml import from_xml
 from dicomweb.http.errors import HTTPError
 from dicomweb.http.mediatypes import (
     DEFAULT_TRANSFER_SYNTAX,
+    DICOM_XML,
     PIXEL_MEDIA_TYPE,
 )
 from dicomweb.http.multipart import MultipartReader
@@ -25,7 +27,7 @@ from storage.errors import ArchiveError, InvalidInstance, UnsupportedTransferSyn
 
 log = logging.getLogger(__name__)
 
-# The largest DICOM JSON part read (it is parsed in memory; bulk data parts are not).
+# The largest metadata part read (it is parsed in memory; bulk data parts are not).
 MAX_METADATA_BYTES = 64 << 20
 
 
@@ -77,8 +79,9 @@ class BulkRequest:
     unnamed: list[int] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
-    def metadata(self, reader: MultipartReader) -> None:
-        """A DICOM JSON part (Annex F): an array of instances (or one instance)."""
+    def metadata(self, reader: MultipartReader, media_type: str) -> None:
+        """A DICOM JSON part (Annex F): an array of instances (or one instance); or a
+        NativeDicomModel XML part (PS3.19 Annex A): one instance."""
         number = reader.part_number
         data = bytearray()
 
@@ -90,11 +93,12 @@ class BulkRequest:
             data.extend(chunk)
 
         reader.copy_body(keep)
+        kind = "XML" if media_type == DICOM_XML else "JSON"
         try:
-            document = json.loads(data)
+            document = from_xml(bytes(data)) if kind == "XML" else json.loads(data)
         except ValueError as exc:
             self.problems.append(
-                Problem(CANNOT_UNDERSTAND, f"part {number}: the DICOM JSON is invalid: {exc}")
+                Problem(CANNOT_UNDERSTAND, f"part {number}: the DICOM {kind} is invalid: {exc}")
             )
             return
         for obj in document if isinstance(document, list) else [document]:

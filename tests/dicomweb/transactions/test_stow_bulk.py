@@ -11,6 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from dicomweb.http.dicomxml import to_xml
 from tests.dicomfiles import bulk_body, json_with_bulk
 from tests.inprocess import multiframe
 
@@ -165,11 +166,35 @@ def test_a_media_type_that_is_no_pixel_data_is_c122(empty_web) -> None:  # type:
     assert failures(response) == [(TRANSFER_SYNTAX_NOT_SUPPORTED, original.SOPInstanceUID)]
 
 
-def test_xml_metadata_is_still_415(empty_web) -> None:  # type: ignore[no-untyped-def]
-    _, client = empty_web
-    response = client.post(
+def post_xml(client, documents: list[bytes], bulk):  # type: ignore[no-untyped-def]
+    body, content_type = bulk_body(documents, bulk, metadata_type="application/dicom+xml")
+    return client.post(
         "/dicomweb/studies",
-        data=b"--b\r\n\r\n<x/>\r\n--b--\r\n",
-        headers={"Content-Type": 'multipart/related; type="application/dicom+xml"; boundary=b'},
+        data=body,
+        headers={"Content-Type": content_type, "Accept": "application/dicom+json"},
     )
-    assert response.status_code == 415
+
+
+def test_xml_metadata_parts_one_per_instance(empty_web) -> None:  # type: ignore[no-untyped-def]
+    """application/dicom+xml (PS3.19 Annex A), each instance a part, made by the server's own
+    JSON-to-XML writer (what its WADO-RS metadata in XML is)."""
+    _, client = empty_web
+    metadata, bulk, datasets = _two(40)
+    datasets[0].PatientName = "Doe^Jane^Q"
+    metadata[0]["00100010"] = {"vr": "PN", "Value": [{"Alphabetic": "Doe^Jane^Q"}]}
+    response = post_xml(client, [to_xml(obj) for obj in metadata], bulk)
+    assert response.status_code == 200, response.get_data()[:500]
+    for dataset in datasets:
+        back = stored_instance(client, dataset)
+        assert back.PixelData == dataset.PixelData
+        assert back.PatientName == dataset.PatientName
+        assert back.Rows == dataset.Rows and back.NumberOfFrames == dataset.NumberOfFrames
+
+
+def test_xml_with_a_dtd_or_malformed_is_refused(empty_web) -> None:  # type: ignore[no-untyped-def]
+    _, client = empty_web
+    laughs = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><NativeDicomModel/>'
+    response = post_xml(client, [laughs, b"<NativeDicomModel><oops"], [])
+    assert response.status_code == 400
+    assert failures(response) == [(CANNOT_UNDERSTAND, None)] * 2
+    assert "DICOM XML is invalid" in response.headers["Warning"]
