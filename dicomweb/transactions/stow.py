@@ -96,8 +96,9 @@ class Outcome:
         return module
 
 
-def _request_parts(service: Service) -> tuple[list[StagedBlob], list[Problem]]:
-    """Receive every part of the request into staged blobs; a malformed body raises HTTPError
+def _request_parts(service: Service) -> tuple[list[tuple[str, StagedBlob]], list[Problem]]:
+    """Receive every part of the request into staged blobs, each with the part it came from;
+    a malformed body raises HTTPError
     after discarding what was staged, so nothing of a bad request is ever stored."""
     media_type, params = parse_media_type(request.headers.get("Content-Type", ""))
     length_header = request.headers.get("Content-Length")
@@ -109,14 +110,14 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[Problem]]:
             f"the request body of {content_length} bytes is larger than the limit of {limit} bytes",
         )
     body = BodyReader(request.environ["wsgi.input"], content_length, limit)
-    staged: list[StagedBlob] = []
+    staged: list[tuple[str, StagedBlob]] = []
     problems: list[Problem] = []
     bulk: BulkRequest | None = None
     try:
         if media_type == DICOM:
             # A single Part-10 body: not in Table 10.5.1-1, accepted as a convenience.
             blob = service.archive.stage()
-            staged.append(blob)
+            staged.append(("part 1", blob))
             writer = Part10Writer(blob.write)
             while data := body.read():
                 writer(data)
@@ -160,7 +161,7 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[Problem]]:
                 )
                 continue
             blob = service.archive.stage()
-            staged.append(blob)
+            staged.append((f"part {reader.part_number}", blob))
             writer = Part10Writer(blob.write)
             reader.copy_body(writer)
             writer.close()
@@ -173,7 +174,7 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[Problem]]:
             raise HTTPError(400, "the request holds no instances")
         return staged, problems
     except BaseException:
-        for blob in staged:
+        for _, blob in staged:
             blob.discard()
         raise
     finally:
@@ -192,7 +193,7 @@ def store(service: Service, study: str | None = None) -> Response:
     for problem in problems:
         outcome.failure(problem.code, problem.reason, problem.sop_class, problem.sop_instance)
     studies: set[str] = set()
-    for number, blob in enumerate(staged, start=1):
+    for label, blob in staged:
         try:
             result = service.archive.ingest(blob, study, who=service.who())
         except ArchiveError as exc:
@@ -201,14 +202,14 @@ def store(service: Service, study: str | None = None) -> Response:
                 # A transient condition (the index unreachable) with nothing stored yet: the
                 # whole request gets its status and Retry-After, to be sent again later.
                 raise
-            log.info("STOW part %d refused: %s", number, exc.reason)
+            log.info("STOW %s refused: %s", label, exc.reason)
             code = status.failure_reason
-            outcome.failure(code, f"part {number}: {exc.reason}", exc.sop_class, exc.sop_instance)
+            outcome.failure(code, f"{label}: {exc.reason}", exc.sop_class, exc.sop_instance)
             auditing.note(study or "", "", exc.sop_instance or "", False)
             continue
         except Exception:
-            log.exception("STOW part %d failed", number)
-            outcome.failure(PROCESSING_FAILURE, f"part {number}: internal error", None, None)
+            log.exception("STOW %s failed", label)
+            outcome.failure(PROCESSING_FAILURE, f"{label}: internal error", None, None)
             continue
         studies.add(result.study)
         auditing.note(result.study, result.series, result.instance, True)

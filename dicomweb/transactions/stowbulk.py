@@ -74,7 +74,8 @@ class BulkRequest:
     """The metadata and bulk data parts of one request, received before any is built."""
 
     workspace: Path
-    instances: list[tuple[int, object]] = field(default_factory=list)  # (part, JSON object)
+    # (part, position in the part, JSON object) of every instance
+    instances: list[tuple[int, int, object]] = field(default_factory=list)
     parts: dict[str, list[BulkPart]] = field(default_factory=dict)  # by Content-Location
     unnamed: list[int] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -101,8 +102,9 @@ class BulkRequest:
                 Problem(CANNOT_UNDERSTAND, f"part {number}: the DICOM {kind} is invalid: {exc}")
             )
             return
-        for obj in document if isinstance(document, list) else [document]:
-            self.instances.append((number, obj))
+        objects = document if isinstance(document, list) else [document]
+        for index, obj in enumerate(objects, start=1):
+            self.instances.append((number, index, obj))
 
     def bulk(
         self,
@@ -134,10 +136,10 @@ class BulkRequest:
         for name in names:
             self.parts.setdefault(name, []).append(part)
 
-    def build(self, service: Service) -> tuple[list[StagedBlob], list[Problem]]:
+    def build(self, service: Service) -> tuple[list[tuple[str, StagedBlob]], list[Problem]]:
         """Each instance as a staged Part-10 blob; an instance that cannot be built is a
         problem of its own (PS3.18 §10.5.3), the others are stored."""
-        staged: list[StagedBlob] = []
+        staged: list[tuple[str, StagedBlob]] = []
         used: set[int] = set()
 
         def resolve(uri: str) -> list[BulkPart]:
@@ -147,7 +149,7 @@ class BulkRequest:
             used.update(part.number for part in found)
             return found
 
-        for number, obj in self.instances:
+        for number, index, obj in self.instances:
             blob = service.archive.stage()
             try:
                 write_instance(obj, resolve, pixel_syntax, blob.write)
@@ -160,7 +162,7 @@ class BulkRequest:
                 self.problems.append(
                     Problem(
                         status_of(exc).failure_reason,
-                        f"part {number}: {exc.reason}",
+                        f"part {number} instance {index}: {exc.reason}",
                         exc.sop_class or sop_class,
                         exc.sop_instance or sop_instance,
                     )
@@ -169,7 +171,7 @@ class BulkRequest:
             except BaseException:
                 blob.discard()
                 raise
-            staged.append(blob)
+            staged.append((f"part {number} instance {index}", blob))
         for part in sorted({p.number for ps in self.parts.values() for p in ps} - used) + [
             n for n in self.unnamed
         ]:

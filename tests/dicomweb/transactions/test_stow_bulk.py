@@ -95,6 +95,29 @@ def test_compressed_pixel_data_part_is_one_frame(empty_web) -> None:  # type: ig
     assert back.pixel_array.tobytes() == frame
 
 
+def test_frames_sharing_a_content_location_are_the_frames_in_order(empty_web) -> None:  # type: ignore[no-untyped-def]
+    _, client = empty_web
+    original = multiframe(3, 64, 64, seed=7)
+    frames = original.pixel_array.copy()
+    original.compress(pydicom.uid.JPEG2000Lossless, encoding_plugin="pylibjpeg")
+    codestreams = list(pydicom.encaps.generate_frames(original.PixelData, number_of_frames=3))
+    metadata = original.to_json_dict()
+    metadata["7FE00010"] = {"vr": "OB", "BulkDataURI": "pixels"}
+    response = post(client, [metadata], [("image/jp2", "pixels", data) for data in codestreams])
+    assert response.status_code == 200, response.get_data()[:500]
+    back = stored_instance(client, original)
+    assert list(pydicom.encaps.generate_frames(back.PixelData, number_of_frames=3)) == codestreams
+    assert np.array_equal(back.pixel_array, frames)
+    # The frames are served one by one, as stored.
+    frame = client.get(
+        f"/dicomweb/studies/{original.StudyInstanceUID}/series/{original.SeriesInstanceUID}"
+        f"/instances/{original.SOPInstanceUID}/frames/2",
+        headers={"Accept": 'multipart/related; type="image/jp2"'},
+    )
+    assert frame.status_code == 200
+    assert codestreams[1] in frame.get_data()
+
+
 def _two(seed: int) -> tuple[list[dict], list[tuple[str, str, bytes]], list[pydicom.Dataset]]:
     datasets = [multiframe(1, 16, 16, seed=seed), multiframe(1, 16, 16, seed=seed + 1)]
     metadata, bulk = [], []
