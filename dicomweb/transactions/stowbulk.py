@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from dicomweb.http.multipart import MultipartReader
 from dicomweb.service import Service
 from storage.blobs import StagedBlob
 from storage.blobs.staged import raise_resources
-from storage.dicom.assemble import BulkPart, identify, write_instance
+from storage.dicom.assemble import BulkPart, bulk_uris, identify, write_instance
 from storage.errors import ArchiveError, InvalidInstance, UnsupportedTransferSyntax
 
 log = logging.getLogger(__name__)
@@ -54,19 +53,6 @@ def pixel_syntax(part: BulkPart) -> str:
             f"part {part.number}: the transfer syntax {syntax} is not one of {part.media_type}"
         )
     return syntax
-
-
-def bulk_uris(obj: object) -> Iterator[str]:
-    """Every BulkDataURI in a JSON instance, inside sequences too."""
-    if isinstance(obj, list):
-        for item in obj:
-            yield from bulk_uris(item)
-    elif isinstance(obj, dict):
-        if isinstance(obj.get("BulkDataURI"), str):
-            yield obj["BulkDataURI"]
-        for value in obj.values():
-            if isinstance(value, dict | list):
-                yield from bulk_uris(value)
 
 
 @dataclass

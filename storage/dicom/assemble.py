@@ -1,15 +1,15 @@
 """A Part-10 instance built from DICOM JSON (PS3.18 Annex F) and bulk data files, streamed.
 
 STOW-RS metadata plus bulk data (PS3.18 §10.5.1.2): the JSON holds every attribute, those with
-a BulkDataURI name a part of the request whose bytes are the value. The bytes of top-level bulk
-data (pixel data, point coordinates) are copied from their file into the output in chunks, so
-an instance never has to fit in memory; bulk data inside sequences is small and read whole.
+a BulkDataURI name a part of the request whose bytes are the value. The bytes of bulk
+data (pixel data, point coordinates, inside sequences too) are copied from their file into the
+output in chunks, so an instance never has to fit in memory.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from storage.dicom.syntaxes import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
 )
-from storage.errors import ArchiveError, InvalidInstance, UnsupportedTransferSyntax
+from storage.errors import InvalidInstance, UnsupportedTransferSyntax
 
 COPY_CHUNK = 1 << 20
 PIXEL_DATA = "7FE00010"
@@ -40,7 +40,8 @@ _LONG_LENGTH = frozenset(
 _TEXT_VRS = frozenset({"UC", "UR", "UT", "LT", "ST", "LO", "SH", "CS", "DS", "IS", "AE"})
 _BYTE_VRS = frozenset({"OB", "UN"})
 _VRS = frozenset(vr.value for vr in VR if len(vr.value) == 2)  # PS3.5 Table 6.2-1
-_ITEM, _SEQUENCE_DELIMITER = 0xE000, 0xE0DD
+_ITEM, _ITEM_DELIMITER, _SEQUENCE_DELIMITER = 0xE000, 0xE00D, 0xE0DD
+_UNDEFINED = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -125,17 +126,23 @@ def _copy(part: BulkPart, write: Callable[[bytes], None]) -> None:
             write(chunk)
 
 
-def _dataset(obj: JsonObject, resolve: Resolve) -> Dataset:
-    """The data set of *obj* (top-level bulk data removed): BulkDataURIs inside sequences are
-    read whole, base64 is decoded (Annex F.2.7)."""
+def bulk_uris(obj: object) -> Iterator[str]:
+    """Every BulkDataURI in a JSON instance, inside sequences too."""
+    if isinstance(obj, list):
+        for item in obj:
+            yield from bulk_uris(item)
+    elif isinstance(obj, dict):
+        if isinstance(obj.get("BulkDataURI"), str):
+            yield obj["BulkDataURI"]
+        for value in obj.values():
+            if isinstance(value, dict | list):
+                yield from bulk_uris(value)
 
-    def nested(uri: str) -> bytes:
-        return b"".join(part.path.read_bytes() for part in resolve(uri))
 
+def _dataset(obj: JsonObject) -> Dataset:
+    """The data set of *obj*, which holds no bulk data (base64 is decoded, Annex F.2.7)."""
     try:
-        return Dataset.from_json(obj, bulk_data_uri_handler=nested)
-    except ArchiveError:
-        raise
+        return Dataset.from_json(obj)
     except Exception as exc:  # pydicom raises many kinds on a malformed JSON model
         raise InvalidInstance(f"the DICOM JSON cannot be read: {exc}") from exc
 
@@ -147,7 +154,7 @@ def write_instance(
     write: Callable[[bytes], None],
 ) -> None:
     """Write one JSON instance as a Part-10 stream to *write* (PS3.10 §7.1 File Meta
-    Information, then the data set in tag order); top-level bulk data is copied from its file."""
+    Information, then the data set in tag order); bulk data is copied from its file."""
     if not isinstance(obj, dict):
         raise InvalidInstance("an instance of the DICOM JSON array is not a JSON object")
     sop_class, sop_instance = identify(obj)
@@ -159,17 +166,14 @@ def write_instance(
         if _string(obj, tag) is None:
             raise InvalidInstance(f"the instance has no {name} {tag}", sop_class, sop_instance)
     try:
-        body = {tag.upper(): element for tag, element in obj.items() if not tag.startswith("0002")}
-        bulk = {
-            tag: element
-            for tag, element in body.items()
-            if isinstance(element, dict) and "BulkDataURI" in element
-        }
-        parts = {tag: resolve(str(element["BulkDataURI"])) for tag, element in bulk.items()}
-        pixel_parts = parts.get(PIXEL_DATA, [])
+        body = {tag: element for tag, element in obj.items() if not tag.startswith("0002")}
+        pixel = body.get(PIXEL_DATA) or body.get(PIXEL_DATA.lower())
+        pixel_parts = (
+            resolve(str(pixel["BulkDataURI"]))
+            if isinstance(pixel, dict) and "BulkDataURI" in pixel
+            else []
+        )
         syntax = transfer_syntax_of(obj, pixel_parts, pixel_syntax)
-        encapsulated = syntax not in NATIVE
-        plain = _dataset({t: e for t, e in body.items() if t not in bulk}, resolve)
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = UID(str(sop_class))
         meta.MediaStorageSOPInstanceUID = UID(str(sop_instance))
@@ -178,32 +182,62 @@ def write_instance(
         head = DicomBytesIO()
         write_file_meta_info(head, meta, enforce_standard=True)
         write(PREAMBLE + head.getvalue())
-        order = sorted({*(int(t, 16) for t in bulk), *(int(element.tag) for element in plain)})
-        pending = Dataset()
-        for number in order:
-            tag = f"{number:08X}"
-            if tag not in bulk:
-                pending[number] = plain[number]
-                continue
-            _flush(pending, write)
-            pending = Dataset()
-            vr = str(bulk[tag].get("vr", "UN"))
-            if tag == PIXEL_DATA and encapsulated:
-                _encapsulated(parts[tag], write)
-                continue
-            size = sum(part.size for part in parts[tag])
-            padding = _padding(tag, vr, size)
-            write(_header(tag, vr, size + len(padding)))
-            for part in parts[tag]:
-                _copy(part, write)
-            write(padding)
-        _flush(pending, write)
+        _write_elements(body, resolve, syntax not in NATIVE, write)
     except InvalidInstance as exc:
-        exc.sop_class, exc.sop_instance = (
-            exc.sop_class or sop_class,
-            exc.sop_instance or sop_instance,
-        )
+        exc.sop_class = exc.sop_class or sop_class
+        exc.sop_instance = exc.sop_instance or sop_instance
         raise
+
+
+def _write_elements(
+    obj: JsonObject, resolve: Resolve, encapsulated: bool, write: Callable[[bytes], None]
+) -> None:
+    """The elements of a data set or item in tag order: those without bulk data encoded by
+    pydicom, bulk data copied from its parts, and sequences holding bulk data written here
+    with undefined lengths (PS3.5 §7.5.2) so their bulk data is copied too."""
+    body = {tag.upper(): element for tag, element in obj.items()}
+    for tag, element in body.items():
+        if len(tag) != 8 or not isinstance(element, dict):
+            raise InvalidInstance(f"the attribute {tag[:20]} is not a DICOM JSON attribute")
+    special = {
+        tag: element
+        for tag, element in body.items()
+        if "BulkDataURI" in element
+        or (element.get("vr") == "SQ" and next(bulk_uris(element.get("Value")), None))
+    }
+    plain = _dataset({tag: element for tag, element in body.items() if tag not in special})
+    order = sorted({*(int(tag, 16) for tag in special), *(int(e.tag) for e in plain)})
+    pending = Dataset()
+    for number in order:
+        tag = f"{number:08X}"
+        if tag not in special:
+            pending[number] = plain[number]
+            continue
+        _flush(pending, write)
+        pending = Dataset()
+        element = special[tag]
+        if "BulkDataURI" not in element:
+            write(struct.pack("<HH2s2xI", number >> 16, number & 0xFFFF, b"SQ", _UNDEFINED))
+            for item in element.get("Value", []):
+                if not isinstance(item, dict):
+                    raise InvalidInstance(f"an item of ({tag[:4]},{tag[4:]}) is not an object")
+                write(struct.pack("<HHI", 0xFFFE, _ITEM, _UNDEFINED))
+                _write_elements(item, resolve, False, write)
+                write(struct.pack("<HHI", 0xFFFE, _ITEM_DELIMITER, 0))
+            write(struct.pack("<HHI", 0xFFFE, _SEQUENCE_DELIMITER, 0))
+            continue
+        parts = resolve(str(element["BulkDataURI"]))
+        if tag == PIXEL_DATA and encapsulated:
+            _encapsulated(parts, write)
+            continue
+        vr = str(element.get("vr", "UN"))
+        size = sum(part.size for part in parts)
+        padding = _padding(tag, vr, size)
+        write(_header(tag, vr, size + len(padding)))
+        for part in parts:
+            _copy(part, write)
+        write(padding)
+    _flush(pending, write)
 
 
 def _flush(dataset: Dataset, write: Callable[[bytes], None]) -> None:
