@@ -155,12 +155,12 @@ class BulkRequest:
                 )
                 continue
             except BaseException:
-                blob.discard()
+                for _, built in [*staged, ("", blob)]:
+                    built.discard()
                 raise
             staged.append((f"part {number} instance {index}", blob))
-        for part in sorted({p.number for ps in self.parts.values() for p in ps} - used) + [
-            n for n in self.unnamed
-        ]:
+        received = {part.number for parts in self.parts.values() for part in parts}
+        for part in sorted(received - used) + self.unnamed:
             self.problems.append(
                 Problem(CANNOT_UNDERSTAND, f"part {part}: no BulkDataURI names this bulk data")
             )

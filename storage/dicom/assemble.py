@@ -59,7 +59,9 @@ Resolve = Callable[[str], list[BulkPart]]  # BulkDataURI -> the parts it names (
 
 
 def _string(obj: JsonObject, tag: str) -> str | None:
-    value = obj.get(tag, {}).get("Value") if isinstance(obj.get(tag), dict) else None
+    """The first value of the attribute *tag* when it is a non-empty string."""
+    element = obj.get(tag)
+    value = element.get("Value") if isinstance(element, dict) else None
     if isinstance(value, list) and value and isinstance(value[0], str) and value[0]:
         return value[0]
     return None
@@ -75,8 +77,9 @@ def identify(obj: object) -> tuple[str | None, str | None]:
 def transfer_syntax_of(
     obj: JsonObject, pixel_parts: list[BulkPart], pixel_syntax: Callable[[BulkPart], str]
 ) -> str:
-    """The transfer syntax to write: (0002,0010) when the JSON has one, else that of the pixel
-    data's media type (PS3.18 §8.7.3, Table 8.7.3-5), else Explicit VR Little Endian."""
+    """The transfer syntax to write: that of the compressed pixel data parts (their media type
+    and transfer-syntax parameter, PS3.18 Table 8.7.3-5), which (0002,0010) of the JSON, when
+    present, must agree with; else Explicit VR Little Endian."""
     declared = _string(obj, TRANSFER_SYNTAX_UID)
     if pixel_parts:
         syntaxes = {pixel_syntax(part) for part in pixel_parts}
