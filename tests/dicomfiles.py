@@ -60,6 +60,57 @@ def multipart_body(
     return b"".join(chunks), f'multipart/related; type="application/dicom"; boundary={boundary}'
 
 
+def bulk_body(
+    metadata: object,
+    bulk: list[tuple[str, str, bytes]],
+    boundary: str = "wsiarchive-test-boundary",
+    metadata_type: str = "application/dicom+json",
+) -> tuple[bytes, str]:
+    """A STOW-RS metadata plus bulk data request (PS3.18 §10.5.1.2): the DICOM JSON part (or
+    XML parts, one per instance, when *metadata* is a list of bytes and *metadata_type* XML),
+    then (Content-Type, Content-Location, bytes) bulk parts; the body and its Content-Type."""
+    import json
+
+    if metadata_type == "application/dicom+xml":
+        documents = list(metadata)  # type: ignore[call-overload]
+    else:
+        # default=str: pydicom's to_json_dict leaves DA/DT/TM values highdicom set as
+        # objects (their str() is the DICOM string).
+        document = metadata if isinstance(metadata, bytes) else json.dumps(metadata, default=str)
+        documents = [document.encode() if isinstance(document, str) else document]
+    chunks = []
+    for document in documents:
+        chunks.append(f"--{boundary}\r\nContent-Type: {metadata_type}\r\n\r\n".encode())
+        chunks += [document, b"\r\n"]
+    for content_type, location, data in bulk:
+        chunks.append(
+            f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Location: {location}\r\n\r\n".encode()
+        )
+        chunks += [data, b"\r\n"]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    kind = f'multipart/related; type="{metadata_type}"'
+    return b"".join(chunks), f"{kind}; boundary={boundary}"
+
+
+def json_with_bulk(
+    dataset: pydicom.Dataset, base: str = "http://client.example/bulk/"
+) -> tuple[dict, list[tuple[str, str, bytes]]]:
+    """*dataset* as DICOM JSON whose binary values of more than 64 bytes are bulk data parts
+    (pydicom's bulk data element handler names each by a URI of its own)."""
+    bulk: list[tuple[str, str, bytes]] = []
+
+    def handler(element):  # type: ignore[no-untyped-def]
+        uri = f"{base}{len(bulk) + 1}"
+        bulk.append(("application/octet-stream", uri, bytes(element.value)))
+        return uri
+
+    document = dataset.to_json_dict(64, handler)
+    if document.get("7FE00010", {}).get("vr") == "OB or OW":  # pydicom's ambiguous VR
+        document["7FE00010"]["vr"] = "OW" if dataset.BitsAllocated > 8 else "OB"
+    return document, bulk
+
+
 def parse_multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]]:
     """Split a multipart response with the standard library's MIME parser (independent of
     both the server and dicomweb-client)."""

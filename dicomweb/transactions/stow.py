@@ -1,4 +1,5 @@
-"""STOW-RS (PS3.18 §10.5): Part-10 instances in multipart/related, streamed to the archive."""
+"""STOW-RS (PS3.18 §10.5): Part-10 instances, or DICOM JSON metadata plus bulk data, in
+multipart/related, streamed to the archive."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from dicomweb.errors import (
 )
 from dicomweb.http.datasets import dataset_response
 from dicomweb.http.errors import HTTPError
-from dicomweb.http.mediatypes import DICOM, parse_media_type
+from dicomweb.http.mediatypes import DICOM, DICOM_JSON, DICOM_XML, parse_media_type
 from dicomweb.http.multipart import BodyReader, MultipartReader
 from dicomweb.http.warning import warning_header
 from dicomweb.service import Service
+from dicomweb.transactions.stowbulk import BulkRequest, Problem
 from storage.access import Scope, require
 from storage.blobs import StagedBlob
 from storage.dicom.document import JsonObject, instance_path
@@ -94,8 +96,9 @@ class Outcome:
         return module
 
 
-def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
-    """Receive every part of the request into staged blobs; a malformed body raises HTTPError
+def _request_parts(service: Service) -> tuple[list[tuple[str, StagedBlob]], list[Problem]]:
+    """Receive every part of the request into staged blobs, each with the part it came from;
+    a malformed body raises HTTPError
     after discarding what was staged, so nothing of a bad request is ever stored."""
     media_type, params = parse_media_type(request.headers.get("Content-Type", ""))
     length_header = request.headers.get("Content-Length")
@@ -107,13 +110,14 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
             f"the request body of {content_length} bytes is larger than the limit of {limit} bytes",
         )
     body = BodyReader(request.environ["wsgi.input"], content_length, limit)
-    staged: list[StagedBlob] = []
-    problems: list[str] = []
+    staged: list[tuple[str, StagedBlob]] = []
+    problems: list[Problem] = []
+    bulk: BulkRequest | None = None
     try:
         if media_type == DICOM:
             # A single Part-10 body: not in Table 10.5.1-1, accepted as a convenience.
             blob = service.archive.stage()
-            staged.append(blob)
+            staged.append(("part 1", blob))
             writer = Part10Writer(blob.write)
             while data := body.read():
                 writer(data)
@@ -126,34 +130,56 @@ def _request_parts(service: Service) -> tuple[list[StagedBlob], list[str]]:
                 f'multipart/related; type="{DICOM}" with one Part-10 instance per part',
             )
         part_type = params.get("type", "").lower()
-        if part_type != DICOM:
+        if part_type not in (DICOM, DICOM_JSON, DICOM_XML):
             raise HTTPError(
                 415,
                 f'multipart/related; type="{part_type}" is not supported; this server stores '
-                f'Part-10 instances sent as multipart/related; type="{DICOM}"',
+                f'Part-10 instances sent as multipart/related; type="{DICOM}", and metadata '
+                f'with bulk data sent as multipart/related; type="{DICOM_JSON}" or '
+                f'type="{DICOM_XML}"',
             )
+        if part_type in (DICOM_JSON, DICOM_XML):
+            # §10.5.1.2: metadata parts, and the bulk data parts they name by Content-Location.
+            bulk = BulkRequest(service.archive.workspace())
         reader = MultipartReader(body, params.get("boundary", ""))
         for headers in reader.parts():
-            part_media_type, _ = parse_media_type(headers.get("content-type", DICOM))
+            part_media_type, part_params = parse_media_type(headers.get("content-type", part_type))
+            if bulk is not None and part_media_type in (DICOM_JSON, DICOM_XML):
+                bulk.metadata(reader, part_media_type)
+                continue
+            if bulk is not None and part_media_type != DICOM:
+                bulk.bulk(reader, headers, part_media_type, part_params)
+                continue
             if part_media_type != DICOM:
                 reader.copy_body(lambda _data: None)
                 problems.append(
-                    f"part {reader.part_number} has Content-Type {part_media_type}, not {DICOM}"
+                    Problem(
+                        CANNOT_UNDERSTAND,
+                        f"part {reader.part_number} has Content-Type {part_media_type}, "
+                        f"not {DICOM}",
+                    )
                 )
                 continue
             blob = service.archive.stage()
-            staged.append(blob)
+            staged.append((f"part {reader.part_number}", blob))
             writer = Part10Writer(blob.write)
             reader.copy_body(writer)
             writer.close()
             blob.finish()
+        if bulk is not None:
+            built, bulk_problems = bulk.build(service)
+            staged += built
+            problems += bulk_problems
         if not staged and not problems:
             raise HTTPError(400, "the request holds no instances")
         return staged, problems
     except BaseException:
-        for blob in staged:
+        for _, blob in staged:
             blob.discard()
         raise
+    finally:
+        if bulk is not None:
+            bulk.close()
 
 
 def store(service: Service, study: str | None = None) -> Response:
@@ -165,9 +191,9 @@ def store(service: Service, study: str | None = None) -> Response:
     staged, problems = _request_parts(service)
     outcome = Outcome(root, [], [], [], [])
     for problem in problems:
-        outcome.failure(CANNOT_UNDERSTAND, problem, None, None)
+        outcome.failure(problem.code, problem.reason, problem.sop_class, problem.sop_instance)
     studies: set[str] = set()
-    for number, blob in enumerate(staged, start=1):
+    for label, blob in staged:
         try:
             result = service.archive.ingest(blob, study, who=service.who())
         except ArchiveError as exc:
@@ -176,14 +202,14 @@ def store(service: Service, study: str | None = None) -> Response:
                 # A transient condition (the index unreachable) with nothing stored yet: the
                 # whole request gets its status and Retry-After, to be sent again later.
                 raise
-            log.info("STOW part %d refused: %s", number, exc.reason)
+            log.info("STOW %s refused: %s", label, exc.reason)
             code = status.failure_reason
-            outcome.failure(code, f"part {number}: {exc.reason}", exc.sop_class, exc.sop_instance)
+            outcome.failure(code, f"{label}: {exc.reason}", exc.sop_class, exc.sop_instance)
             auditing.note(study or "", "", exc.sop_instance or "", False)
             continue
         except Exception:
-            log.exception("STOW part %d failed", number)
-            outcome.failure(PROCESSING_FAILURE, f"part {number}: internal error", None, None)
+            log.exception("STOW %s failed", label)
+            outcome.failure(PROCESSING_FAILURE, f"{label}: internal error", None, None)
             continue
         studies.add(result.study)
         auditing.note(result.study, result.series, result.instance, True)
