@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import secrets
 import shutil
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,28 @@ def _first_reader(
     raise ConversionError(f"{path}: cannot be read ({'; '.join(reasons)})")
 
 
+def _thumbnail_fits(wsi: Any) -> bool:
+    """False when the slide's thumbnail would sit on a level of the pyramid: viewers that
+    place a THUMBNAIL among the VOLUME images by its zoom factor (dicom-microscopy-viewer in
+    OHIF 3) refuse two images of one factor, and a thumbnail of 574 columns beside a level of
+    555 is that (3.87 against 4). Levels come in factors of 2 (read or generated), so a
+    thumbnail within a tenth of a power of two of the base is left out; the archive renders
+    thumbnails from the pyramid anyway (PS3.18 §10.4.1.1.4)."""
+    thumbnails = list(getattr(wsi.pyramid, "thumbnails", None) or [])
+    if not thumbnails:
+        return True
+    base = wsi.levels[0].size.width
+    factors = [math.log2(base / level.size.width) for level in wsi.levels]
+    for thumbnail in thumbnails:
+        factor = math.log2(base / thumbnail.size.width)
+        if abs(factor - round(factor)) < 0.1 or any(abs(factor - f) < 0.1 for f in factors):
+            return False
+    return True
+
+
 def _save(wsi: Any, work: Path, path: Path, options: ConversionOptions) -> list[Path]:
+    if options.include_thumbnail and not _thumbnail_fits(wsi):
+        options = replace(options, include_thumbnail=False)
     if options.fast_copy and fastcopy.eligible(wsi, options):
         try:
             if options.progress:

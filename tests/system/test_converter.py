@@ -137,7 +137,10 @@ def _by_type(files: list[Path]) -> dict[str, list[tuple[pydicom.Dataset, Path]]]
 
 def test_image_types_pyramid_and_icc(converted) -> None:
     kinds = _by_type(converted["svs/CMU-1-Small-Region.svs"])
-    assert {"VOLUME", "LABEL", "OVERVIEW", "THUMBNAIL"} <= set(kinds)
+    # The SVS's thumbnail (574 columns) would sit on the 555-column level: left out, since
+    # viewers that put a THUMBNAIL in the pyramid refuse two images of one zoom factor.
+    assert {"VOLUME", "LABEL", "OVERVIEW"} <= set(kinds)
+    assert "THUMBNAIL" not in kinds
     volumes = [d for d, _ in kinds["VOLUME"]]
     widths = [int(d.TotalPixelMatrixColumns) for d in volumes]
     # Missing levels generated in 2x steps down to a single tile.
@@ -311,7 +314,7 @@ def test_import_stores_slides_whole_into_one_study(
         slides = requests.get(
             server.url + "/instances", params={"ContainerIdentifier": "SLIDE-7"}
         ).json()
-        assert len(slides) >= 8
+        assert len(slides) >= 7  # 5 levels, label, overview (the thumbnail sits on a level)
         series = slides[0]["0020000E"]["Value"][0]
         web = WsiDicomWebClient(DICOMwebClient(server.url))
         with WsiDicom.open_web(web, study, series) as slide:

@@ -67,16 +67,14 @@ def artifacts(tmp_path_factory) -> Path:
 
 
 def _slide_files(testdata: Path, out: Path) -> tuple[list[Path], Slide]:
-    """The slide converted to WG-26 DICOM, without its THUMBNAIL image: OHIF 3.13's bundled
-    dicom-microscopy-viewer puts a THUMBNAIL into the pyramid, and this one (574 x 768, a
-    zoom factor of 3.87 rounded to 4) collides with the 555 x 742 level ("`resolutions` must
-    be sorted in descending order"). The archive serves the thumbnail like any image."""
+    """The slide converted to WG-26 DICOM as `import` converts it. (OHIF 3.13's bundled
+    dicom-microscopy-viewer puts a THUMBNAIL into the pyramid and refused this SVS's, 574 x 768,
+    a zoom factor of 3.87 rounded to 4 beside the 555 x 742 level: the converter leaves such a
+    thumbnail out.)"""
     files = convert(testdata / SLIDE, out, INFO, ConversionOptions(workers=2))
     kept, volumes = [], []
     for path in files:
         dataset = pydicom.dcmread(path, stop_before_pixels=True)
-        if dataset.ImageType[2] == "THUMBNAIL":
-            continue
         kept.append(path)
         if dataset.ImageType[2] == "VOLUME":
             volumes.append(dataset)
