@@ -1,5 +1,5 @@
 """The `wsiarchive` command: serve, import, convert, watch, worker, submit, jobs, verify,
-token, share, audit, tiers, migrate, settings."""
+token, share, audit, tiers, forward, send, migrate, settings."""
 
 from __future__ import annotations
 
@@ -322,6 +322,9 @@ def parser() -> argparse.ArgumentParser:
 
     job_commands.add_commands(commands, _settings_parser, slide, _resolve, _slide_info)
     tiering.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
+    from wsiarchive.forwarding import commands as forward_commands
+
+    forward_commands.add_commands(commands, _settings_parser, _resolve, _open_archive)
     verifier = commands.add_parser(
         "verify",
         parents=[_settings_parser("verify")],

@@ -371,3 +371,26 @@ __all__ = [
     "Status",
     "Study",
 ]
+
+
+class ForwardItem(Base):
+    """One instance to send to one forwarding destination (the outbox of wsiarchive's
+    forwarder): pending until sent, or failed for good after its last attempt."""
+
+    __tablename__ = "forward_outbox"
+    __table_args__ = (
+        Index("ix_forward_outbox_destination_state", "destination", "state", "pk"),
+        Index("uq_forward_outbox_item", "destination", "sop_instance_uid", unique=True),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    destination: Mapped[str] = mapped_column(String(64))
+    study_instance_uid: Mapped[str] = mapped_column(String(128))
+    series_instance_uid: Mapped[str] = mapped_column(String(128))
+    sop_instance_uid: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(8))  # storage.records.ForwardState
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(String(1000), default="")  # of the last failure
+    queued_at: Mapped[datetime] = mapped_column(DateTime)
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
