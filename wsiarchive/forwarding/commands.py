@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -12,17 +13,20 @@ from typing import TYPE_CHECKING, Any
 from storage.access import local_admin
 from storage.records import ForwardState
 from wsiarchive.forwarding.config import parse_destinations, parse_rules
-from wsiarchive.forwarding.forwarder import Forwarder
 from wsiarchive.settings import Settings
 
 if TYPE_CHECKING:
     from storage import Archive
+    from wsiarchive.forwarding.forwarder import Forwarder
 
-FAILURES_SHOWN = 20  # failed instances listed per destination by --status
+FAILURES_SHOWN = 20
+SEND_NOW_SECONDS = 120.0  # send --now waits at most this long for its queue to empty  # failed instances listed per destination by --status
 
 
 def forwarder_of(settings: Settings, archive: Archive) -> Forwarder:
     """The forwarder the settings describe (ValueError for settings that cannot work)."""
+    from wsiarchive.forwarding.forwarder import Forwarder
+
     destinations = parse_destinations(settings.forward_destinations)
     return Forwarder(
         archive,
@@ -91,8 +95,16 @@ def command_send(settings: Settings, archive: Archive, args: argparse.Namespace)
     if args.now:
         forwarder = forwarder_of(settings, archive)
         forwarder.rules = []  # only this queue, not the change feed
-        while forwarder.send(destinations[args.to]):
-            pass
+        deadline = time.monotonic() + SEND_NOW_SECONDS
+        while time.monotonic() < deadline:
+            if forwarder.send(destinations[args.to]):
+                continue
+            # Nothing sent here: done, backing off after a failure, or sent by the process
+            # that holds the destination's lease (a running serve).
+            counts = {c.destination: c for c in archive.forward_counts()}
+            if not counts[args.to].pending:
+                break
+            time.sleep(settings.forward_poll_seconds)
         return status(archive, False)
     return 0
 
