@@ -104,8 +104,9 @@ def _cli(server: ArchiveServer, *args: str) -> subprocess.CompletedProcess[str]:
     """A `wsiarchive` command on *server*'s archive with *server*'s settings."""
     env = dict(os.environ)
     env.update({f"WSIARCHIVE_{k.upper()}": str(v) for k, v in server.settings.items()})
+    env["WSIARCHIVE_DATA_DIR"] = str(server.data_dir)
     return subprocess.run(
-        [sys.executable, "-m", "wsiarchive", *args, "--data-dir", str(server.data_dir)],
+        [sys.executable, "-m", "wsiarchive", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -196,10 +197,12 @@ def test_forwarding_to_orthanc_by_stow_and_c_store_through_an_outage(
         "every instance in Orthanc after it came back",
     )
     status = _until(
-        lambda: (s := _status(archive))
-        and s["orthanc-web"]["sent"] == 3
-        and s["orthanc-dimse"]["sent"] == 2
-        and s,
+        lambda: (
+            (s := _status(archive))
+            and s["orthanc-web"]["sent"] == 3
+            and s["orthanc-dimse"]["sent"] == 2
+            and s
+        ),
         "every send recorded",
     )
     for name in status:
@@ -231,10 +234,15 @@ def test_forwarding_to_orthanc_by_stow_and_c_store_through_an_outage(
     assert _status(archive)["orthanc-dimse"]["sent"] == 3
 
 
-def test_forwarding_to_a_second_wsiarchive(fresh_server, testdata: Path, tmp_path: Path) -> None:
+def test_forwarding_to_a_second_wsiarchive_with_a_token(
+    fresh_server, testdata: Path, tmp_path: Path
+) -> None:
+    second = fresh_server(dimse="false", anonymous_access="off")
+    created = _cli(second, "token", "create", "forwarder", "--scopes", "read,write").stdout
+    token = created.split()[-1]
+    auth = {"Authorization": f"Bearer {token}"}
     token_file = tmp_path / "token"
-    token_file.write_text("not-needed-on-loopback\n")  # read, sent, ignored by the receiver
-    second = fresh_server(dimse="false")
+    token_file.write_text(token + "\n")
     destinations = [
         {"name": "second", "kind": "dicomweb", "url": second.url, "token_file": str(token_file)}
     ]
@@ -248,7 +256,7 @@ def test_forwarding_to_a_second_wsiarchive(fresh_server, testdata: Path, tmp_pat
     study = str(pydicom.dcmread(io.BytesIO(slide), stop_before_pixels=True).StudyInstanceUID)
 
     def held() -> set[str]:
-        answer = requests.get(f"{second.url}/studies/{study}/instances", timeout=10)
+        answer = requests.get(f"{second.url}/studies/{study}/instances", headers=auth, timeout=10)
         if answer.status_code != 200:
             return set()
         return {item["00080018"]["Value"][0] for item in answer.json()}
@@ -270,13 +278,14 @@ def test_forwarding_to_a_second_wsiarchive(fresh_server, testdata: Path, tmp_pat
     assert "4 of 4 instances queued" in out
     again = _status(archive)["second"]
     assert again["sent"] == 4 and again["failed"] == 0 and again["pending"] == 0
+    source = pydicom.dcmread(io.BytesIO(slide))
     answer = requests.get(
-        f"{second.url}/studies/{study}/instances/{_uid(slide)}",
-        headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        f"{second.url}/studies/{study}/series/{source.SeriesInstanceUID}/instances/{_uid(slide)}",
+        headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'} | auth,
         timeout=30,
     )
     assert answer.status_code == 200
     body = answer.content
     start = body.index(b"DICM") - 128
     copy = pydicom.dcmread(io.BytesIO(body[start:]))
-    assert copy.PixelData == pydicom.dcmread(io.BytesIO(slide)).PixelData
+    assert copy.PixelData == source.PixelData
