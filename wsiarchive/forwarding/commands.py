@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from storage import Archive
     from wsiarchive.forwarding.forwarder import Forwarder
 
-FAILURES_SHOWN = 20
-SEND_NOW_SECONDS = 120.0  # send --now waits at most this long for its queue to empty  # failed instances listed per destination by --status
+FAILURES_SHOWN = 20  # failed instances listed per destination by --status
+SEND_NOW_SECONDS = 120.0  # send --now waits at most this long for its queue to empty
 
 
 def forwarder_of(settings: Settings, archive: Archive) -> Forwarder:
