@@ -99,6 +99,7 @@ COMMANDS: dict[str, frozenset[Group]] = {
     "tiers": frozenset({Group.COMMON, Group.ARCHIVE, Group.TIERS}),
     "forward": frozenset({Group.COMMON, Group.ARCHIVE, Group.FORWARDING}),
     "send": frozenset({Group.COMMON, Group.ARCHIVE, Group.FORWARDING}),
+    "retrieve": frozenset({Group.COMMON, Group.ARCHIVE, Group.FORWARDING}),
     "settings": frozenset(Group),
 }
 

@@ -289,3 +289,33 @@ def test_forwarding_to_a_second_wsiarchive_with_a_token(
     start = body.index(b"DICM") - 128
     copy = pydicom.dcmread(io.BytesIO(body[start:]))
     assert copy.PixelData == source.PixelData
+
+
+def test_retrieve_a_study_from_another_wsiarchive(fresh_server, testdata: Path) -> None:
+    remote = fresh_server(dimse="false")
+    slides = [
+        (testdata / "dicom/wsi2dcm_jpeg2000.dcm").read_bytes(),
+        _copy(testdata / "dicom/wsi2dcm_jpeg2000.dcm"),
+    ]
+    remote.store(slides)
+    source = pydicom.dcmread(io.BytesIO(slides[0]))
+    here = fresh_server(
+        dimse="false",
+        forward_destinations=json.dumps(
+            [{"name": "remote", "kind": "dicomweb", "url": remote.url}]
+        ),
+    )
+    out = _cli(here, "retrieve", str(source.StudyInstanceUID), "--from", "remote").stdout
+    assert "2 stored, 0 held already, 0 failed" in out
+    answer = requests.get(
+        f"{here.url}/studies/{source.StudyInstanceUID}/series/{source.SeriesInstanceUID}"
+        f"/instances/{source.SOPInstanceUID}",
+        headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    copy = pydicom.dcmread(io.BytesIO(answer.content[answer.content.index(b"DICM") - 128 :]))
+    assert copy.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
+    assert copy.PixelData == source.PixelData
+    again = _cli(here, "retrieve", str(source.StudyInstanceUID), "--from", "remote").stdout
+    assert "0 stored, 2 held already, 0 failed" in again

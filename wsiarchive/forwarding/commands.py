@@ -1,4 +1,5 @@
-"""The `forward` and `send` commands: run the forwarder, show its status, queue a study."""
+"""The `forward`, `send` and `retrieve` commands: run the forwarder, show its status, queue a
+study for a destination, store a study from one."""
 
 from __future__ import annotations
 
@@ -109,6 +110,26 @@ def command_send(settings: Settings, archive: Archive, args: argparse.Namespace)
     return 0
 
 
+def command_retrieve(settings: Settings, archive: Archive, args: argparse.Namespace) -> int:
+    from wsiarchive.forwarding.retrieve import retrieve
+
+    destinations = parse_destinations(settings.forward_destinations)
+    if args.source not in destinations:
+        known = ", ".join(destinations) or "none configured"
+        print(f"error: no forwarding destination {args.source!r} ({known})")
+        return 2
+    try:
+        done = retrieve(archive, destinations[args.source], args.study, local_admin("retrieve"))
+    except RuntimeError as exc:
+        print(f"error: {exc}")
+        return 1
+    print(
+        f"{done.stored} stored, {done.duplicates} held already, {done.failed} failed"
+        + (f" (last: {done.reason})" if done.reason else "")
+    )
+    return 1 if done.failed else 0
+
+
 def add_commands(
     commands: Any,
     settings_parser: Callable[[str], argparse.ArgumentParser],
@@ -147,3 +168,13 @@ def add_commands(
     send.add_argument("--to", required=True, metavar="NAME", help="a forward_destinations name")
     send.add_argument("--now", action="store_true", help="send it now, then show the status")
     send.set_defaults(run=runs(command_send))
+    fetch = commands.add_parser(
+        "retrieve",
+        parents=[settings_parser("retrieve")],
+        help="store a study from a dicomweb forwarding destination here (WADO-RS)",
+    )
+    fetch.add_argument("study", metavar="STUDY", help="Study Instance UID")
+    fetch.add_argument(
+        "--from", dest="source", required=True, metavar="NAME", help="a forward_destinations name"
+    )
+    fetch.set_defaults(run=runs(command_retrieve))
