@@ -278,6 +278,24 @@ def test_forwarding_to_a_second_wsiarchive_with_a_token(
     assert "4 of 4 instances queued" in out
     again = _status(archive)["second"]
     assert again["sent"] == 4 and again["failed"] == 0 and again["pending"] == 0
+    # The same through the admin API: refused without the admin scope, queued with it.
+    api = f"http://127.0.0.1:{archive.port}/api/forward"
+    assert requests.post(f"{api}/second/studies/{study}", timeout=10).status_code in (401, 403)
+    created = _cli(archive, "token", "create", "operator", "--scopes", "read,admin").stdout
+    admin = {"Authorization": f"Bearer {created.split()[-1]}"}
+    queued = requests.post(f"{api}/second/studies/{study}", headers=admin, timeout=10)
+    assert queued.status_code == 202 and queued.json() == {"queued": 4, "instances": 4}
+    assert requests.post(f"{api}/elsewhere/studies/{study}", headers=admin).status_code == 404
+
+    def settled() -> dict[str, Any] | None:
+        rows = requests.get(api, headers=admin, timeout=10).json()
+        row = next(r for r in rows if r["destination"] == "second")
+        return row if row["pending"] == 0 else None
+
+    row = _until(settled, "the resend through the API")
+    assert row["sent"] == 4 and row["failed"] == 0
+    assert held() == expected
+
     source = pydicom.dcmread(io.BytesIO(slide))
     answer = requests.get(
         f"{second.url}/studies/{study}/series/{source.SeriesInstanceUID}/instances/{_uid(slide)}",
