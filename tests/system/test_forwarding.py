@@ -160,13 +160,13 @@ def test_forwarding_to_orthanc_by_stow_and_c_store_through_an_outage(
         },
     ]
     rules = [
-        {"to": "orthanc-web", "modality": "SM"},
-        {"to": ["orthanc-dimse"], "modality": ["CT", "CR"], "institution": "jfk*"},
+        {"to": "orthanc-web", "modality": "SM", "study_description": "web*"},
+        {"to": ["orthanc-dimse"], "modality": ["CT", "SM"], "institution": "jfk*"},
     ]
     archive = fresh_server(
         forward_destinations=json.dumps(destinations), forward_rules=json.dumps(rules), **FAST
     )
-    slide = (testdata / "dicom/wsi2dcm_jpeg.dcm").read_bytes()
+    slide = _copy(testdata / "dicom/wsi2dcm_jpeg.dcm", StudyDescription="Web first")
     ct = (testdata / "radiology/pydicom_CT_small.dcm").read_bytes()
     mr = (testdata / "radiology/pydicom_MR_small.dcm").read_bytes()
     archive.store([slide, ct, mr])
@@ -174,8 +174,12 @@ def test_forwarding_to_orthanc_by_stow_and_c_store_through_an_outage(
     _until(lambda: set(orthanc.instances()) == first, "the first two instances in Orthanc")
 
     orthanc.stop()  # down for a while: what is stored meanwhile waits in the outbox
-    slide2 = (testdata / "dicom/wsi2dcm_jpeg2000.dcm").read_bytes()
-    slide3 = (testdata / "dicom/ezwsi_multiframe_camelyon_challenge_image.dcm").read_bytes()
+    slide2 = _copy(testdata / "dicom/wsi2dcm_jpeg2000.dcm", StudyDescription="web second")
+    # A slide for the C-STORE destination: JPEG baseline, proposed in its own syntax.
+    slide3 = _copy(
+        testdata / "dicom/ezwsi_multiframe_camelyon_challenge_image.dcm",
+        InstitutionName="JFK pathology",
+    )
     ct2 = _copy(testdata / "radiology/pydicom_CT_small.dcm")
     other_ct = _copy(testdata / "radiology/pydicom_CT_small.dcm", InstitutionName="ELSEWHERE")
     archive.store([slide2, slide3, ct2, other_ct])
@@ -188,7 +192,7 @@ def test_forwarding_to_orthanc_by_stow_and_c_store_through_an_outage(
         ),
         "failed attempts while Orthanc is down",
     )
-    assert failing["orthanc-web"]["pending"] == 2 and failing["orthanc-dimse"]["pending"] == 1
+    assert failing["orthanc-web"]["pending"] == 1 and failing["orthanc-dimse"]["pending"] == 2
     time.sleep(2)  # a few more retries with backoff
     orthanc.start()
     everything = first | {_uid(slide2), _uid(slide3), _uid(ct2)}
@@ -199,8 +203,8 @@ def test_forwarding_to_orthanc_by_stow_and_c_store_through_an_outage(
     status = _until(
         lambda: (
             (s := _status(archive))
-            and s["orthanc-web"]["sent"] == 3
-            and s["orthanc-dimse"]["sent"] == 2
+            and s["orthanc-web"]["sent"] == 2
+            and s["orthanc-dimse"]["sent"] == 3
             and s
         ),
         "every send recorded",
@@ -209,13 +213,17 @@ def test_forwarding_to_orthanc_by_stow_and_c_store_through_an_outage(
         assert status[name]["pending"] == 0 and status[name]["failed"] == 0
     # Only the head of each queue was retried while Orthanc was down (order is kept):
     # attempts are one per instance plus the head's failures.
-    assert status["orthanc-web"]["attempts"] > 3 and status["orthanc-dimse"]["attempts"] > 2
+    assert status["orthanc-web"]["attempts"] > 2 and status["orthanc-dimse"]["attempts"] > 3
     assert orthanc.new_instance_changes() == len(everything)
     # What Orthanc holds is what was stored: the JPEG 2000 slide's frames byte for byte.
     source = pydicom.dcmread(io.BytesIO(slide2))
     copy = orthanc.file(held[_uid(slide2)])
     assert copy.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
     assert copy.PixelData == source.PixelData
+    wsi = pydicom.dcmread(io.BytesIO(slide3))
+    wsi_copy = orthanc.file(held[_uid(slide3)])  # by C-STORE
+    assert wsi_copy.file_meta.TransferSyntaxUID == wsi.file_meta.TransferSyntaxUID
+    assert wsi_copy.PixelData == wsi.PixelData
     ct_copy = orthanc.file(held[_uid(ct2)])
     assert ct_copy.PixelData == pydicom.dcmread(io.BytesIO(ct2)).PixelData
 
@@ -231,7 +239,7 @@ def test_forwarding_to_orthanc_by_stow_and_c_store_through_an_outage(
     out = _cli(archive, "send", mr_study, "--to", "orthanc-dimse", "--now").stdout
     assert "1 of 1 instances queued" in out
     assert _uid(mr) in orthanc.instances()
-    assert _status(archive)["orthanc-dimse"]["sent"] == 3
+    assert _status(archive)["orthanc-dimse"]["sent"] == 4
 
 
 def test_forwarding_to_a_second_wsiarchive_with_a_token(

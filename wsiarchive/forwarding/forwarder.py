@@ -18,7 +18,7 @@ import requests
 from storage import Archive
 from storage.access import Principal, PrincipalKind, Scope
 from storage.errors import ArchiveError
-from storage.records import Action, FeedWindow, ForwardItem, InstanceFile, State
+from storage.records import Action, FeedWindow, ForwardItem, InstanceFile, State, StoredRecord
 from wsiarchive.forwarding.config import Destination, Kind, Rule
 from wsiarchive.forwarding.stow import stow
 
@@ -119,7 +119,7 @@ class Forwarder:
         due = self.archive.forward_due(destination.name, BATCH)
         if not due:
             return False
-        files: list[tuple[ForwardItem, InstanceFile]] = []
+        files: list[tuple[ForwardItem, StoredRecord]] = []
         for item in due:
             try:
                 record = self.archive.instance(
@@ -128,19 +128,7 @@ class Forwarder:
             except ArchiveError as exc:  # deleted since it was queued
                 self.archive.forward_failed(item.pk, f"not stored any more: {exc}", None)
                 continue
-            files.append(
-                (
-                    item,
-                    InstanceFile(
-                        record.study,
-                        record.series,
-                        record.instance,
-                        record.sop_class,
-                        record.transfer_syntax,
-                        record.blob_key,
-                    ),
-                )
-            )
+            files.append((item, record))
         if destination.kind is Kind.DICOMWEB:
             return self._stow(destination, files)
         return self._c_store(destination, files)
@@ -166,14 +154,11 @@ class Forwarder:
         return False
 
     def _stow(
-        self, destination: Destination, files: list[tuple[ForwardItem, InstanceFile]]
+        self, destination: Destination, files: list[tuple[ForwardItem, StoredRecord]]
     ) -> bool:
         sent = False
-        for item, file in files:
+        for item, record in files:
             try:
-                record = self.archive.instance(
-                    file.study, file.series, file.instance, who=FORWARDER
-                )
                 stow(self.http, self.archive, destination, record)
             except (requests.RequestException, RuntimeError, OSError, ArchiveError) as exc:
                 self._outcome(destination, item, str(exc))
@@ -182,11 +167,11 @@ class Forwarder:
         return sent
 
     def _c_store(
-        self, destination: Destination, files: list[tuple[ForwardItem, InstanceFile]]
+        self, destination: Destination, files: list[tuple[ForwardItem, StoredRecord]]
     ) -> bool:
         from dimse.forwarding import store
 
-        items = {file.instance: item for item, file in files}
+        items = {record.instance: item for item, record in files}
         sent = [False]
 
         def done(file: InstanceFile, reason: str | None) -> bool:
@@ -198,7 +183,12 @@ class Forwarder:
             self.archive,
             self.ae_title,
             (destination.ae_title, destination.host, destination.port),
-            [file for _, file in files],
+            [
+                InstanceFile(
+                    r.study, r.series, r.instance, r.sop_class, r.transfer_syntax, r.blob_key
+                )
+                for _, r in files
+            ],
             done,
         )
         return sent[0]
