@@ -4,6 +4,7 @@ feed into the outbox, the outbox's order, retries, give-ups and resends."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -74,8 +75,15 @@ def test_rules_naming_unknowns_are_refused() -> None:
         parse_rules(json.dumps([{"to": "web", "colour": "red"}]), known)
 
 
-def test_rules_queue_new_instances_once_and_failures_back_off(tmp_path: Path) -> None:
-    archive, _ = open_at(tmp_path)
+@pytest.mark.parametrize("index", ["sqlite", "postgresql"])
+def test_rules_queue_new_instances_once_and_failures_back_off(
+    tmp_path: Path, index: str, request: pytest.FixtureRequest
+) -> None:
+    values = {}
+    if index == "postgresql":  # the outbox's statements on the other index backend
+        cluster = request.getfixturevalue("postgres")
+        values["database_url"] = cluster.database(f"forward_{uuid.uuid4().hex[:10]}")
+    archive, _ = open_at(tmp_path, **values)
     before = store(archive, multiframe(1, seed=1))  # before the rules: never queued
     destinations = parse_destinations(_destinations(free_port()))  # nothing listens there
     rules = parse_rules(json.dumps([{"to": "web", "modality": "ot"}]), destinations)
