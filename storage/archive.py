@@ -384,6 +384,10 @@ class Archive:
         """Record a failed send of outbox row *pk*: retried at *retry_at*, or failed if None."""
         outbox.failed(self._database.engine, pk, reason, retry_at)
 
+    def stored_by(self, sop_instance_uids: Sequence[str]) -> dict[str, str]:
+        """The calling AE title of the C-STORE that stored each instance ("" for the others)."""
+        return outbox.stored_by(self._database.engine, sop_instance_uids)
+
     def forward_counts(self) -> list[ForwardCount]:
         """Per destination, how many instances are pending, sent and failed."""
         return outbox.counts(self._database.engine)

@@ -713,8 +713,9 @@ class Settings:
         "[]",
         "Which new instances go to which destination, as TOML tables `[[forward_rules]]`, "
         "each with `to` (a destination name or a list of them) and conditions that must all "
-        "hold: `modality`, `sop_class`, `institution`, `study_description` (glob patterns, "
-        "or lists of them, matched without regard to case). A rule without conditions "
+        "hold: `modality`, `sop_class`, `institution`, `study_description` and `source_ae` "
+        "(the calling AE title of the C-STORE that stored it; glob patterns, or lists of "
+        "them, matched without regard to case). A rule without conditions "
         "forwards everything. Instances stored from then on are queued.",
         table=True,
     )

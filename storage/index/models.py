@@ -196,6 +196,9 @@ class Instance(Base):
     # When a read (or `tiers recall`) asked for the blob to be recalled from a tier that
     # needs a recall; cleared when the recall has moved it back to the first tier.
     recall_requested_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The calling AE title of the C-STORE that stored it ("" for the other front doors): the
+    # source_ae condition of forward_rules.
+    stored_by: Mapped[str] = mapped_column(String(64), default="")
 
     __table_args__ = (
         Index("ix_instance_series_status", "series_pk", "status"),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from storage.index.engine import WRITE
 from storage.index.models import ForwardItem as Row
+from storage.index.models import Instance, Status
 from storage.records import ForwardCount, ForwardItem, ForwardState
 
 REASON_LENGTH = 1000  # characters of a failure's reason kept (the column's length)
@@ -165,3 +166,17 @@ def items(engine: Engine, destination: str, state: ForwardState, limit: int) -> 
             .limit(limit)
         ).all()
         return [_item(row) for row in rows]
+
+
+def stored_by(engine: Engine, sop_instance_uids: Sequence[str]) -> dict[str, str]:
+    """The calling AE title that stored each of *sop_instance_uids* ("" for other doors)."""
+    uids = sorted(set(sop_instance_uids))
+    found: dict[str, str] = {}
+    with Session(engine) as session:
+        for start in range(0, len(uids), 500):
+            query = select(Instance.sop_instance_uid, Instance.stored_by).where(
+                Instance.status == Status.STORED,
+                Instance.sop_instance_uid.in_(uids[start : start + 500]),
+            )
+            found.update({uid: source for uid, source in session.execute(query)})
+    return found

@@ -18,7 +18,8 @@ from typing import Any
 import pydicom
 import pytest
 import requests
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pynetdicom import AE
 
 from tests.servers import ArchiveServer, free_port
 
@@ -162,9 +163,13 @@ def test_forwarding_to_orthanc_by_stow_and_c_store_through_an_outage(
     rules = [
         {"to": "orthanc-web", "modality": "SM", "study_description": "web*"},
         {"to": ["orthanc-dimse"], "modality": ["CT", "SM"], "institution": "jfk*"},
+        {"to": "orthanc-dimse", "source_ae": "scanner*"},  # what a scanner C-STOREs
     ]
     archive = fresh_server(
-        forward_destinations=json.dumps(destinations), forward_rules=json.dumps(rules), **FAST
+        forward_destinations=json.dumps(destinations),
+        forward_rules=json.dumps(rules),
+        dimse_peers=json.dumps([{"ae_title": "SCANNER1", "host": "127.0.0.1"}]),
+        **FAST,
     )
     slide = _copy(testdata / "dicom/wsi2dcm_jpeg.dcm", StudyDescription="Web first")
     ct = (testdata / "radiology/pydicom_CT_small.dcm").read_bytes()
@@ -234,12 +239,23 @@ def test_forwarding_to_orthanc_by_stow_and_c_store_through_an_outage(
     assert _status(archive) == status
     assert orthanc.new_instance_changes() == len(everything)
 
+    # C-STOREd by a scanner: forwarded by the source_ae rule (an MR matches no other rule).
+    scanned = _copy(testdata / "radiology/pydicom_MR_small.dcm")
+    archive.wait_dimse()
+    ae = AE(ae_title="SCANNER1")
+    ae.add_requested_context(MRImageStorage, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", archive.dimse_port, ae_title="WSIARCHIVE")
+    assert assoc.is_established
+    assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(scanned))).Status == 0
+    assoc.release()
+    _until(lambda: _uid(scanned) in orthanc.instances(), "the scanner's MR in Orthanc")
+
     # By hand: the MR study to the DIMSE destination, now.
     mr_study = str(pydicom.dcmread(io.BytesIO(mr), stop_before_pixels=True).StudyInstanceUID)
     out = _cli(archive, "send", mr_study, "--to", "orthanc-dimse", "--now").stdout
-    assert "1 of 1 instances queued" in out
+    assert "2 of 2 instances queued" in out  # send queues again what was sent before
     assert _uid(mr) in orthanc.instances()
-    assert _status(archive)["orthanc-dimse"]["sent"] == 4
+    assert _status(archive)["orthanc-dimse"]["sent"] == 5
 
 
 def test_forwarding_to_a_second_wsiarchive_with_a_token(

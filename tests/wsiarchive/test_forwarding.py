@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from storage.access import ALL_SCOPES, Principal, PrincipalKind
 from storage.records import ForwardState
-from tests.inprocess import multiframe, open_at, store
+from tests.inprocess import multiframe, open_at, part10, store
 from tests.servers import free_port
 from wsiarchive.forwarding.config import Kind, parse_destinations, parse_rules
 from wsiarchive.forwarding.forwarder import Forwarder, register
@@ -117,4 +118,23 @@ def test_rules_queue_new_instances_once_and_failures_back_off(
     )
     assert again == 2
     assert [i.instance for i in archive.forward_due("web", 10)] == [s.instance for s in stored]
+    archive.close()
+
+
+def test_a_rule_on_the_calling_ae_title_of_the_c_store(tmp_path: Path) -> None:
+    archive, _ = open_at(tmp_path)
+    destinations = parse_destinations(_destinations(free_port()))
+    rules = parse_rules(json.dumps([{"to": "pacs", "source_ae": ["scanner*"]}]), destinations)
+    register(archive, rules)
+    scanner = Principal("SCANNER3", PrincipalKind.AE, ALL_SCOPES)
+    staged = archive.stage()
+    staged.write(part10(multiframe(1, seed=7)))
+    by_scanner = archive.ingest(staged, who=scanner)
+    other = store(archive, multiframe(1, seed=8))  # STOW-RS, import: no calling AE title
+    assert archive.stored_by([by_scanner.instance, other.instance]) == {
+        by_scanner.instance: "SCANNER3",
+        other.instance: "",
+    }
+    assert Forwarder(archive, destinations, rules).route()
+    assert [i.instance for i in archive.forward_due("pacs", 10)] == [by_scanner.instance]
     archive.close()

@@ -44,12 +44,15 @@ class Destination:
         return ""
 
 
-# The conditions of a rule: the name in the setting and the attribute's tag (PS3.6).
+SOURCE_AE = "source_ae"  # the condition on the calling AE title of a C-STORE
+# The conditions of a rule: the name in the setting and the attribute's tag (PS3.6), or
+# SOURCE_AE for who stored the instance.
 CONDITIONS = {
     "modality": "00080060",
     "sop_class": "00080016",
     "institution": "00080080",
     "study_description": "00081030",
+    SOURCE_AE: SOURCE_AE,
 }
 
 
@@ -60,9 +63,15 @@ class Rule:
     to: tuple[str, ...]
     conditions: tuple[tuple[str, tuple[str, ...]], ...]  # (tag, glob patterns)
 
-    def matches(self, document: JsonObject) -> bool:
+    def matches(self, document: JsonObject, source_ae: str = "") -> bool:
+        """Whether an instance of *document*, stored by C-STORE from *source_ae* ("" for
+        another door), matches every condition."""
         return all(
-            any(_matches(value, pattern) for value in _values(document, tag) for pattern in globs)
+            any(
+                _matches(value, pattern)
+                for value in ([source_ae] if tag == SOURCE_AE else _values(document, tag))
+                for pattern in globs
+            )
             for tag, globs in self.conditions
         )
 

@@ -96,12 +96,14 @@ class Forwarder:
             return False
         stored = [c for c in changes if c.action != Action.DELETE and c.state != State.DELETED]
         documents = self.archive.change_documents(stored)
+        sources = self.archive.stored_by([change.instance for change in stored])
         queues: dict[str, list[tuple[str, str, str]]] = {}
         for change in stored:
             document = documents.get(change.instance)
             if document is None:
                 continue  # deleted since
-            names = {name for rule in self.rules if rule.matches(document) for name in rule.to}
+            source = sources.get(change.instance, "")
+            names = {n for rule in self.rules if rule.matches(document, source) for n in rule.to}
             for name in sorted(names):
                 queues.setdefault(name, []).append((change.study, change.series, change.instance))
         for name, items in queues.items():

@@ -1,4 +1,4 @@
-"""Forwarding: the forward_outbox table, one row per instance and forwarding destination
+"""Forwarding: the forward_outbox table (a row per instance and destination), instance.stored_by
 
 Revision ID: 0010
 Revises: 0007
@@ -15,6 +15,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("instance", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("stored_by", sa.String(length=64), nullable=False, server_default="")
+        )
     op.create_table(
         "forward_outbox",
         sa.Column("pk", sa.Integer(), nullable=False),
@@ -42,3 +46,5 @@ def downgrade() -> None:
     op.drop_index("uq_forward_outbox_item", table_name="forward_outbox")
     op.drop_index("ix_forward_outbox_destination_state", table_name="forward_outbox")
     op.drop_table("forward_outbox")
+    with op.batch_alter_table("instance", schema=None) as batch_op:
+        batch_op.drop_column("stored_by")
