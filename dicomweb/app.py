@@ -9,6 +9,7 @@ from typing import Protocol
 from flask import Blueprint, Flask, Response, request
 
 from dicomweb import auditing, errors, limits, probes, viewer
+from dicomweb.forwarding import ForwardConfig
 from dicomweb.http import accesslog, compression, cors, metered, securityheaders
 from dicomweb.identity import authenticate
 from dicomweb.identity.authenticate import IdentityConfig
@@ -28,7 +29,13 @@ def _bound(route: Route, service: Service) -> Callable[..., Response]:
 
 
 class AppConfig(
-    WebConfig, IdentityConfig, JobsConfig, probes.ProbeConfig, viewer.ViewerConfig, Protocol
+    WebConfig,
+    IdentityConfig,
+    JobsConfig,
+    ForwardConfig,
+    probes.ProbeConfig,
+    viewer.ViewerConfig,
+    Protocol,
 ):
     """Every setting the web front door reads."""
 
@@ -60,6 +67,9 @@ def create_app(archive: Archive, config: AppConfig, jobs: JobQueue | None = None
         from dicomweb import jobs as job_api
 
         app.register_blueprint(job_api.blueprint(service, jobs, config))
+    from dicomweb import forwarding as forward_api
+
+    app.register_blueprint(forward_api.blueprint(service, config))
     described = capabilities.tree(ROUTES)
     if config.metrics:
         metered.install(app, probes.PATHS)  # first: its measure includes every other hook

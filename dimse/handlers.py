@@ -15,15 +15,12 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import build_context
-from pynetdicom.presentation import PresentationContext
 
 from dimse.admission import Admission, operation_of
 from dimse.audit import audit_record, audited
 from dimse.identifiers import IdentifierError, dataset_from, search_for
 from dimse.patches import out_of_space
-from dimse.sending import StoredFile
+from dimse.sending import StoredFile, contexts_for
 from dimse.statuses import (
     CANCEL,
     NOT_AUTHORIZED,
@@ -174,20 +171,6 @@ def _matches(services: Services, event: Any) -> list[InstanceFile]:
     return services.archive.matching_files(search, who=who(services, event))
 
 
-def _contexts(matches: list[InstanceFile]) -> list[PresentationContext]:
-    """Presentation contexts for sending the matches: each SOP class with its stored transfer
-    syntax (and the uncompressed ones)."""
-    by_class: dict[str, set[str]] = {}
-    for match in matches:
-        by_class.setdefault(match.sop_class, set()).add(match.transfer_syntax)
-    contexts = []
-    for sop_class, syntaxes in sorted(by_class.items()):
-        for syntax in sorted(syntaxes):
-            contexts.append(build_context(sop_class, [syntax]))
-        contexts.append(build_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian]))
-    return contexts[:128]
-
-
 def _send(services: Services, matches: list[InstanceFile], event: Any) -> Iterator[Any]:
     for match in matches:
         if event.is_cancelled:
@@ -222,7 +205,7 @@ def handle_move(services: Services, event: Any) -> Iterator[Any]:
         matches = _matches(services, event)
     except IdentifierError:
         matches = []  # nothing to move: zero sub-operations
-    yield destination[0], destination[1], {"contexts": _contexts(matches)}
+    yield destination[0], destination[1], {"contexts": contexts_for(matches)}
     yield len(matches)
     yield from _send(services, matches, event)
     _audit_send(services, event, CANCEL if event.is_cancelled else SUCCESS, matches)

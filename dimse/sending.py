@@ -12,12 +12,29 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import build_context
+from pynetdicom.presentation import PresentationContext
 
 from storage import Archive
 from storage.errors import ArchiveError
 from storage.records import InstanceFile
 
 log = logging.getLogger(__name__)
+MAX_CONTEXTS = 128  # presentation contexts one association may propose (PS3.8 9.3.2.2)
+
+
+def contexts_for(matches: list[InstanceFile]) -> list[PresentationContext]:
+    """Presentation contexts for sending the matches: each SOP class with its stored transfer
+    syntax (and the uncompressed ones)."""
+    by_class: dict[str, set[str]] = {}
+    for match in matches:
+        by_class.setdefault(match.sop_class, set()).add(match.transfer_syntax)
+    contexts = []
+    for sop_class, syntaxes in sorted(by_class.items()):
+        for syntax in sorted(syntaxes):
+            contexts.append(build_context(sop_class, [syntax]))
+        contexts.append(build_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian]))
+    return contexts[:MAX_CONTEXTS]
 
 
 class StoredFile(Dataset):

@@ -31,7 +31,7 @@ from storage.dicom.uids import validate_uid
 from storage.errors import ArchiveError, BlobMissing, CodecError, Forbidden, InvalidRequest
 from storage.imaging.codecs import ImageInfo
 from storage.imaging.display import Rendered, RenderRequest
-from storage.index import changes
+from storage.index import changes, outbox
 from storage.index.audit import AuditStore, patients
 from storage.index.engine import Database, Revisions, create_index_engine, migrate, revisions
 from storage.index.jobs import JobStore
@@ -49,6 +49,9 @@ from storage.records import (
     Change,
     Check,
     FeedWindow,
+    ForwardCount,
+    ForwardItem,
+    ForwardState,
     InstanceFile,
     Pseudonym,
     State,
@@ -443,6 +446,38 @@ class Archive:
     def advance_cursor(self, name: str, holder: str, sequence: int) -> bool:
         """Record that consumer *name* has been given every event up to *sequence*."""
         return changes.advance(self._database.engine, name, holder, sequence)
+
+    # -- forwarding (wsiarchive's forwarder; storage.index.outbox) ------------------------------
+    def enqueue_forward(
+        self, destination: str, items: Sequence[tuple[str, str, str]], again: bool = False
+    ) -> int:
+        """Queue (study, series, instance) *items* for *destination*; how many were queued.
+        Already queued ones stay as they are unless *again* (a send that was asked for)."""
+        return outbox.enqueue(self._database.engine, destination, items, again)
+
+    def forward_due(self, destination: str, limit: int) -> list[ForwardItem]:
+        """The next instances to send to *destination*, in queue order."""
+        return outbox.due(self._database.engine, destination, limit)
+
+    def forward_sent(self, pk: int) -> bool:
+        """Record that outbox row *pk* was accepted by its destination."""
+        return outbox.sent(self._database.engine, pk)
+
+    def forward_failed(self, pk: int, reason: str, retry_at: datetime | None) -> None:
+        """Record a failed send of outbox row *pk*: retried at *retry_at*, or failed if None."""
+        outbox.failed(self._database.engine, pk, reason, retry_at)
+
+    def stored_by(self, sop_instance_uids: Sequence[str]) -> dict[str, str]:
+        """The calling AE title of the C-STORE that stored each instance ("" for the others)."""
+        return outbox.stored_by(self._database.engine, sop_instance_uids)
+
+    def forward_counts(self) -> list[ForwardCount]:
+        """Per destination, how many instances are pending, sent and failed."""
+        return outbox.counts(self._database.engine)
+
+    def forward_items(self, destination: str, state: ForwardState, limit: int) -> list[ForwardItem]:
+        """The outbox rows of *destination* in *state*, oldest first."""
+        return outbox.items(self._database.engine, destination, state, limit)
 
     # -- metadata --------------------------------------------------------------------------------
     def documents(self, records: list[StoredRecord]) -> Iterator[bytes]:

@@ -25,6 +25,41 @@ class StoredRecord:
     access_group: str = ""  # of its study (storage.access)
 
 
+class ForwardState(StrEnum):
+    """Where an instance is on its way to one forwarding destination."""
+
+    PENDING = "pending"  # waiting to be sent (again, after a failure, at its retry time)
+    SENT = "sent"  # the destination accepted it: never sent again unless asked for
+    FAILED = "failed"  # every attempt failed; `wsiarchive send` queues it again
+
+
+@dataclass(frozen=True)
+class ForwardItem:
+    """One instance queued for one forwarding destination."""
+
+    pk: int
+    destination: str
+    study: str
+    series: str
+    instance: str
+    state: ForwardState
+    attempts: int
+    reason: str
+    retry_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ForwardCount:
+    """How many instances of a destination are in each state, and its last failure."""
+
+    destination: str
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+    attempts: int = 0  # of every row: sends tried, successful or not
+    last_reason: str = ""
+
+
 @dataclass(frozen=True)
 class StoredInstance:
     """The outcome of a successful ingest."""

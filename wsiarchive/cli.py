@@ -1,5 +1,6 @@
 """The `wsiarchive` command: serve, import, convert, watch, worker, submit, jobs, verify,
-token, share, audit, tiers, export, pseudonyms, migrate, settings."""
+token, share, audit, tiers, export, pseudonyms, update, forward, send, retrieve, migrate,
+settings."""
 
 from __future__ import annotations
 
@@ -327,6 +328,9 @@ def parser() -> argparse.ArgumentParser:
     tiering.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
     export.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
     correcting.add_commands(commands, _settings_parser, lambda args: _open_archive(_resolve(args)))
+    from wsiarchive.forwarding import commands as forward_commands
+
+    forward_commands.add_commands(commands, _settings_parser, _resolve, _open_archive)
     verifier = commands.add_parser(
         "verify",
         parents=[_settings_parser("verify")],

@@ -31,12 +31,18 @@ def prepare(settings: Settings) -> None:
     On a full disk the recovery may not be able to write: the server starts all the same and
     serves reads (writes are refused with 507 / A700 until space returns; the claims left
     open are released by the next start or by `wsiarchive verify --repair`)."""
+    from wsiarchive.forwarding import forwarder
+    from wsiarchive.forwarding.config import parse_destinations, parse_rules
     from wsiarchive.webhooks import parse_urls, register
 
     archive = open_archive(settings)
     try:
         archive.recover()
         register(archive, parse_urls(settings.webhook_urls))
+        rules = parse_rules(
+            settings.forward_rules, parse_destinations(settings.forward_destinations)
+        )
+        forwarder.register(archive, rules)
     except OutOfResources as exc:
         log.warning(
             "start-up recovery could not finish, the disk is full (%s); serving reads, "
@@ -93,6 +99,16 @@ def _webhooks(settings: Settings) -> None:
     ).run(threading.Event())
 
 
+def _forward(settings: Settings) -> None:
+    """The forwarder's process: new instances sent to forward_destinations."""
+    import threading
+
+    from wsiarchive.forwarding.commands import forwarder_of
+
+    configure_logging(settings)
+    forwarder_of(settings, open_archive(settings)).run(threading.Event())
+
+
 def serve(settings: Settings) -> None:
     """Serve DICOMweb and the DICOM listener until interrupted."""
     configure_logging(settings)
@@ -114,6 +130,10 @@ def serve(settings: Settings) -> None:
     from wsiarchive.webhooks import parse_urls
 
     parse_urls(settings.webhook_urls)  # a URL it cannot use stops serve here
+    from wsiarchive.forwarding.config import parse_destinations, parse_rules
+
+    destinations = parse_destinations(settings.forward_destinations)  # as must a bad one here
+    parse_rules(settings.forward_rules, destinations)
     prepare(settings)
     from wsiarchive import demo
 
@@ -138,6 +158,12 @@ def serve(settings: Settings) -> None:
         helpers.append(
             multiprocessing.get_context("spawn").Process(
                 target=_webhooks, args=(settings,), name="wsiarchive-webhooks", daemon=True
+            )
+        )
+    if destinations:
+        helpers.append(
+            multiprocessing.get_context("spawn").Process(
+                target=_forward, args=(settings,), name="wsiarchive-forward", daemon=True
             )
         )
     if settings.dimse:

@@ -56,6 +56,7 @@ class Group(StrEnum):
     TIERS = "tiers"  # the rules that move studies between storage tiers, and their timing
     WEBHOOKS = "webhooks"  # the change feed POSTed to URLs as it grows
     DEMO = "demo"  # the demo study serve loads into an empty archive
+    FORWARDING = "forwarding"  # new instances sent on to other archives (docs/operations.md)
 
 
 class AnonymousAccess(StrEnum):
@@ -100,6 +101,9 @@ COMMANDS: dict[str, frozenset[Group]] = {
     "tiers": frozenset({Group.COMMON, Group.ARCHIVE, Group.TIERS}),
     "export": frozenset({Group.COMMON, Group.ARCHIVE}),
     "pseudonyms": frozenset({Group.COMMON, Group.ARCHIVE}),
+    "forward": frozenset({Group.COMMON, Group.ARCHIVE, Group.FORWARDING}),
+    "send": frozenset({Group.COMMON, Group.ARCHIVE, Group.FORWARDING}),
+    "retrieve": frozenset({Group.COMMON, Group.ARCHIVE, Group.FORWARDING}),
     "settings": frozenset(Group),
 }
 
@@ -738,6 +742,44 @@ class Settings:
         "Folder of the test data the demo study is made from (svs/CMU-1-Small-Region.svs and "
         "radiology/fodicom_CR-MONO1-10-chest.nopreamble); empty means $WSIARCHIVE_TESTDATA, "
         "else ../shared/testdata beside the checkout.",
+    )
+
+    forward_destinations: str = setting(
+        Group.FORWARDING,
+        "[]",
+        "The archives instances are forwarded to, as TOML tables `[[forward_destinations]]` "
+        "(JSON text in the environment or a flag), each with `name` and `kind`: `dicomweb` "
+        "with `url` (the STOW-RS service root) and optionally `token_env` or `token_file` "
+        "(where its bearer token is: an environment variable, a file; never inline), or "
+        "`dimse` with `ae_title`, `host` and `port` (C-STORE). Tables go at the end of a TOML "
+        "file (docs/operations.md, Forwarding).",
+        table=True,
+    )
+    forward_rules: str = setting(
+        Group.FORWARDING,
+        "[]",
+        "Which new instances go to which destination, as TOML tables `[[forward_rules]]`, "
+        "each with `to` (a destination name or a list of them) and conditions that must all "
+        "hold: `modality`, `sop_class`, `institution`, `study_description` and `source_ae` "
+        "(the calling AE title of the C-STORE that stored it; glob patterns, or lists of "
+        "them, matched without regard to case). A rule without conditions "
+        "forwards everything. Instances stored from then on are queued.",
+        table=True,
+    )
+    forward_poll_seconds: float = setting(
+        Group.FORWARDING, 1.0, "Seconds between looks for new instances and queued sends."
+    )
+    forward_max_backoff_seconds: float = setting(
+        Group.FORWARDING,
+        300.0,
+        "Longest wait before retrying a destination that failed (the wait doubles from 1 s "
+        "with each failure of the instance at the head of its queue).",
+    )
+    forward_max_attempts: int = setting(
+        Group.FORWARDING,
+        0,
+        "Attempts after which an instance the destination keeps refusing is marked failed "
+        "and the destination's queue moves on; 0 retries for ever (order kept strictly).",
     )
 
     @property

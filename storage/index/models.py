@@ -199,6 +199,9 @@ class Instance(Base):
     # When a read (or `tiers recall`) asked for the blob to be recalled from a tier that
     # needs a recall; cleared when the recall has moved it back to the first tier.
     recall_requested_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The calling AE title of the C-STORE that stored it ("" for the other front doors): the
+    # source_ae condition of forward_rules.
+    stored_by: Mapped[str] = mapped_column(String(64), default="")
 
     __table_args__ = (
         Index("ix_instance_series_status", "series_pk", "status"),
@@ -406,3 +409,26 @@ class PseudonymRow(Base):
     __table_args__ = (
         Index("ux_pseudonym_original", "project_pk", "kind", "original", unique=True),
     )
+
+
+class ForwardItem(Base):
+    """One instance to send to one forwarding destination (the outbox of wsiarchive's
+    forwarder): pending until sent, or failed for good after its last attempt."""
+
+    __tablename__ = "forward_outbox"
+    __table_args__ = (
+        Index("ix_forward_outbox_destination_state", "destination", "state", "pk"),
+        Index("uq_forward_outbox_item", "destination", "sop_instance_uid", unique=True),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    destination: Mapped[str] = mapped_column(String(64))
+    study_instance_uid: Mapped[str] = mapped_column(String(128))
+    series_instance_uid: Mapped[str] = mapped_column(String(128))
+    sop_instance_uid: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(8))  # storage.records.ForwardState
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str] = mapped_column(String(1000), default="")  # of the last failure
+    queued_at: Mapped[datetime] = mapped_column(DateTime)
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, delete, exists, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from storage.access import Principal
+from storage.access import Principal, PrincipalKind
 from storage.dicom.dataset import Identity
 from storage.dicom.levels import Level
 from storage.errors import (
@@ -99,6 +99,11 @@ class Entry:
     content_hash: str | None = None  # SHA-256 of the blob (hex)
     access_group: str = ""  # of the study, if this instance creates it
     who: Principal | None = None  # who stores: the study must be one it may see
+
+
+def stored_by(who: Principal | None) -> str:
+    """What Instance.stored_by keeps of who stores: a DICOM peer's calling AE title."""
+    return who.subject if who is not None and who.kind is PrincipalKind.AE else ""
 
 
 class IndexWriter:
@@ -278,6 +283,7 @@ class IndexWriter:
                         "blob_key": entry.key,
                         "content_hash": entry.content_hash,
                         "stored_at": now,
+                        "stored_by": stored_by(entry.who),
                     }
                 )
             pks = dict(
@@ -336,6 +342,7 @@ class IndexWriter:
         row.tier, row.recall_requested_at = "", None  # a new blob is in the first tier
         row.status = Status.STORED
         row.stored_at = _now()
+        row.stored_by = stored_by(entry.who)
         session.flush()
         if not fresh:
             session.execute(delete(Specimen).where(Specimen.instance_pk == row.pk))

@@ -1,0 +1,140 @@
+"""Forwarding in one process: the settings parsed and refused, rules matched on the change
+feed into the outbox, the outbox's order, retries, give-ups and resends."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from storage.access import ALL_SCOPES, Principal, PrincipalKind
+from storage.records import ForwardState
+from tests.inprocess import multiframe, open_at, part10, store
+from tests.servers import free_port
+from wsiarchive.forwarding.config import Kind, parse_destinations, parse_rules
+from wsiarchive.forwarding.forwarder import Forwarder, register
+
+
+def _destinations(port: int) -> str:
+    return json.dumps(
+        [
+            {"name": "web", "kind": "dicomweb", "url": f"http://127.0.0.1:{port}/dicomweb/"},
+            {
+                "name": "pacs",
+                "kind": "dimse",
+                "ae_title": "PACS",
+                "host": "127.0.0.1",
+                "port": port,
+            },
+        ]
+    )
+
+
+def test_destinations_and_rules_are_parsed() -> None:
+    found = parse_destinations(_destinations(104))
+    assert (
+        found["web"].kind is Kind.DICOMWEB and found["web"].url == "http://127.0.0.1:104/dicomweb"
+    )
+    assert found["pacs"].kind is Kind.DIMSE and found["pacs"].port == 104
+    rules = parse_rules(
+        json.dumps([{"to": "web", "modality": ["SM", "O?"], "study_description": "*biopsy*"}]),
+        found,
+    )
+    document = {
+        "00080060": {"vr": "CS", "Value": ["OT"]},
+        "00081030": {"vr": "LO", "Value": ["Liver BIOPSY left"]},
+    }
+    assert rules[0].matches(document)
+    assert not rules[0].matches({"00080060": {"vr": "CS", "Value": ["OT"]}})  # no description
+    assert not rules[0].matches(document | {"00080060": {"vr": "CS", "Value": ["CT"]}})
+    assert parse_rules(json.dumps([{"to": ["web", "pacs"]}]), found)[0].matches({})
+
+
+@pytest.mark.parametrize(
+    ("destinations", "message"),
+    [
+        ([{"name": "a", "kind": "dicomweb", "url": "http://h/", "token": "x"}], "no inline token"),
+        ([{"name": "a", "kind": "ftp"}], "kind is dicomweb or dimse"),
+        ([{"name": "a", "kind": "dicomweb", "url": "h:80"}], "not an http"),
+        ([{"name": "a", "kind": "dimse", "ae_title": "A", "host": "h"}], "host and port"),
+        ([{"name": "a", "kind": "dimse", "ae_title": "X" * 17, "host": "h", "port": 1}], "ae_"),
+        ([{"kind": "dimse"}], "needs a name"),
+    ],
+)
+def test_destinations_that_cannot_work_are_refused(destinations: list, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError, match=message):
+        parse_destinations(json.dumps(destinations))
+
+
+def test_rules_naming_unknowns_are_refused() -> None:
+    known = parse_destinations(_destinations(104))
+    with pytest.raises(ValueError, match="unknown destination nowhere"):
+        parse_rules(json.dumps([{"to": "nowhere"}]), known)
+    with pytest.raises(ValueError, match="unknown conditions colour"):
+        parse_rules(json.dumps([{"to": "web", "colour": "red"}]), known)
+
+
+@pytest.mark.parametrize("index", ["sqlite", "postgresql"])
+def test_rules_queue_new_instances_once_and_failures_back_off(
+    tmp_path: Path, index: str, request: pytest.FixtureRequest
+) -> None:
+    values = {}
+    if index == "postgresql":  # the outbox's statements on the other index backend
+        cluster = request.getfixturevalue("postgres")
+        values["database_url"] = cluster.database(f"forward_{uuid.uuid4().hex[:10]}")
+    archive, _ = open_at(tmp_path, **values)
+    before = store(archive, multiframe(1, seed=1))  # before the rules: never queued
+    destinations = parse_destinations(_destinations(free_port()))  # nothing listens there
+    rules = parse_rules(json.dumps([{"to": "web", "modality": "ot"}]), destinations)
+    register(archive, rules)
+    stored = [store(archive, multiframe(1, seed=n)) for n in (2, 3)]
+    forwarder = Forwarder(archive, destinations, rules, max_backoff_seconds=60, max_attempts=2)
+    assert forwarder.route()
+    assert not forwarder.route()  # the cursor moved on: nothing queued twice
+    due = archive.forward_due("web", 10)
+    assert [item.instance for item in due] == [s.instance for s in stored]
+    assert before.instance not in {item.instance for item in due}
+    assert archive.enqueue_forward("web", [(s.study, s.series, s.instance) for s in stored]) == 0
+
+    assert not forwarder.send(destinations["web"])  # connection refused
+    head = archive.forward_items("web", ForwardState.PENDING, 10)[0]
+    assert head.instance == stored[0].instance and head.attempts == 1 and head.reason
+    assert head.retry_at is not None
+    assert archive.forward_due("web", 10) == []  # the head waits: the queue keeps its order
+    archive.forward_failed(head.pk, "refused again", None)  # the last of max_attempts
+    assert [i.instance for i in archive.forward_due("web", 10)] == [stored[1].instance]
+    (counts,) = archive.forward_counts()
+    assert (counts.pending, counts.sent, counts.failed, counts.attempts) == (1, 0, 1, 2)
+
+    second = archive.forward_due("web", 1)[0]
+    assert archive.forward_sent(second.pk)
+    assert not archive.forward_sent(second.pk)  # once: a sent row is not pending
+    assert archive.forward_due("web", 10) == []
+    # Asked for again (`wsiarchive send`): the failed and the sent one are pending anew.
+    again = archive.enqueue_forward(
+        "web", [(s.study, s.series, s.instance) for s in stored], again=True
+    )
+    assert again == 2
+    assert [i.instance for i in archive.forward_due("web", 10)] == [s.instance for s in stored]
+    archive.close()
+
+
+def test_a_rule_on_the_calling_ae_title_of_the_c_store(tmp_path: Path) -> None:
+    archive, _ = open_at(tmp_path)
+    destinations = parse_destinations(_destinations(free_port()))
+    rules = parse_rules(json.dumps([{"to": "pacs", "source_ae": ["scanner*"]}]), destinations)
+    register(archive, rules)
+    scanner = Principal("SCANNER3", PrincipalKind.AE, ALL_SCOPES)
+    staged = archive.stage()
+    staged.write(part10(multiframe(1, seed=7)))
+    by_scanner = archive.ingest(staged, who=scanner)
+    other = store(archive, multiframe(1, seed=8))  # STOW-RS, import: no calling AE title
+    assert archive.stored_by([by_scanner.instance, other.instance]) == {
+        by_scanner.instance: "SCANNER3",
+        other.instance: "",
+    }
+    assert Forwarder(archive, destinations, rules).route()
+    assert [i.instance for i in archive.forward_due("pacs", 10)] == [by_scanner.instance]
+    archive.close()

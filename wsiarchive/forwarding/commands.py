@@ -1,0 +1,180 @@
+"""The `forward`, `send` and `retrieve` commands: run the forwarder, show its status, queue a
+study for a destination, store a study from one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from storage.access import local_admin
+from storage.records import ForwardState
+from wsiarchive.forwarding.config import parse_destinations, parse_rules
+from wsiarchive.settings import Settings
+
+if TYPE_CHECKING:
+    from storage import Archive
+    from wsiarchive.forwarding.forwarder import Forwarder
+
+FAILURES_SHOWN = 20  # failed instances listed per destination by --status
+SEND_NOW_SECONDS = 120.0  # send --now waits at most this long for its queue to empty
+
+
+def forwarder_of(settings: Settings, archive: Archive) -> Forwarder:
+    """The forwarder the settings describe (ValueError for settings that cannot work)."""
+    from wsiarchive.forwarding.forwarder import Forwarder
+
+    destinations = parse_destinations(settings.forward_destinations)
+    return Forwarder(
+        archive,
+        destinations,
+        parse_rules(settings.forward_rules, destinations),
+        ae_title=settings.ae_title,
+        poll_seconds=settings.forward_poll_seconds,
+        max_backoff_seconds=settings.forward_max_backoff_seconds,
+        max_attempts=settings.forward_max_attempts,
+    )
+
+
+def status(archive: Archive, as_json: bool) -> int:
+    """Per destination: pending, sent, failed, attempts, the last reason, the failures."""
+    counts = archive.forward_counts()
+    failures = {
+        c.destination: archive.forward_items(c.destination, ForwardState.FAILED, FAILURES_SHOWN)
+        for c in counts
+        if c.failed
+    }
+    if as_json:
+        rows = [
+            asdict(c) | {"failures": [f.instance for f in failures.get(c.destination, [])]}
+            for c in counts
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not counts:
+        print("nothing queued")
+    for c in counts:
+        print(
+            f"{c.destination}: {c.pending} pending, {c.sent} sent, {c.failed} failed, "
+            f"{c.attempts} attempts" + (f"; last failure: {c.last_reason}" if c.last_reason else "")
+        )
+        for item in failures.get(c.destination, []):
+            print(f"  failed {item.instance} ({item.attempts} attempts): {item.reason}")
+    return 0
+
+
+def command_forward(settings: Settings, archive: Archive, args: argparse.Namespace) -> int:
+    if args.status:
+        return status(archive, args.json)
+    forwarder = forwarder_of(settings, archive)
+    if not forwarder.destinations:
+        print("error: no forward_destinations")
+        return 2
+    if args.once:
+        while forwarder.turn():
+            pass
+        return status(archive, args.json)
+    forwarder.run(threading.Event())
+    return 0
+
+
+def command_send(settings: Settings, archive: Archive, args: argparse.Namespace) -> int:
+    destinations = parse_destinations(settings.forward_destinations)
+    if args.to not in destinations:
+        known = ", ".join(destinations) or "none configured"
+        print(f"error: no forwarding destination {args.to!r} ({known})")
+        return 2
+    records = archive.records(args.study, args.series, who=local_admin("send"))
+    queued = archive.enqueue_forward(
+        args.to, [(r.study, r.series, r.instance) for r in records], again=True
+    )
+    print(f"{queued} of {len(records)} instances queued for {args.to}")
+    if args.now:
+        forwarder = forwarder_of(settings, archive)
+        forwarder.rules = []  # only this queue, not the change feed
+        deadline = time.monotonic() + SEND_NOW_SECONDS
+        while time.monotonic() < deadline:
+            if forwarder.send(destinations[args.to]):
+                continue
+            # Nothing sent here: done, backing off after a failure, or sent by the process
+            # that holds the destination's lease (a running serve).
+            counts = {c.destination: c for c in archive.forward_counts()}
+            if not counts[args.to].pending:
+                break
+            time.sleep(settings.forward_poll_seconds)
+        return status(archive, False)
+    return 0
+
+
+def command_retrieve(settings: Settings, archive: Archive, args: argparse.Namespace) -> int:
+    from wsiarchive.forwarding.retrieve import retrieve
+
+    destinations = parse_destinations(settings.forward_destinations)
+    if args.source not in destinations:
+        known = ", ".join(destinations) or "none configured"
+        print(f"error: no forwarding destination {args.source!r} ({known})")
+        return 2
+    try:
+        done = retrieve(archive, destinations[args.source], args.study, local_admin("retrieve"))
+    except RuntimeError as exc:
+        print(f"error: {exc}")
+        return 1
+    print(
+        f"{done.stored} stored, {done.duplicates} held already, {done.failed} failed"
+        + (f" (last: {done.reason})" if done.reason else "")
+    )
+    return 1 if done.failed else 0
+
+
+def add_commands(
+    commands: Any,
+    settings_parser: Callable[[str], argparse.ArgumentParser],
+    resolve: Callable[[argparse.Namespace], Settings],
+    opener: Callable[[Settings], Archive],
+) -> None:
+    """The forward and send sub-commands."""
+
+    def runs(work: Callable[[Settings, Archive, argparse.Namespace], int]) -> Callable[..., int]:
+        def run(args: argparse.Namespace) -> int:
+            settings = resolve(args)
+            archive = opener(settings)
+            try:
+                return work(settings, archive, args)
+            finally:
+                archive.close()
+
+        return run
+
+    forward = commands.add_parser(
+        "forward",
+        parents=[settings_parser("forward")],
+        help="send new instances to forward_destinations (serve does it too), or --status",
+    )
+    forward.add_argument("--status", action="store_true", help="counts per destination only")
+    forward.add_argument("--once", action="store_true", help="stop when nothing is due")
+    forward.add_argument("--json", action="store_true", help="the status as JSON")
+    forward.set_defaults(run=runs(command_forward))
+    send = commands.add_parser(
+        "send",
+        parents=[settings_parser("send")],
+        help="queue a study (or series) for a forwarding destination",
+    )
+    send.add_argument("study", metavar="STUDY", help="Study Instance UID")
+    send.add_argument("--series", help="only this Series Instance UID")
+    send.add_argument("--to", required=True, metavar="NAME", help="a forward_destinations name")
+    send.add_argument("--now", action="store_true", help="send it now, then show the status")
+    send.set_defaults(run=runs(command_send))
+    fetch = commands.add_parser(
+        "retrieve",
+        parents=[settings_parser("retrieve")],
+        help="store a study from a dicomweb forwarding destination here (WADO-RS)",
+    )
+    fetch.add_argument("study", metavar="STUDY", help="Study Instance UID")
+    fetch.add_argument(
+        "--from", dest="source", required=True, metavar="NAME", help="a forward_destinations name"
+    )
+    fetch.set_defaults(run=runs(command_retrieve))

@@ -1,0 +1,65 @@
+"""Retrieving a study from a DICOMweb destination into this archive: WADO-RS (PS3.18 10.4)
+with the stored transfer syntaxes kept (transfer-syntax=*), each part streamed into the
+staging area and stored through the archive's one ingest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import requests
+
+from dicomweb.http.mediatypes import parse_media_type
+from dicomweb.http.multipart import BodyReader, MultipartReader
+from storage import Archive
+from storage.access import Principal
+from storage.errors import ArchiveError, DuplicateInstance
+from wsiarchive.forwarding.config import Destination, Kind
+
+TIMEOUT = (10.0, 300.0)  # seconds to connect, and between bytes of the response
+LIMIT = 1 << 50  # no limit on the response's size: each part goes to disk as it arrives
+ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+
+
+@dataclass
+class Retrieved:
+    """What a retrieve did."""
+
+    stored: int = 0
+    duplicates: int = 0  # held here already
+    failed: int = 0
+    reason: str = ""  # of the last failure
+
+
+def retrieve(archive: Archive, destination: Destination, study: str, who: Principal) -> Retrieved:
+    """Store every instance of *study* that *destination* holds; RuntimeError when the
+    request itself fails."""
+    if destination.kind is not Kind.DICOMWEB:
+        raise RuntimeError(f"{destination.name}: retrieve needs a dicomweb destination")
+    headers = {"Accept": ACCEPT, "User-Agent": "wsiarchive-retrieve"}
+    token = destination.token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    url = f"{destination.url}/studies/{study}"
+    with requests.get(url, headers=headers, stream=True, timeout=TIMEOUT) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"WADO-RS answered {response.status_code}: {response.text[:200]}")
+        _, params = parse_media_type(response.headers.get("Content-Type", ""))
+        response.raw.decode_content = True
+        reader = MultipartReader(BodyReader(response.raw, None, LIMIT), params.get("boundary", ""))
+        done = Retrieved()
+        for _headers in reader.parts():
+            staged = archive.stage()
+            try:
+                reader.copy_body(staged.write)
+            except BaseException:
+                staged.discard()
+                raise
+            try:
+                archive.ingest(staged, who=who)
+                done.stored += 1
+            except DuplicateInstance:
+                done.duplicates += 1
+            except ArchiveError as exc:
+                done.failed += 1
+                done.reason = exc.reason
+        return done
