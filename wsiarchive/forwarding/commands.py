@@ -119,7 +119,13 @@ def command_retrieve(settings: Settings, archive: Archive, args: argparse.Namesp
         print(f"error: no forwarding destination {args.source!r} ({known})")
         return 2
     try:
-        done = retrieve(archive, destinations[args.source], args.study, local_admin("retrieve"))
+        done = retrieve(
+            archive,
+            destinations[args.source],
+            args.study,
+            local_admin("retrieve"),
+            settings.ae_title,
+        )
     except RuntimeError as exc:
         print(f"error: {exc}")
         return 1

@@ -1,6 +1,7 @@
-"""Retrieving a study from a DICOMweb destination into this archive: WADO-RS (PS3.18 10.4)
-with the stored transfer syntaxes kept (transfer-syntax=*), each part streamed into the
-staging area and stored through the archive's one ingest."""
+"""Retrieving a study from a destination into this archive: from a DICOMweb one by WADO-RS
+(PS3.18 10.4) with the stored transfer syntaxes kept (transfer-syntax=*), each part streamed
+into the staging area and stored through the archive's one ingest; from a DIMSE one by C-GET
+(dimse.retrieving)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,17 @@ class Retrieved:
     reason: str = ""  # of the last failure
 
 
-def retrieve(archive: Archive, destination: Destination, study: str, who: Principal) -> Retrieved:
-    """Store every instance of *study* that *destination* holds; RuntimeError when the
-    request itself fails."""
-    if destination.kind is not Kind.DICOMWEB:
-        raise RuntimeError(f"{destination.name}: retrieve needs a dicomweb destination")
+def retrieve(
+    archive: Archive, destination: Destination, study: str, who: Principal, ae_title: str = ""
+) -> Retrieved:
+    """Store every instance of *study* that *destination* holds (a DIMSE one is asked as
+    *ae_title*); RuntimeError when the request itself fails."""
+    if destination.kind is Kind.DIMSE:
+        from dimse.retrieving import get_study
+
+        peer = (destination.ae_title, destination.host, destination.port)
+        got = get_study(archive, ae_title, peer, study, who)
+        return Retrieved(got.stored, got.duplicates, got.failed, got.reason)
     headers = {"Accept": ACCEPT, "User-Agent": "wsiarchive-retrieve"}
     token = destination.token()
     if token:
