@@ -14,31 +14,27 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import (
+    JPEG2000,
     UID,
+    ComputedRadiographyImageStorage,
+    CTImageStorage,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
     JPEGLosslessSV1,
     JPEGLSLossless,
     JPEGLSNearLossless,
-    RLELossless,
-)
-from pynetdicom import AE, build_context, build_role, evt
-from pynetdicom.presentation import PresentationContext
-from pynetdicom.sop_class import (
-    ComputedRadiographyImageStorage,
-    CTImageStorage,
     MRImageStorage,
+    RLELossless,
     SecondaryCaptureImageStorage,
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
     UltrasoundImageStorage,
     VLWholeSlideMicroscopyImageStorage,
 )
+from pynetdicom import AE, build_context, build_role, evt
+from pynetdicom.presentation import PresentationContext
 
 from dimse import patches
 from dimse.sending import MAX_CONTEXTS
@@ -48,6 +44,9 @@ from storage.access import Principal
 from storage.errors import ArchiveError, DuplicateInstance
 
 log = logging.getLogger(__name__)
+# Study Root Query/Retrieve Information Model FIND and GET (PS3.4 C.6.2.1, PS3.6 A)
+STUDY_ROOT_FIND = UID("1.2.840.10008.5.1.4.1.2.2.1")
+STUDY_ROOT_GET = UID("1.2.840.10008.5.1.4.1.2.2.3")
 TIMEOUT = 60.0  # seconds for the association and for each DIMSE message
 MAX_PDU = 4 << 20  # the Maximum Length we receive (PS3.8 D.1)
 # Each SOP class is proposed once per syntax, so that the peer can send each instance in the
@@ -90,7 +89,7 @@ def storage_contexts(sop_classes: list[str]) -> list[PresentationContext]:
     """Contexts for receiving *sop_classes*: one per (class, syntax), within the 128
     contexts of an association together with the C-GET one."""
     room = (MAX_CONTEXTS - 1) // len(SYNTAXES)
-    contexts = []
+    contexts: list[PresentationContext] = []
     for sop_class in sop_classes[:room]:
         contexts.extend(build_context(sop_class, [syntax]) for syntax in SYNTAXES)
     if len(sop_classes) > room:
@@ -117,10 +116,10 @@ def get_study(
         return _ingest(archive, who, Path(event.dataset_path), done)
 
     ae = _ae(calling_ae)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(STUDY_ROOT_GET)
     for context in storage_contexts(classes):
-        ae.add_requested_context(context.abstract_syntax, context.transfer_syntax)
-    roles = [build_role(sop_class, scp_role=True) for sop_class in classes]
+        ae.add_requested_context(str(context.abstract_syntax), context.transfer_syntax)
+    roles: list[Any] = [build_role(sop_class, scp_role=True) for sop_class in classes]
     assoc: Any = ae.associate(
         host,
         port,
@@ -133,9 +132,7 @@ def get_study(
         raise RuntimeError(f"no association with {title}@{host}:{port}")
     try:
         final = None
-        for status, _identifier in assoc.send_c_get(
-            _query(study, "STUDY"), StudyRootQueryRetrieveInformationModelGet
-        ):
+        for status, _identifier in assoc.send_c_get(_query(study, "STUDY"), STUDY_ROOT_GET):
             code = getattr(status, "Status", None)
             if code is None:
                 raise RuntimeError("no C-GET response (association aborted or timed out)")
@@ -201,7 +198,7 @@ def _sop_classes(calling_ae: str, peer: tuple[str, str, int], study: str) -> lis
     """The SOP classes of the study's instances by C-FIND (PS3.4 C.4.1); [] when the peer
     does not say."""
     ae = _ae(calling_ae)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.add_requested_context(STUDY_ROOT_FIND)
     title, host, port = peer
     assoc: Any = ae.associate(host, port, ae_title=title, max_pdu=MAX_PDU)
     if not assoc.is_established:
@@ -212,9 +209,7 @@ def _sop_classes(calling_ae: str, peer: tuple[str, str, int], study: str) -> lis
     query.SOPClassUID = ""
     found: set[str] = set()
     try:
-        for status, identifier in assoc.send_c_find(
-            query, StudyRootQueryRetrieveInformationModelFind
-        ):
+        for status, identifier in assoc.send_c_find(query, STUDY_ROOT_FIND):
             if identifier is not None and int(getattr(status, "Status", SUCCESS)) == PENDING:
                 value = str(identifier.get("SOPClassUID", "") or "")
                 if value:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 from pathlib import Path
 
 import pydicom
+import pytest
 import requests
 
 from tests.system.test_forwarding import Orthanc, _cli, _copy, orthanc  # noqa: F401
@@ -82,3 +84,56 @@ def test_retrieve_a_study_from_orthanc_by_c_get(
         assert copy.pixel_array.tobytes() == source.pixel_array.tobytes()
     again = _cli(here, "retrieve", study, "--from", "orthanc-dimse").stdout
     assert "0 stored, 2 held already, 0 failed" in again, again
+
+
+def test_retrieve_from_another_wsiarchive_by_c_get_and_an_unreachable_peer(
+    fresh_server, testdata: Path
+) -> None:
+    remote = fresh_server(
+        dimse_peers=json.dumps([{"ae_title": OUR_AE, "operations": ["find", "get"]}])
+    )
+    slide = (testdata / "dicom/wsi2dcm_jpeg2000.dcm").read_bytes()
+    source = pydicom.dcmread(io.BytesIO(slide))
+    study = str(source.StudyInstanceUID)
+    remote.store([slide, _copy(testdata / "dicom/wsi2dcm_jpeg2000.dcm")])
+    here = fresh_server(
+        dimse="false",
+        ae_title=OUR_AE,
+        forward_destinations=json.dumps(
+            [
+                {
+                    "name": "remote",
+                    "kind": "dimse",
+                    "ae_title": "WSIARCHIVE",
+                    "host": "127.0.0.1",
+                    "port": remote.dimse_port,
+                },
+                {
+                    "name": "nobody",
+                    "kind": "dimse",
+                    "ae_title": "X",
+                    "host": "127.0.0.1",
+                    "port": 1,
+                },
+            ]
+        ),
+    )
+    out = _cli(here, "retrieve", study, "--from", "remote").stdout
+    assert "2 stored, 0 held already, 0 failed" in out, out
+    answer = requests.get(
+        f"{here.url}/studies/{study}/series/{source.SeriesInstanceUID}"
+        f"/instances/{source.SOPInstanceUID}",
+        headers=ALL_SYNTAXES,
+        timeout=30,
+    )
+    body = answer.content
+    copy = pydicom.dcmread(io.BytesIO(body[body.index(b"DICM") - 128 :]))
+    assert copy.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
+    assert copy.PixelData == source.PixelData
+    unknown = _cli(here, "retrieve", "1.2.3.4.5", "--from", "remote").stdout
+    assert "0 stored, 0 held already, 0 failed" in unknown, unknown
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        _cli(here, "retrieve", study, "--from", "nobody")
+    assert (
+        failed.value.returncode == 1 and "no association with X@127.0.0.1:1" in failed.value.stdout
+    )
