@@ -108,7 +108,7 @@ def get_study(
     RuntimeError when no association or no retrieve can be made."""
     patches.apply(archive.staging_area(), lambda assoc, msg: None)  # received to files
     title, host, port = peer
-    classes = _sop_classes(calling_ae, peer, study) or list(DEFAULT_CLASSES)
+    classes = sop_classes(calling_ae, peer, study) or list(DEFAULT_CLASSES)
     done = Received()
     reported = {"failed": 0}
 
@@ -194,7 +194,7 @@ def _query(study: str, level: str) -> Dataset:
     return query
 
 
-def _sop_classes(calling_ae: str, peer: tuple[str, str, int], study: str) -> list[str]:
+def sop_classes(calling_ae: str, peer: tuple[str, str, int], study: str) -> list[str]:
     """The SOP classes of the study's instances by C-FIND (PS3.4 C.4.1); [] when the peer
     does not say."""
     ae = _ae(calling_ae)

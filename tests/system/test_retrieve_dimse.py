@@ -13,6 +13,7 @@ import pydicom
 import pytest
 import requests
 
+from dimse.retrieving import sop_classes
 from tests.system.test_forwarding import Orthanc, _cli, _copy, orthanc  # noqa: F401
 
 OUR_AE = "WSIGET"
@@ -65,6 +66,9 @@ def test_retrieve_a_study_from_orthanc_by_c_get(
             ]
         ),
     )
+    # The SOP classes proposed come from Orthanc's C-FIND, not from the fallback list.
+    classes = sop_classes(OUR_AE, ("ORTHANC", "127.0.0.1", orthanc.dicom_port), study)
+    assert classes == sorted(str(pydicom.dcmread(io.BytesIO(d)).SOPClassUID) for d in (cr, slide))
     out = _cli(here, "retrieve", study, "--from", "orthanc-dimse").stdout
     assert "2 stored, 0 held already, 0 failed" in out, out
     for data in (cr, slide):
