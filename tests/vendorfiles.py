@@ -1,0 +1,193 @@
+"""Writers of small vendor-format slides (Philips TIFF, Leica SCN, Ventana BIF) from real pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+TILE = 256
+# Base level pixel spacing of the written slides, in millimetres (0.5 µm per pixel).
+SPACING_MM = 0.0005
+
+
+def source_region(svs: Path, width: int = 1024, height: int = 768) -> np.ndarray:
+    """The top-left *width* x *height* RGB pixels of a real slide's base level."""
+    with tifffile.TiffFile(svs) as tiff:
+        base = tiff.series[0].levels[0].asarray()
+    return np.ascontiguousarray(base[:height, :width, :3])
+
+
+def pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
+    """*image* and its 2x box-filtered downsamples."""
+    out = [image]
+    for _ in range(levels - 1):
+        prev = out[-1].astype(np.float32)
+        h, w = prev.shape[0] // 2 * 2, prev.shape[1] // 2 * 2
+        prev = prev[:h, :w]
+        down = (prev[0::2, 0::2] + prev[1::2, 0::2] + prev[0::2, 1::2] + prev[1::2, 1::2]) / 4
+        out.append(np.round(down).astype(np.uint8))
+    return out
+
+
+def _philips_attribute(name: str, value: str, pmsvr: str = "IString") -> str:
+    return f'<Attribute Name="{name}" PMSVR="{pmsvr}">{value}</Attribute>'
+
+
+def philips_description(levels: list[np.ndarray]) -> str:
+    """The Philips DP XML (DPUfsImport) with one PixelDataRepresentation per level."""
+    representations = "".join(
+        '<DataObject ObjectType="PixelDataRepresentation">'
+        + _philips_attribute(
+            "DICOM_PIXEL_SPACING",
+            f'"{SPACING_MM * 2**index:.6g}" "{SPACING_MM * 2**index:.6g}"',
+            "IDoubleArray",
+        )
+        + _philips_attribute("PIIM_PIXEL_DATA_REPRESENTATION_NUMBER", str(index), "IUInt32")
+        + _philips_attribute("PIIM_PIXEL_DATA_REPRESENTATION_COLUMNS", str(level.shape[1]), "IUInt32")
+        + _philips_attribute("PIIM_PIXEL_DATA_REPRESENTATION_ROWS", str(level.shape[0]), "IUInt32")
+        + "</DataObject>"
+        for index, level in enumerate(levels)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8" ?>'
+        '<DataObject ObjectType="DPUfsImport">'
+        + _philips_attribute("DICOM_MANUFACTURER", "PHILIPS")
+        + _philips_attribute("DICOM_SOFTWARE_VERSIONS", '"1.0"', "IStringArray")
+        + _philips_attribute("DICOM_DEVICE_SERIAL_NUMBER", "TEST-1")
+        + '<Attribute Name="PIM_DP_SCANNED_IMAGES" PMSVR="IDataObjectArray"><Array>'
+        '<DataObject ObjectType="DPScannedImage">'
+        + _philips_attribute("PIM_DP_IMAGE_TYPE", "WSI")
+        + _philips_attribute("DICOM_LOSSY_IMAGE_COMPRESSION_METHOD", '"ISO_10918_1"', "IStringArray")
+        + '<Attribute Name="PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE" PMSVR="IDataObjectArray">'
+        f"<Array>{representations}</Array></Attribute>"
+        "</DataObject></Array></Attribute></DataObject>"
+    )
+
+
+def write_philips(path: Path, image: np.ndarray, levels: int = 3) -> Path:
+    """A Philips TIFF: tiled JPEG pyramid pages, the DP XML in the first ImageDescription."""
+    pages = pyramid(image, levels)
+    with tifffile.TiffWriter(path) as tiff:
+        for index, level in enumerate(pages):
+            tiff.write(
+                level,
+                tile=(TILE, TILE),
+                compression="jpeg",
+                compressionargs={"level": 95},
+                photometric="rgb",
+                description=philips_description(pages) if index == 0 else None,
+                software="Philips DP v1.0",
+                metadata=None,
+            )
+    return path
+
+
+XMLPACKET = 700  # TIFF tag XMLPacket (XMP), where Ventana keeps its XML
+
+
+def _xml_tag(xml: str) -> tuple[int, str, int, bytes, bool]:
+    data = xml.encode()
+    return (XMLPACKET, "B", len(data), data, True)
+
+
+def ventana_encode_info(level0: np.ndarray) -> str:
+    """Level 0's EncodeInfo: one scanned area of abutting tiles (no overlap)."""
+    across, down = -(-level0.shape[1] // TILE), -(-level0.shape[0] // TILE)
+    # Tiles are numbered from 1, rows from the bottom, every other row right to left.
+    joints = (
+        f'<TileJointInfo Tile1="1" Tile2="2" Direction="RIGHT" OverlapX="0" OverlapY="0"'
+        f' Confidence="100" FlagJoined="1"/>'
+        f'<TileJointInfo Tile1="1" Tile2="{2 * across}" Direction="UP" OverlapX="0"'
+        f' OverlapY="0" Confidence="100" FlagJoined="1"/>'
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><EncodeInfo Ver="2"><SlideStitchInfo>'
+        f'<ImageInfo AOIScanned="1" AOIIndex="0" Width="{TILE}" Height="{TILE}"'
+        f' NumRows="{down}" NumCols="{across}" Pos-X="0" Pos-Y="0">{joints}</ImageInfo>'
+        '</SlideStitchInfo><AoiOrigin><AOI0 OriginX="0" OriginY="0"/></AoiOrigin></EncodeInfo>'
+    )
+
+
+def write_ventana(path: Path, image: np.ndarray, levels: int = 3) -> Path:
+    """A Ventana BIF: iScan XMP on the label page, then ``level=N mag=M`` tiled JPEG levels."""
+    assert image.shape[0] % TILE == 0 and image.shape[1] % TILE == 0, "whole tiles only"
+    pages = pyramid(image, levels)
+    iscan = (
+        '<?xml version="1.0" encoding="utf-8"?><iScan Magnification="20"'
+        f' ScanRes="{SPACING_MM * 1000}" Z-layers="1" UnitNumber="TEST-1" BuildVersion="1.0"/>'
+    )
+    label = np.full((64, 128, 3), 255, np.uint8)
+    with tifffile.TiffWriter(path, bigtiff=True) as tiff:
+        tiff.write(
+            label, photometric="rgb", description="Label Image", extratags=[_xml_tag(iscan)],
+            metadata=None,
+        )
+        for index, level in enumerate(pages):
+            tiff.write(
+                level,
+                tile=(TILE, TILE),
+                compression="jpeg",
+                compressionargs={"level": 95},
+                photometric="rgb",
+                description=f"level={index} mag={20 / 2**index:g} quality=95",
+                extratags=[_xml_tag(ventana_encode_info(level))] if index == 0 else [],
+                metadata=None,
+            )
+    return path
+
+
+LEICA_NS = "http://www.leica-microsystems.com/scn/2010/10/01"
+NM_PER_MM = 1_000_000
+
+
+def _leica_image(name: str, pages: list[np.ndarray], first_ifd: int, spacing_mm: float) -> str:
+    dimensions = "".join(
+        f'<dimension sizeX="{page.shape[1]}" sizeY="{page.shape[0]}" r="{index}"'
+        f' ifd="{first_ifd + index}"/>'
+        for index, page in enumerate(pages)
+    )
+    width_nm = round(pages[0].shape[1] * spacing_mm * NM_PER_MM)
+    height_nm = round(pages[0].shape[0] * spacing_mm * NM_PER_MM)
+    return (
+        f'<image name="{name}" uuid="urn:uuid:{name}">'
+        "<creationDate>2026-01-01T00:00:00.00Z</creationDate>"
+        '<device model="Leica SCN400;Leica SCN" version="1.5.0.0;1.5.0.0"/>'
+        f'<pixels sizeX="{pages[0].shape[1]}" sizeY="{pages[0].shape[0]}">{dimensions}</pixels>'
+        f'<view sizeX="{width_nm}" sizeY="{height_nm}" offsetX="0" offsetY="0"/>'
+        "<scanSettings><objectiveSettings><objective>20</objective></objectiveSettings>"
+        "<illuminationSettings><numericalAperture>0.4</numericalAperture>"
+        "<illuminationSource>brightfield</illuminationSource></illuminationSettings>"
+        "</scanSettings></image>"
+    )
+
+
+def write_leica(path: Path, image: np.ndarray, levels: int = 3) -> Path:
+    """A Leica SCN: BigTIFF, the scn XML (a macro image and the main image) in page 0."""
+    pages = pyramid(image, levels)
+    macro = pyramid(image, 4)[-1]
+    # The macro shows the whole slide, twice the scanned area: its view is the collection.
+    macro_spacing = 2 * SPACING_MM * image.shape[1] / macro.shape[1]
+    width_nm = round(macro.shape[1] * macro_spacing * NM_PER_MM)
+    height_nm = round(macro.shape[0] * macro_spacing * NM_PER_MM)
+    xml = (
+        f'<?xml version="1.0" encoding="utf-8"?><scn xmlns="{LEICA_NS}">'
+        f'<collection name="test" uuid="urn:uuid:collection" sizeX="{width_nm}"'
+        f' sizeY="{height_nm}"><barcode>TEST-1</barcode>'
+        + _leica_image("macro", [macro], 0, macro_spacing)
+        + _leica_image("main", pages, 1, SPACING_MM)
+        + "</collection></scn>"
+    )
+    with tifffile.TiffWriter(path, bigtiff=True) as tiff:
+        for index, page in enumerate([macro, *pages]):
+            tiff.write(
+                page,
+                tile=(TILE, TILE),
+                compression="jpeg",
+                compressionargs={"level": 95},
+                photometric="rgb",
+                description=xml if index == 0 else None,
+                metadata=None,
+            )
+    return path
