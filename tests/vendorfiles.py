@@ -92,15 +92,15 @@ def _xml_tag(xml: str) -> tuple[int, str, int, bytes, bool]:
     return (XMLPACKET, "B", len(data), data, True)
 
 
-def ventana_encode_info(level0: np.ndarray) -> str:
-    """Level 0's EncodeInfo: one scanned area of abutting tiles (no overlap)."""
-    across, down = -(-level0.shape[1] // TILE), -(-level0.shape[0] // TILE)
+def ventana_encode_info(across: int, down: int, overlap: int) -> str:
+    """Level 0's EncodeInfo: one scanned area of *across* x *down* tiles that overlap their
+    right and upper neighbours by *overlap* pixels."""
     # Tiles are numbered from 1, rows from the bottom, every other row right to left.
     joints = (
-        f'<TileJointInfo Tile1="1" Tile2="2" Direction="RIGHT" OverlapX="0" OverlapY="0"'
-        f' Confidence="100" FlagJoined="1"/>'
-        f'<TileJointInfo Tile1="1" Tile2="{2 * across}" Direction="UP" OverlapX="0"'
+        f'<TileJointInfo Tile1="1" Tile2="2" Direction="RIGHT" OverlapX="{overlap}"'
         f' OverlapY="0" Confidence="100" FlagJoined="1"/>'
+        f'<TileJointInfo Tile1="1" Tile2="{2 * across}" Direction="UP" OverlapX="0"'
+        f' OverlapY="{overlap}" Confidence="100" FlagJoined="1"/>'
     )
     return (
         '<?xml version="1.0" encoding="utf-8"?><EncodeInfo Ver="2"><SlideStitchInfo>'
@@ -110,18 +110,37 @@ def ventana_encode_info(level0: np.ndarray) -> str:
     )
 
 
-def write_ventana(path: Path, image: np.ndarray, levels: int = 3) -> Path:
-    """A Ventana BIF: iScan XMP on the label page, then ``level=N mag=M`` tiled JPEG levels."""
-    assert image.shape[0] % TILE == 0 and image.shape[1] % TILE == 0, "whole tiles only"
-    pages = pyramid(image, levels)
+def ventana_mosaic(image: np.ndarray, overlap: int) -> np.ndarray:
+    """The scanner's raw tiles of *image*, each *overlap* pixels into its neighbours, laid
+    side by side as a BIF level 0 stores them (the XML says how to stitch them back)."""
+    step = TILE - overlap
+    across = (image.shape[1] - overlap) // step
+    down = (image.shape[0] - overlap) // step
+    mosaic = np.empty((down * TILE, across * TILE, 3), np.uint8)
+    for row in range(down):
+        for col in range(across):
+            tile = image[row * step : row * step + TILE, col * step : col * step + TILE]
+            mosaic[row * TILE : (row + 1) * TILE, col * TILE : (col + 1) * TILE] = tile
+    return mosaic
+
+
+def write_ventana(path: Path, image: np.ndarray, levels: int = 3, overlap: int = 16) -> Path:
+    """A Ventana BIF: iScan XMP on the label page, then ``level=N mag=M`` tiled JPEG levels of
+    overlapping scanner tiles; stitched, level 0 is the top-left of *image*."""
+    mosaic = ventana_mosaic(image, overlap)
+    pages = pyramid(mosaic, levels)
     iscan = (
         '<?xml version="1.0" encoding="utf-8"?><iScan Magnification="20"'
         f' ScanRes="{SPACING_MM * 1000}" Z-layers="1" UnitNumber="TEST-1" BuildVersion="1.0"/>'
     )
+    encode_info = ventana_encode_info(mosaic.shape[1] // TILE, mosaic.shape[0] // TILE, overlap)
     label = np.full((64, 128, 3), 255, np.uint8)
     with tifffile.TiffWriter(path, bigtiff=True) as tiff:
         tiff.write(
-            label, photometric="rgb", description="Label Image", extratags=[_xml_tag(iscan)],
+            label,
+            photometric="rgb",
+            description="Label Image",
+            extratags=[_xml_tag(iscan)],
             metadata=None,
         )
         for index, level in enumerate(pages):
@@ -132,7 +151,7 @@ def write_ventana(path: Path, image: np.ndarray, levels: int = 3) -> Path:
                 compressionargs={"level": 95},
                 photometric="rgb",
                 description=f"level={index} mag={20 / 2**index:g} quality=95",
-                extratags=[_xml_tag(ventana_encode_info(level))] if index == 0 else [],
+                extratags=[_xml_tag(encode_info)] if index == 0 else [],
                 metadata=None,
             )
     return path
