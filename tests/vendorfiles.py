@@ -1,4 +1,4 @@
-"""Writers of small vendor-format slides (Philips TIFF, Leica SCN, Ventana BIF) from real pixels."""
+"""Writers of small vendor-format slides (Philips, 3DHISTECH TIFF, Leica SCN, Ventana BIF) from real pixels."""
 
 from __future__ import annotations
 
@@ -209,4 +209,26 @@ def write_leica(path: Path, image: np.ndarray, levels: int = 3) -> Path:
                 description=xml if index == 0 else None,
                 metadata=None,
             )
+    return path
+
+
+def histech_description(mpp: float) -> str:
+    """A 3DHISTECH TIFF page description: ``|``-separated ``key = value`` items after a header."""
+    return f"3DHISTECH TIFF|3dh_PixelSizeX = {mpp:g}|3dh_PixelSizeY = {mpp:g}|MPP = {mpp:g}"
+
+
+def write_3dhistech(path: Path, image: np.ndarray) -> Path:
+    """A 3DHISTECH TIFF: one tiled JPEG page whose description gives its MPP. One level only:
+    opentile gives every page of such a file pyramid index 0, so the converter builds the
+    pyramid."""
+    with tifffile.TiffWriter(path) as tiff:
+        tiff.write(
+            image,
+            tile=(TILE, TILE),
+            compression="jpeg",
+            compressionargs={"level": 95},
+            photometric="rgb",
+            description=histech_description(SPACING_MM * 1000),
+            metadata=None,
+        )
     return path

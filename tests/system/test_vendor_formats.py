@@ -1,4 +1,4 @@
-"""Philips TIFF, Leica SCN and Ventana BIF, written by tests/vendorfiles.py from a real slide's
+"""Philips TIFF, 3DHISTECH TIFF, Leica SCN and Ventana BIF, written by tests/vendorfiles.py from a real slide's
 pixels, convert to DICOM WSI that passes dciodvfy and shows the same base-level pixels."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ TOLERANCE = 3.0
 # File name, writer and the reader that converts it.
 WRITERS: dict[str, tuple[str, Callable[[Path, np.ndarray], Path], str]] = {
     "philips": ("slide.tiff", vendorfiles.write_philips, "OpenTileSource"),
+    "3dhistech": ("slide.tiff", vendorfiles.write_3dhistech, "OpenTileSource"),
     "leica": ("slide.scn", vendorfiles.write_leica, "TiffSlideSource"),
     "ventana": ("slide.bif", vendorfiles.write_ventana, "OpenSlideSource"),
 }
