@@ -7,13 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from wsidicom import WsiDicom
 
 from converter import ConversionOptions, convert
 from converter.sources import candidates
 from tests import vendorfiles
-from tests.system.test_converter import INFO, dciodvfy_errors
+from tests.dicomfiles import frames
+from tests.system.test_converter import INFO, _opentile_tiles, dciodvfy_errors, same_bytes
 
 SOURCE = "svs/CMU-1-Small-Region.svs"
 # JPEG is written once by the vendor file and maybe once more by the converter: a mean absolute
@@ -35,12 +37,21 @@ def region(testdata: Path) -> np.ndarray:
     return vendorfiles.source_region(testdata / SOURCE)
 
 
+@pytest.fixture(scope="module")
+def written(region: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each vendor's file, in a folder of its own."""
+    out = {}
+    for vendor, (name, write, _) in WRITERS.items():
+        out[vendor] = write(tmp_path_factory.mktemp(vendor) / name, region)
+    return out
+
+
 @pytest.mark.parametrize("vendor", list(WRITERS))
 def test_vendor_file_converts_with_the_source_pixels(
-    vendor: str, region: np.ndarray, tmp_path: Path
+    vendor: str, written: dict[str, Path], region: np.ndarray, tmp_path: Path
 ) -> None:
-    name, write, reader = WRITERS[vendor]
-    slide = write(tmp_path / name, region)
+    slide = written[vendor]
+    reader = WRITERS[vendor][2]
     assert candidates(slide)[0].__name__ == reader
     files = convert(slide, tmp_path / "dicom", INFO, ConversionOptions(workers=1))
     assert files
@@ -59,3 +70,17 @@ def test_vendor_file_converts_with_the_source_pixels(
     shifted = np.abs(converted[:, tile:].astype(int) - expected[:, :-tile]).mean()
     assert shifted > 3 * error + 1, f"{vendor}: shifted error {shifted:.2f}"
     print(f"{vendor}: {reader}, mean absolute error {error:.2f}, shifted {shifted:.2f}")
+
+
+@pytest.mark.parametrize("vendor", ["philips", "3dhistech"])
+def test_opentile_formats_copy_base_tiles_byte_for_byte(
+    vendor: str, written: dict[str, Path], tmp_path: Path
+) -> None:
+    files = convert(written[vendor], tmp_path, INFO, ConversionOptions(workers=1))
+    volumes = [
+        (dataset.TotalPixelMatrixColumns, file)
+        for file in files
+        if (dataset := pydicom.dcmread(file, stop_before_pixels=True)).ImageType[2] == "VOLUME"
+    ]
+    base = max(volumes)[1]
+    assert same_bytes(frames(base), _opentile_tiles(written[vendor]))
