@@ -1,4 +1,4 @@
-"""Writers of small vendor-format slides (Philips, 3DHISTECH TIFF, Leica SCN, Ventana BIF) from real pixels."""
+"""Writers of small vendor slides (Philips, 3DHISTECH TIFF, Leica SCN, Ventana BIF), real pixels."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ def pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
     return out
 
 
+UINT = "IUInt32"
+
+
 def _philips_attribute(name: str, value: str, pmsvr: str = "IString") -> str:
     return f'<Attribute Name="{name}" PMSVR="{pmsvr}">{value}</Attribute>'
 
@@ -44,9 +47,11 @@ def philips_description(levels: list[np.ndarray]) -> str:
             f'"{SPACING_MM * 2**index:.6g}" "{SPACING_MM * 2**index:.6g}"',
             "IDoubleArray",
         )
-        + _philips_attribute("PIIM_PIXEL_DATA_REPRESENTATION_NUMBER", str(index), "IUInt32")
-        + _philips_attribute("PIIM_PIXEL_DATA_REPRESENTATION_COLUMNS", str(level.shape[1]), "IUInt32")
-        + _philips_attribute("PIIM_PIXEL_DATA_REPRESENTATION_ROWS", str(level.shape[0]), "IUInt32")
+        + _philips_attribute("PIIM_PIXEL_DATA_REPRESENTATION_NUMBER", str(index), UINT)
+        + _philips_attribute(
+            "PIIM_PIXEL_DATA_REPRESENTATION_COLUMNS", str(level.shape[1]), "IUInt32"
+        )
+        + _philips_attribute("PIIM_PIXEL_DATA_REPRESENTATION_ROWS", str(level.shape[0]), UINT)
         + "</DataObject>"
         for index, level in enumerate(levels)
     )
@@ -59,7 +64,9 @@ def philips_description(levels: list[np.ndarray]) -> str:
         + '<Attribute Name="PIM_DP_SCANNED_IMAGES" PMSVR="IDataObjectArray"><Array>'
         '<DataObject ObjectType="DPScannedImage">'
         + _philips_attribute("PIM_DP_IMAGE_TYPE", "WSI")
-        + _philips_attribute("DICOM_LOSSY_IMAGE_COMPRESSION_METHOD", '"ISO_10918_1"', "IStringArray")
+        + _philips_attribute(
+            "DICOM_LOSSY_IMAGE_COMPRESSION_METHOD", '"ISO_10918_1"', "IStringArray"
+        )
         + '<Attribute Name="PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE" PMSVR="IDataObjectArray">'
         f"<Array>{representations}</Array></Attribute>"
         "</DataObject></Array></Attribute></DataObject>"

@@ -1,5 +1,6 @@
-"""Philips TIFF, 3DHISTECH TIFF, Leica SCN and Ventana BIF, written by tests/vendorfiles.py from a real slide's
-pixels, convert to DICOM WSI that passes dciodvfy and shows the same base-level pixels."""
+"""Philips TIFF, 3DHISTECH TIFF, Leica SCN and Ventana BIF, written by tests/vendorfiles.py
+from a real slide's pixels, convert to DICOM WSI that passes dciodvfy and shows the same
+base-level pixels."""
 
 from __future__ import annotations
 
