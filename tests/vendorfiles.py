@@ -1,4 +1,4 @@
-"""Writers of small vendor slides (Philips, 3DHISTECH TIFF, Leica SCN, Ventana BIF), real pixels."""
+"""Writers of small vendor slides in Philips, 3DHISTECH, Leica and Ventana layouts, real pixels."""
 
 from __future__ import annotations
 
@@ -238,4 +238,95 @@ def write_3dhistech(path: Path, image: np.ndarray) -> Path:
             description=histech_description(SPACING_MM * 1000),
             metadata=None,
         )
+    return path
+
+
+def _mrxs_images(level: np.ndarray, concat: int) -> list[tuple[int, np.ndarray]]:
+    """A MIRAX level cut into TILE-square images, each keyed by the index of the level-0 image
+    at its top left (IMAGENUMBER_X wide); the edges are padded with white."""
+    across0 = -(-level.shape[1] * concat // TILE)
+    out = []
+    for row in range(-(-level.shape[0] // TILE)):
+        for col in range(-(-level.shape[1] // TILE)):
+            image = np.full((TILE, TILE, 3), 255, np.uint8)
+            part = level[row * TILE : (row + 1) * TILE, col * TILE : (col + 1) * TILE]
+            image[: part.shape[0], : part.shape[1]] = part
+            out.append(((row * concat) * across0 + col * concat, image))
+    return out
+
+
+def write_mrxs(path: Path, image: np.ndarray, levels: int = 3) -> Path:
+    """A 3DHISTECH MIRAX slide: *path* (``.mrxs``) beside a folder holding Slidedat.ini,
+    Index.dat and one data file of JPEG images, one camera image per TILE square, without
+    overlap or position buffer (OpenSlide then lays the images on a regular grid)."""
+    import imagecodecs
+
+    assert image.shape[0] % TILE == 0 and image.shape[1] % TILE == 0, "whole images only"
+    folder = path.with_suffix("")
+    folder.mkdir()
+    path.write_bytes(b"")
+    slide_id = "00000000-0000-0000-0000-000000000001"
+    pages = pyramid(image, levels)
+    data = bytearray()
+    entries: list[list[tuple[int, int, int]]] = []
+    for index, level in enumerate(pages):
+        records = []
+        for number, picture in _mrxs_images(level, 2**index):
+            encoded = imagecodecs.jpeg_encode(picture, level=95)
+            records.append((number, len(data), len(encoded)))
+            data += encoded
+        entries.append(records)
+    (folder / "Data0000.dat").write_bytes(bytes(data))
+    # Index.dat: version and slide id, then the hierarchical and non-hierarchical roots; the
+    # hierarchical root points at one pointer per zoom level, each at a 0 and a pointer to
+    # one data page (count, next page = 0, records of image, offset, length, file).
+    head = b"01.02" + slide_id.encode()
+    table = len(head) + 8
+    pages_at = table + 4 * levels
+    index = bytearray(head + np.array([table, 0], "<i4").tobytes())
+    level_pointers, blocks = [], bytearray()
+    for records in entries:
+        start = pages_at + len(blocks)
+        level_pointers.append(start)
+        block = [0, start + 8, len(records), 0]
+        for number, offset, length in records:
+            block += [number, offset, length, 0]
+        blocks += np.array(block, "<i4").tobytes()
+    index += np.array(level_pointers, "<i4").tobytes() + blocks
+    (folder / "Index.dat").write_bytes(bytes(index))
+    mpp = SPACING_MM * 1000
+    lines = [
+        "[GENERAL]",
+        "SLIDE_VERSION=01.02",
+        f"SLIDE_ID={slide_id}",
+        f"IMAGENUMBER_X={image.shape[1] // TILE}",
+        f"IMAGENUMBER_Y={image.shape[0] // TILE}",
+        "OBJECTIVE_MAGNIFICATION=20",
+        "CameraImageDivisionsPerSide=1",
+        "[HIERARCHICAL]",
+        "HIER_COUNT=1",
+        "HIER_0_NAME=Slide zoom level",
+        f"HIER_0_COUNT={levels}",
+        *(f"HIER_0_VAL_{i}=ZoomLevel_{i}" for i in range(levels)),
+        *(f"HIER_0_VAL_{i}_SECTION=LAYER_0_LEVEL_{i}_SECTION" for i in range(levels)),
+        "NONHIER_COUNT=0",
+        "INDEXFILE=Index.dat",
+        "[DATAFILE]",
+        "FILE_COUNT=1",
+        "FILE_0=Data0000.dat",
+    ]
+    for i in range(levels):
+        lines += [
+            f"[LAYER_0_LEVEL_{i}_SECTION]",
+            "OVERLAP_X=0",
+            "OVERLAP_Y=0",
+            f"MICROMETER_PER_PIXEL_X={mpp * 2**i:g}",
+            f"MICROMETER_PER_PIXEL_Y={mpp * 2**i:g}",
+            "IMAGE_FORMAT=JPEG",
+            "IMAGE_FILL_COLOR_BGR=16777215",
+            f"DIGITIZER_WIDTH={TILE}",
+            f"DIGITIZER_HEIGHT={TILE}",
+            f"IMAGE_CONCAT_FACTOR={0 if i == 0 else 1}",
+        ]
+    (folder / "Slidedat.ini").write_text("\n".join(lines) + "\n")
     return path

@@ -1,4 +1,4 @@
-"""Philips TIFF, 3DHISTECH TIFF, Leica SCN and Ventana BIF, written by tests/vendorfiles.py
+"""Philips TIFF, 3DHISTECH TIFF and MRXS, Leica SCN and Ventana BIF, written by tests/vendorfiles.py
 from a real slide's pixels, convert to DICOM WSI that passes dciodvfy and shows the same
 base-level pixels."""
 
@@ -30,6 +30,7 @@ WRITERS: dict[str, tuple[str, Callable[[Path, np.ndarray], Path], str]] = {
     "3dhistech": ("slide.tiff", vendorfiles.write_3dhistech, "OpenTileSource"),
     "leica": ("slide.scn", vendorfiles.write_leica, "TiffSlideSource"),
     "ventana": ("slide.bif", vendorfiles.write_ventana, "OpenSlideSource"),
+    "mrxs": ("slide.mrxs", vendorfiles.write_mrxs, "OpenSlideSource"),
 }
 
 
