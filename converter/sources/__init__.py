@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 # Formats whose files other readers open but misplace: Ventana BIF keeps overlapping scanner
-# tiles side by side and says in its XML how to stitch them; only OpenSlide does.
+# tiles side by side and says in its XML how to stitch them; only OpenSlide does (tiffslide
+# lays them unstitched, and today fails on BIF only for want of its pixel spacing).
 STITCHED_BY_OPENSLIDE = frozenset({"ventana"})
 
 
