@@ -255,52 +255,78 @@ def _mrxs_images(level: np.ndarray, concat: int) -> list[tuple[int, np.ndarray]]
     return out
 
 
-def write_mrxs(path: Path, image: np.ndarray, levels: int = 3) -> Path:
+def _mrxs_index(slide_id: str, levels: list[list[tuple[int, int, int]]], nonhier: int) -> bytes:
+    """Index.dat: version and slide id, then the hierarchical and non-hierarchical roots. The
+    hierarchical root points at one pointer per zoom level, each at a 0 and a pointer to one
+    data page (count, next page 0, records of image number, offset, length, file 0). The
+    non-hierarchical root points at one pointer per record (here the position buffer at
+    data-file offset *nonhier*), each at a 0 and a pointer to a page of one record."""
+    head = b"01.02" + slide_id.encode()
+    roots = len(head)
+    hier_table = roots + 8
+    nonhier_table = hier_table + 4 * len(levels)
+    blocks_at = nonhier_table + 4
+    # The position record: a 0, a pointer to its page; the page: 1, three zeroes (the first
+    # is sometimes 1253 in real slides), then offset, length and file of the buffer.
+    nonhier_block = [0, blocks_at + 8, 1, 0, 0, 0, nonhier, -1, 0]
+    words = [hier_table, nonhier_table]
+    level_blocks: list[int] = []
+    pointers = []
+    at = blocks_at + 4 * len(nonhier_block)
+    for records in levels:
+        pointers.append(at + 4 * len(level_blocks))
+        start = pointers[-1]
+        level_blocks += [0, start + 8, len(records), 0]
+        for number, offset, length in records:
+            level_blocks += [number, offset, length, 0]
+    words += pointers + [blocks_at] + nonhier_block + level_blocks
+    return head + np.array(words, "<i4").tobytes()
+
+
+def write_mrxs(path: Path, image: np.ndarray, levels: int = 3, overlap: int = 16) -> Path:
     """A 3DHISTECH MIRAX slide: *path* (``.mrxs``) beside a folder holding Slidedat.ini,
-    Index.dat and one data file of JPEG images, one camera image per TILE square, without
-    overlap or position buffer (OpenSlide then lays the images on a regular grid)."""
+    Index.dat and one data file of JPEG camera images (one TILE square each, overlapping their
+    neighbours by *overlap* pixels) and the VIMSLIDE_POSITION_BUFFER that places them. Higher
+    levels are 2x2 concatenations of the level below, downsampled, as the scanner writes
+    them; stitched, level 0 is the top-left of *image*."""
     import imagecodecs
 
-    assert image.shape[0] % TILE == 0 and image.shape[1] % TILE == 0, "whole images only"
     folder = path.with_suffix("")
     folder.mkdir()
     path.write_bytes(b"")
     slide_id = "00000000-0000-0000-0000-000000000001"
-    pages = pyramid(image, levels)
+    mosaic = ventana_mosaic(image, overlap)
+    across, down = mosaic.shape[1] // TILE, mosaic.shape[0] // TILE
     data = bytearray()
     entries: list[list[tuple[int, int, int]]] = []
-    for index, level in enumerate(pages):
+    for index, level in enumerate(pyramid(mosaic, levels)):
         records = []
         for number, picture in _mrxs_images(level, 2**index):
             encoded = imagecodecs.jpeg_encode(picture, level=95)
             records.append((number, len(data), len(encoded)))
             data += encoded
         entries.append(records)
+    step = TILE - overlap
+    positions = b"".join(
+        b"\x01" + np.array([col * step, row * step], "<i4").tobytes()
+        for row in range(down)
+        for col in range(across)
+    )
+    buffer_at = len(data)
+    data += positions
     (folder / "Data0000.dat").write_bytes(bytes(data))
-    # Index.dat: version and slide id, then the hierarchical and non-hierarchical roots; the
-    # hierarchical root points at one pointer per zoom level, each at a 0 and a pointer to
-    # one data page (count, next page = 0, records of image, offset, length, file).
-    head = b"01.02" + slide_id.encode()
-    table = len(head) + 8
-    pages_at = table + 4 * levels
-    index = bytearray(head + np.array([table, 0], "<i4").tobytes())
-    level_pointers, blocks = [], bytearray()
-    for records in entries:
-        start = pages_at + len(blocks)
-        level_pointers.append(start)
-        block = [0, start + 8, len(records), 0]
-        for number, offset, length in records:
-            block += [number, offset, length, 0]
-        blocks += np.array(block, "<i4").tobytes()
-    index += np.array(level_pointers, "<i4").tobytes() + blocks
+    index = bytearray(_mrxs_index(slide_id, entries, buffer_at))
+    # The buffer's length, left as -1 above.
+    length_at = index.find(np.array([buffer_at, -1], "<i4").tobytes()) + 4
+    index[length_at : length_at + 4] = np.array([len(positions)], "<i4").tobytes()
     (folder / "Index.dat").write_bytes(bytes(index))
     mpp = SPACING_MM * 1000
     lines = [
         "[GENERAL]",
         "SLIDE_VERSION=01.02",
         f"SLIDE_ID={slide_id}",
-        f"IMAGENUMBER_X={image.shape[1] // TILE}",
-        f"IMAGENUMBER_Y={image.shape[0] // TILE}",
+        f"IMAGENUMBER_X={across}",
+        f"IMAGENUMBER_Y={down}",
         "OBJECTIVE_MAGNIFICATION=20",
         "CameraImageDivisionsPerSide=1",
         "[HIERARCHICAL]",
@@ -309,8 +335,14 @@ def write_mrxs(path: Path, image: np.ndarray, levels: int = 3) -> Path:
         f"HIER_0_COUNT={levels}",
         *(f"HIER_0_VAL_{i}=ZoomLevel_{i}" for i in range(levels)),
         *(f"HIER_0_VAL_{i}_SECTION=LAYER_0_LEVEL_{i}_SECTION" for i in range(levels)),
-        "NONHIER_COUNT=0",
+        "NONHIER_COUNT=1",
+        "NONHIER_0_NAME=VIMSLIDE_POSITION_BUFFER",
+        "NONHIER_0_COUNT=1",
+        "NONHIER_0_VAL_0=default",
+        "NONHIER_0_VAL_0_SECTION=NONHIERLAYER_0_SECTION",
         "INDEXFILE=Index.dat",
+        "[NONHIERLAYER_0_SECTION]",
+        "VIMSLIDE_POSITION_DATA_FORMAT_VERSION=257",
         "[DATAFILE]",
         "FILE_COUNT=1",
         "FILE_0=Data0000.dat",
@@ -318,8 +350,8 @@ def write_mrxs(path: Path, image: np.ndarray, levels: int = 3) -> Path:
     for i in range(levels):
         lines += [
             f"[LAYER_0_LEVEL_{i}_SECTION]",
-            "OVERLAP_X=0",
-            "OVERLAP_Y=0",
+            f"OVERLAP_X={overlap}",
+            f"OVERLAP_Y={overlap}",
             f"MICROMETER_PER_PIXEL_X={mpp * 2**i:g}",
             f"MICROMETER_PER_PIXEL_Y={mpp * 2**i:g}",
             "IMAGE_FORMAT=JPEG",
