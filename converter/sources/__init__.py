@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# Formats whose files other readers open but misplace: Ventana BIF keeps overlapping scanner
+# tiles side by side and says in its XML how to stitch them; only OpenSlide does (tiffslide
+# lays them unstitched, and today fails on BIF only for want of its pixel spacing).
+STITCHED_BY_OPENSLIDE = frozenset({"ventana"})
+
 
 def candidates(path: Path) -> list[Any]:
     """Source classes that claim *path*, most faithful first (tile copying before decoding)."""
@@ -19,6 +24,8 @@ def candidates(path: Path) -> list[Any]:
         from wsidicomizer.extras.openslide import OpenSlideSource
 
         ordered.append(OpenSlideSource)
+        if _openslide_format(path) in STITCHED_BY_OPENSLIDE:
+            ordered.insert(0, ordered.pop())
     except ImportError:  # OpenSlide missing: MRXS, SCN, BIF and others are not readable
         pass
     ordered.append(PlanesSource)
@@ -30,3 +37,13 @@ def candidates(path: Path) -> list[Any]:
         except Exception:  # a reader that cannot even probe the file does not claim it
             continue
     return found
+
+
+def _openslide_format(path: Path) -> str | None:
+    """OpenSlide's name for the format of *path* (``ventana``, ``leica``...), None if unknown."""
+    import openslide
+
+    try:
+        return openslide.OpenSlide.detect_format(str(path))
+    except Exception:  # unreadable files are for the readers to reject
+        return None

@@ -1,0 +1,88 @@
+"""Philips TIFF, 3DHISTECH TIFF and MRXS, Leica SCN and Ventana BIF, written by tests/vendorfiles.py
+from a real slide's pixels, convert to DICOM WSI that passes dciodvfy and shows the same
+base-level pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from wsidicom import WsiDicom
+
+from converter import ConversionOptions, convert
+from converter.sources import candidates
+from tests import vendorfiles
+from tests.dicomfiles import frames
+from tests.system.test_converter import INFO, _opentile_tiles, dciodvfy_errors, same_bytes
+
+SOURCE = "svs/CMU-1-Small-Region.svs"
+# JPEG is written once by the vendor file and maybe once more by the converter: a mean absolute
+# error of a few grey levels is re-encoding, a wrong tile or offset gives tens.
+# The test BIF read unstitched by tiffslide (16 pixels misplaced per tile) measures 5.7.
+TOLERANCE = 3.0
+
+# File name, writer and the reader that converts it.
+WRITERS: dict[str, tuple[str, Callable[[Path, np.ndarray], Path], str]] = {
+    "philips": ("slide.tiff", vendorfiles.write_philips, "OpenTileSource"),
+    "3dhistech": ("slide.tiff", vendorfiles.write_3dhistech, "OpenTileSource"),
+    "leica": ("slide.scn", vendorfiles.write_leica, "TiffSlideSource"),
+    "ventana": ("slide.bif", vendorfiles.write_ventana, "OpenSlideSource"),
+    "mrxs": ("slide.mrxs", vendorfiles.write_mrxs, "OpenSlideSource"),
+}
+
+
+@pytest.fixture(scope="module")
+def region(testdata: Path) -> np.ndarray:
+    return vendorfiles.source_region(testdata / SOURCE)
+
+
+@pytest.fixture(scope="module")
+def written(region: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each vendor's file, in a folder of its own."""
+    out = {}
+    for vendor, (name, write, _) in WRITERS.items():
+        out[vendor] = write(tmp_path_factory.mktemp(vendor) / name, region)
+    return out
+
+
+@pytest.mark.parametrize("vendor", list(WRITERS))
+def test_vendor_file_converts_with_the_source_pixels(
+    vendor: str, written: dict[str, Path], region: np.ndarray, tmp_path: Path
+) -> None:
+    slide = written[vendor]
+    reader = WRITERS[vendor][2]
+    assert candidates(slide)[0].__name__ == reader
+    files = convert(slide, tmp_path / "dicom", INFO, ConversionOptions(workers=1))
+    assert files
+    for file in files:
+        assert dciodvfy_errors(file) == [], file.name
+    with WsiDicom.open(tmp_path / "dicom") as wsi:
+        # A BIF's stitched tiles cover a little less than the source region.
+        width, height = min(wsi.size.width, region.shape[1]), min(wsi.size.height, region.shape[0])
+        assert (width, height) >= (region.shape[1] - 64, region.shape[0] - 64)
+        converted = np.asarray(wsi.read_region((0, 0), 0, (width, height)).convert("RGB"))
+    expected = region[:height, :width].astype(int)
+    error = np.abs(converted.astype(int) - expected).mean()
+    assert error < TOLERANCE, f"{vendor}: mean absolute error {error:.2f}"
+    # The match is the image's, not the slide's smoothness: one tile off it is far worse.
+    tile = vendorfiles.TILE
+    shifted = np.abs(converted[:, tile:].astype(int) - expected[:, :-tile]).mean()
+    assert shifted > 3 * error + 1, f"{vendor}: shifted error {shifted:.2f}"
+    print(f"{vendor}: {reader}, mean absolute error {error:.2f}, shifted {shifted:.2f}")
+
+
+@pytest.mark.parametrize("vendor", ["philips", "3dhistech"])
+def test_opentile_formats_copy_base_tiles_byte_for_byte(
+    vendor: str, written: dict[str, Path], tmp_path: Path
+) -> None:
+    files = convert(written[vendor], tmp_path, INFO, ConversionOptions(workers=1))
+    volumes = [
+        (dataset.TotalPixelMatrixColumns, file)
+        for file in files
+        if (dataset := pydicom.dcmread(file, stop_before_pixels=True)).ImageType[2] == "VOLUME"
+    ]
+    base = max(volumes)[1]
+    assert same_bytes(frames(base), _opentile_tiles(written[vendor]))
