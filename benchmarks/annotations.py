@@ -60,12 +60,8 @@ def live_sharing(root: str, template: pydicom.Dataset, rounds: int) -> dict:
     from playwright.sync_api import sync_playwright
 
     from tests.annotations import fresh_copy
-    from tests.system.test_annotations_browser import (
-        CHROMIUM,
-        FLAGS,
-        _draw_polygon_and_rectangle,
-        _open,
-    )
+    from tests.chromium import CHROMIUM, FLAGS
+    from tests.system.test_annotations_browser import _draw_polygon_and_rectangle, _open
 
     subprocess.run(["node", "tests/browser/build.mjs"], check=True, timeout=120)
     slide = fresh_copy(template)

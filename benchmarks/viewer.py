@@ -15,25 +15,16 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.chromium import FLAGS as TEST_FLAGS
+
 REPO = Path(__file__).resolve().parent.parent
 DMV = REPO / "web/node_modules/dicom-microscopy-viewer/dist"
 DWC = REPO / "web/node_modules/dicomweb-client/build/dicomweb-client.js"
 PAGE = Path(__file__).resolve().parent / "viewer_page.html"
-CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1920, "height": 1080}
-# Flags of tests/system/test_browser_login.py, and WebGL (the viewer's tile layers) without a
-# GPU; trusted_flags() adds the trust of a self-signed certificate.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--enable-unsafe-swiftshader",
-]
+# The tests' flags, and WebGL (the viewer's tile layers) without a GPU; trusted_flags() adds
+# the trust of a self-signed certificate.
+FLAGS = [*TEST_FLAGS, "--enable-unsafe-swiftshader"]
 # A page on its own origin may read every server without CORS (Orthanc has none).
 NO_CORS = ["--disable-web-security"]
 

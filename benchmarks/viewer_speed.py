@@ -39,7 +39,6 @@ from benchmarks.convert import METADATA  # noqa: E402
 from benchmarks.peers import Orthanc, Ours, Peer, add_testdata_argument  # noqa: E402
 from benchmarks.stow_frames import stow  # noqa: E402
 from benchmarks.viewer import (  # noqa: E402
-    CHROMIUM,
     HOME,
     NO_CORS,
     certificate,
@@ -49,6 +48,7 @@ from benchmarks.viewer import (  # noqa: E402
     visit,
 )
 from benchmarks.wan import home_line  # noqa: E402
+from tests.chromium import CHROMIUM  # noqa: E402
 
 SLIDE = "ndpi/test3-DAPI-2-(387).ndpi"  # JPEG tiles, base 3968 x 4864: two viewports wide
 GOAL_MS = 1500

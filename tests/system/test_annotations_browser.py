@@ -20,19 +20,24 @@ import requests
 from dicomweb_client import DICOMwebClient
 
 from tests.annotations import fresh_copy, nuclei_annotations, slim_report, with_patient
+from tests.chromium import CHROMIUM, FLAGS, artifacts_folder
 from tests.servers import ArchiveServer
-from tests.system.test_browser_login import CHROMIUM, FLAGS
 
 PROJECT = Path(__file__).resolve().parents[2]
 PAGE_DIR = PROJECT / "tests" / "browser"
 DMV_DIST = PROJECT / "web" / "node_modules" / "dicom-microscopy-viewer" / "dist"
-ARTEFACTS = PROJECT / "tests" / "browser" / "dist"
+BUNDLE_DIR = PAGE_DIR / "dist"  # tests/browser/build.mjs writes the page's bundle here
 SR_3D = "1.2.840.10008.5.1.4.1.1.88.34"
 POINTS = "00660016"
 NUCLEI = 100_000
 # The metadata of a 100,000-polygon ANN without its bulk data is a few KB; inline, the
 # coordinates alone would be 6.4 MB (8.5 MB as base64).
 METADATA_LIMIT = 20_000
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):  # type: ignore[no-untyped-def]
+    return artifacts_folder(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +66,7 @@ def _serve_page(context, origin: str) -> None:  # type: ignore[no-untyped-def]
         if path.startswith("dmv/"):
             file = DMV_DIST / path[len("dmv/") :]
         elif path == "annotate.bundle.js":
-            file = ARTEFACTS / path
+            file = BUNDLE_DIR / path
         else:
             file = PAGE_DIR / path
         if not file.is_file():
@@ -146,7 +151,9 @@ def _dciodvfy_errors(dataset: pydicom.Dataset, directory: Path) -> list[str]:
     ]
 
 
-def test_drawn_annotations_are_stored_shown_again_and_shared_live(site, tmp_path) -> None:
+def test_drawn_annotations_are_stored_shown_again_and_shared_live(
+    site, tmp_path, artifacts
+) -> None:
     from playwright.sync_api import sync_playwright
 
     server, template = site
@@ -177,7 +184,7 @@ def test_drawn_annotations_are_stored_shown_again_and_shared_live(site, tmp_path
             for roi in drawn:
                 np.testing.assert_allclose(again[roi["uid"]]["data"], roi["data"], atol=1e-9)
                 assert again[roi["uid"]]["frame"] == slide.FrameOfReferenceUID
-            a.screenshot(path=str(ARTEFACTS / "annotations-reloaded.png"))
+            a.screenshot(path=str(artifacts / "annotations-reloaded.png"))
             assert a.errors == [] and b.errors == []
         finally:
             browser.close()
@@ -283,7 +290,9 @@ def test_an_sr_written_as_slim_writes_it_is_shown(site) -> None:
             browser.close()
 
 
-def test_a_bulk_annotation_of_100k_nuclei_is_served_small_by_ranges_and_drawn(site) -> None:
+def test_a_bulk_annotation_of_100k_nuclei_is_served_small_by_ranges_and_drawn(
+    site, artifacts
+) -> None:
     from playwright.sync_api import sync_playwright
 
     server, template = site
@@ -370,7 +379,7 @@ def test_a_bulk_annotation_of_100k_nuclei_is_served_small_by_ranges_and_drawn(si
             assert made and made[0].startswith(f"add n={NUCLEI} annotations"), made
             page.wait_for_timeout(1000)
             shown = _pixels(page)
-            page.screenshot(path=str(ARTEFACTS / "annotations-nuclei.png"))
+            page.screenshot(path=str(artifacts / "annotations-nuclei.png"))
             page.evaluate(f"window.viewer.hideAnnotationGroup('{groups[0]['uid']}')")
             page.wait_for_timeout(1000)
             hidden = _pixels(page)

@@ -5,25 +5,12 @@ the cookie is accepted only from this server's own origin."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from dicomweb_client import DICOMwebClient
 
+from tests.chromium import CHROMIUM, FLAGS
 from tests.dicomfiles import read
 from tests.oidc import archive_with_login
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ with pydicom's reading of the X-ray."""
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,8 +20,8 @@ import requests
 from PIL import Image
 
 from converter import ConversionOptions, SlideInfo, convert
+from tests.chromium import CHROMIUM, FLAGS, artifacts_folder
 from tests.servers import ArchiveServer
-from tests.system.test_browser_login import CHROMIUM, FLAGS
 from tests.viewerhost import NODE_MODULES, OHIF_DIST, WEB, ViewerHost, part10
 
 SLIDE = "svs/CMU-1-Small-Region.svs"
@@ -60,10 +59,7 @@ class Site:
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> Path:
-    """Screenshots are kept here: $WSIARCHIVE_ARTIFACTS, or a temporary folder."""
-    folder = Path(os.environ.get("WSIARCHIVE_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return artifacts_folder(tmp_path_factory)
 
 
 def _slide_files(testdata: Path, out: Path) -> tuple[list[Path], Slide]:

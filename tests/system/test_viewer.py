@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -27,11 +26,12 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
+from tests.chromium import CHROMIUM, FLAGS, artifacts_folder
 from tests.oidc import archive_with_login
 from tests.servers import ArchiveServer
-from tests.system.test_browser_login import CHROMIUM, FLAGS
 
 PROJECT = Path(__file__).resolve().parents[2]
+VIEWER_ARTIFACTS = "viewer-artifacts"  # the temporary folder without $WSIARCHIVE_ARTIFACTS
 BUILD = PROJECT / "web" / "dist"
 PATIENT, NAME, CONTAINER = "DESK-1", "Desk^Pathologist", "DESK-SLIDE-1"
 VIEW = {"width": 1600, "height": 900}
@@ -43,14 +43,6 @@ COMPRESSED = {
     "fodicom_CR-ModalitySequenceLUT.dcm": 1,  # CR, JPEG lossless (process 14)
     "pydicom_examples_ybr_color.dcm": 30,  # US, JPEG baseline (libjpeg-turbo wasm), 30 frames
 }
-
-
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the screenshots go: $WSIARCHIVE_ARTIFACTS (gitignored as /artifacts), or tmp."""
-    named = os.environ.get("WSIARCHIVE_ARTIFACTS")
-    folder = Path(named) if named else tmp_path_factory.mktemp("viewer-artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def ensure_build() -> None:
@@ -197,7 +189,13 @@ def desk(tmp_path_factory: pytest.TempPathFactory, testdata: Path) -> Iterator[D
         for dataset in compressed:
             dataset.PatientID, dataset.PatientName = "DESK-3", "Desk^Third"
         DICOMwebClient(server.url).store_instances(case.all + fluorescence + compressed)
-        yield Desk(server, case, artifacts(tmp_path_factory), fluorescence, compressed)
+        yield Desk(
+            server,
+            case,
+            artifacts_folder(tmp_path_factory, VIEWER_ARTIFACTS),
+            fluorescence,
+            compressed,
+        )
     finally:
         server.stop()
 
@@ -523,7 +521,7 @@ def test_a_401_sends_the_browser_to_login_and_back(
         )
         assert page.locator("#user .who").inner_text().endswith("alice")  # the subject
         assert page.locator("#logout").get_attribute("href") == "/logout"
-        page.screenshot(path=artifacts(tmp_path_factory) / "logged-in.png")
+        page.screenshot(path=artifacts_folder(tmp_path_factory, VIEWER_ARTIFACTS) / "logged-in.png")
         page.close()
         assert problems == []
 

@@ -20,13 +20,13 @@ from PIL import Image
 from benchmarks.convert import METADATA
 from benchmarks.stow_frames import stow
 from benchmarks.viewer import (
-    CHROMIUM,
     certificate,
     frame_responses,
     page_site,
     trusted_flags,
     visit,
 )
+from tests.chromium import CHROMIUM
 
 SLIDE = "ndpi/test3-DAPI-2-(387).ndpi"  # JPEG tiles, base 3968 x 4864
 BOUND_MS = 30_000  # generous: the benchmark's goal is 1,500
