@@ -7,12 +7,22 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.uid import UID
 
 from dimse.statuses import CANNOT_UNDERSTAND, IDENTIFIER_DOES_NOT_MATCH
 from storage.dicom.document import JsonObject
 from storage.dicom.levels import Level
 from storage.query.keys import attribute_for
 from storage.query.search import Search
+
+# The Query/Retrieve Information Models' SOP classes (PS3.4 C.6.1.3, C.6.2.3; pynetdicom
+# names them at run time only): Patient Root and Study Root, each FIND, MOVE and GET.
+PATIENT_ROOT_FIND = UID("1.2.840.10008.5.1.4.1.2.1.1")
+PATIENT_ROOT_MOVE = UID("1.2.840.10008.5.1.4.1.2.1.2")
+PATIENT_ROOT_GET = UID("1.2.840.10008.5.1.4.1.2.1.3")
+STUDY_ROOT_FIND = UID("1.2.840.10008.5.1.4.1.2.2.1")
+STUDY_ROOT_MOVE = UID("1.2.840.10008.5.1.4.1.2.2.2")
+STUDY_ROOT_GET = UID("1.2.840.10008.5.1.4.1.2.2.3")
 
 # Query/Retrieve Level (0008,0052) values (PS3.4 C.6.1.1).
 LEVELS = {

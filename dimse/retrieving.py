@@ -37,6 +37,7 @@ from pynetdicom import AE, build_context, build_role, evt
 from pynetdicom.presentation import PresentationContext
 
 from dimse import patches
+from dimse.identifiers import STUDY_ROOT_FIND, STUDY_ROOT_GET
 from dimse.sending import MAX_CONTEXTS
 from dimse.statuses import PENDING, SUCCESS, status_of
 from storage import Archive
@@ -44,9 +45,6 @@ from storage.access import Principal
 from storage.errors import ArchiveError, DuplicateInstance
 
 log = logging.getLogger(__name__)
-# Study Root Query/Retrieve Information Model FIND and GET (PS3.4 C.6.2.1, PS3.6 A)
-STUDY_ROOT_FIND = UID("1.2.840.10008.5.1.4.1.2.2.1")
-STUDY_ROOT_GET = UID("1.2.840.10008.5.1.4.1.2.2.3")
 TIMEOUT = 60.0  # seconds for the association and for each DIMSE message
 MAX_PDU = 4 << 20  # the Maximum Length we receive (PS3.8 D.1)
 # Each SOP class is proposed once per syntax, so that the peer can send each instance in the

@@ -25,22 +25,29 @@ from dimse.handlers import (
     handle_store,
     refusal,
 )
+from dimse.identifiers import (
+    PATIENT_ROOT_FIND,
+    PATIENT_ROOT_GET,
+    PATIENT_ROOT_MOVE,
+    STUDY_ROOT_FIND,
+    STUDY_ROOT_GET,
+    STUDY_ROOT_MOVE,
+)
 from dimse.peers import network_of, parse_peers
 from dimse.transport import ListenerServer
 from storage import Archive
 
 log = logging.getLogger(__name__)
 WSI_STORAGE = UID("1.2.840.10008.5.1.4.1.1.77.1.6")  # PS3.4 Table B.5-1
-# Verification (PS3.4 A.4) and Query/Retrieve (PS3.4 C.6.1.3, C.6.2.3): Patient Root and
-# Study Root, each FIND, MOVE and GET. (pynetdicom names them at run time only.)
+# Verification (PS3.4 A.4) and the Query/Retrieve information models.
 SERVICE_CLASSES = [
     UID("1.2.840.10008.1.1"),
-    UID("1.2.840.10008.5.1.4.1.2.1.1"),
-    UID("1.2.840.10008.5.1.4.1.2.2.1"),
-    UID("1.2.840.10008.5.1.4.1.2.1.2"),
-    UID("1.2.840.10008.5.1.4.1.2.2.2"),
-    UID("1.2.840.10008.5.1.4.1.2.1.3"),
-    UID("1.2.840.10008.5.1.4.1.2.2.3"),
+    PATIENT_ROOT_FIND,
+    STUDY_ROOT_FIND,
+    PATIENT_ROOT_MOVE,
+    STUDY_ROOT_MOVE,
+    PATIENT_ROOT_GET,
+    STUDY_ROOT_GET,
 ]
 
 
