@@ -16,10 +16,18 @@ def candidates(path: Path) -> list[Any]:
     from wsidicomizer.sources import CziSource, OpenTileSource, TiffSlideSource
 
     from converter.sources.aperio import AperioSource
+    from converter.sources.olympus import VsiSource
     from converter.sources.planes import PlanesSource
     from converter.sources.zeiss import ZeissSource
 
-    ordered: list[Any] = [AperioSource, OpenTileSource, ZeissSource, CziSource, TiffSlideSource]
+    ordered: list[Any] = [
+        VsiSource,
+        AperioSource,
+        OpenTileSource,
+        ZeissSource,
+        CziSource,
+        TiffSlideSource,
+    ]
     try:
         from wsidicomizer.extras.openslide import OpenSlideSource
 

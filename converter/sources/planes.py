@@ -20,7 +20,15 @@ from pydicom import Dataset
 from wsidicom.codec import Channels, Encoder, Jpeg2kSettings
 from wsidicom.geometry import Point, Size, SizeMm
 from wsidicom.metadata import Image as ImageMetadata
-from wsidicom.metadata import OpticalPath, Pyramid, UidGenerator, WsiMetadata
+from wsidicom.metadata import (
+    ImageCoordinateSystem,
+    OpticalPath,
+    Pyramid,
+    UidGenerator,
+    WsiMetadata,
+)
+from wsidicom.metadata.image import ImageType
+from wsidicom.metadata.schema.dicom.defaults import defaults
 from wsidicomizer.dicomizer_source import DicomizerSource
 from wsidicomizer.image_data import BaseDicomizerImageData
 from wsidicomizer.metadata import MetadataPostProcessor, WsiDicomizerMetadata
@@ -129,6 +137,19 @@ def _tiff_resolution_um(page: tifffile.TiffPage) -> float | None:
     return None
 
 
+def placed_at(z_um: float) -> ImageCoordinateSystem:
+    """Where a volume image at focal plane *z_um* lies: wsidicom's default slide position,
+    with the plane's Z Offset in Slide Coordinate System (µm, PS3.3 C.8.12.9). Without it
+    every plane of a Z stack would claim the same focus and readers could not tell them apart."""
+    return ImageCoordinateSystem.default_for(
+        defaults.image_coordinate_system_rotation,
+        ImageType.VOLUME,
+        z_offset=z_um,
+        slide_size_without_label=defaults.slide_size_without_label,
+        slide_size_with_label=defaults.slide_size_with_label,
+    )
+
+
 class PlanesImageData(BaseDicomizerImageData):
     """Tiles cut from the in-memory planes and encoded with the source's encoder."""
 
@@ -166,6 +187,10 @@ class PlanesImageData(BaseDicomizerImageData):
     @property
     def pixel_origin(self) -> Point:
         return Point(0, 0)
+
+    @property
+    def image_coordinate_system(self) -> ImageCoordinateSystem:
+        return placed_at(self._focal_planes[0])
 
     @cached_property
     def blank_decoded_tile(self) -> Image:

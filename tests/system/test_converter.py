@@ -197,6 +197,75 @@ def test_jpeg2000_tiles_are_copied_byte_for_byte(converted, testdata: Path) -> N
     )
 
 
+VSI = "vsi/vsi-ets-test-jpg2k/vsi-ets-test-jpg2k.vsi"
+
+
+def _ets_tiles(path: Path) -> dict[tuple[int, ...], bytes]:
+    """An ETS file's tiles by their coordinates, read from its tile table as Bio-Formats'
+    CellSensReader documents it: the SIS header gives the table's place and its number of
+    dimensions; each entry is 4 unused bytes, the coordinates, an 8-byte offset, a 4-byte
+    size and 4 unused bytes."""
+    import struct
+
+    data = path.read_bytes()
+    magic, _, _, dims = struct.unpack_from("<4sIII", data, 0)
+    assert magic == b"SIS\0"
+    table, count = struct.unpack_from("<QI", data, 32)
+    entry = f"<4x{dims}IQI4x"
+    tiles = {}
+    for index in range(count):
+        *coordinates, offset, size = struct.unpack_from(
+            entry, data, table + index * (dims * 4 + 20)
+        )
+        tiles[tuple(coordinates)] = data[offset : offset + size]
+    return tiles
+
+
+def test_vsi_converts_its_ets_image_stack_value_for_value(converted, testdata: Path) -> None:
+    """The VSI sample's ETS file holds 2 channels x 11 Z slices of one 1645 x 1682 16-bit
+    JPEG 2000 tile each (its "External file volume" is 1645, 1682, 1, 11, 2: coordinates
+    x, y, -, z, channel, level). Every focal plane becomes a pyramid whose base level holds
+    both channels as optical paths, each value equal to the ETS tile decoded by imagecodecs."""
+    import imagecodecs
+    from wsidicom import WsiDicom
+
+    files = converted[VSI]
+    ets = _ets_tiles(testdata / "vsi/vsi-ets-test-jpg2k/_vsi-ets-test-jpg2k_/stack1/frame_t_0.ets")
+    assert len(ets) == 22
+    bases = [(d, f) for d, f in _by_type(files)["VOLUME"] if int(d.TotalPixelMatrixColumns) == 1645]
+    assert len(bases) == 11
+    for dataset, _ in bases:
+        assert int(dataset.TotalPixelMatrixRows) == 1682
+        assert [p.OpticalPathIdentifier for p in dataset.OpticalPathSequence] == ["C405", "C488"]
+        assert dataset.BitsStored == 16
+        assert dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"  # lossless
+        spacing = dataset.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+        assert [round(float(v), 9) for v in spacing] == [0.000108333, 0.000108333]
+        assert float(dataset.OpticalPathSequence[0].ObjectiveLensPower) == 60
+    with WsiDicom.open(files[0].parent) as wsi:
+        planes = sorted(wsi.levels.base_level.focal_planes)
+        assert len(planes) == 11
+        assert [round(b - a, 6) for a, b in zip(planes, planes[1:], strict=False)] == [1.0] * 10
+        for z, plane in enumerate(planes):
+            for channel, path in enumerate(["C405", "C488"]):
+                region = wsi.read_region((0, 0), 0, (1645, 1682), z=plane, path=path)
+                expected = imagecodecs.jpeg2k_decode(ets[(0, 0, 0, z, channel, 0)])
+                assert np.array_equal(np.asarray(region), expected), (z, path)
+
+
+@pytest.mark.parametrize(
+    ("name", "planes"), [(VSI, 11), ("ome-tiff/libvips_multi-channel-z-series.ome.tif", 5)]
+)
+def test_z_stack_planes_are_told_apart(converted, name: str, planes: int) -> None:
+    """Each focal plane's pyramid says its own Z Offset in Slide Coordinate System (PS3.3
+    C.8.12.9): without it every plane claims focus 0 and a reader sees one plane."""
+    from wsidicom import WsiDicom
+
+    files = converted[name]
+    with WsiDicom.open(files[0].parent) as wsi:
+        assert len(set(wsi.levels.base_level.focal_planes)) == planes
+
+
 def test_generated_level_matches_a_downsample_of_the_source(converted) -> None:
     from wsidicom import WsiDicom
 
