@@ -14,6 +14,9 @@ process that converts (``apply``; `wsiarchive import/convert/watch` call it, and
    length but the last: each length becomes the frame's Item Length (PS3.5 A.4).
 5. wsidicom's EncoderPool._downsample_block uses Pillow's reduce(), which has no 16-bit grey
    mode: 16-bit tiles are halved with numpy; half-size edge tiles are padded to full size.
+6. opentile's HistechTiffImage.pyramid_index is 0 for every page of a 3DHISTECH TIFF, though
+   it computes the page's index from its scale: every level of a multi-level file claimed to
+   be the base. The computed index is given.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def apply() -> None:
     _fix_wsidicom_datasets()
     _fix_wsidicom_offset_table()
     _fix_wsidicom_downsampling()
+    _fix_opentile_histech_levels()
     _applied = True
 
 
@@ -127,3 +131,9 @@ def _fix_wsidicom_downsampling() -> None:
         return pad(tile, self._tile_size)
 
     EncoderPool._downsample_block = downsample_block
+
+
+def _fix_opentile_histech_levels() -> None:
+    from opentile.formats.histech.histech_tiff_image import HistechTiffImage
+
+    HistechTiffImage.pyramid_index = property(lambda self: self._pyramid_index)  # type: ignore[method-assign,assignment]

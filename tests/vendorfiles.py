@@ -224,20 +224,22 @@ def histech_description(mpp: float) -> str:
     return f"3DHISTECH TIFF|3dh_PixelSizeX = {mpp:g}|3dh_PixelSizeY = {mpp:g}|MPP = {mpp:g}"
 
 
-def write_3dhistech(path: Path, image: np.ndarray) -> Path:
-    """A 3DHISTECH TIFF: one tiled JPEG page whose description gives its MPP. One level only:
-    opentile gives every page of such a file pyramid index 0, so the converter builds the
-    pyramid."""
+def write_3dhistech(path: Path, image: np.ndarray, levels: int = 3) -> Path:
+    """A 3DHISTECH TIFF: tiled JPEG pages, the base and its 2x reductions (NewSubfileType
+    reduced-resolution), each description giving its own MPP."""
+    pages = pyramid(image, levels)
     with tifffile.TiffWriter(path) as tiff:
-        tiff.write(
-            image,
-            tile=(TILE, TILE),
-            compression="jpeg",
-            compressionargs={"level": 95},
-            photometric="rgb",
-            description=histech_description(SPACING_MM * 1000),
-            metadata=None,
-        )
+        for index, level in enumerate(pages):
+            tiff.write(
+                level,
+                tile=(TILE, TILE),
+                compression="jpeg",
+                compressionargs={"level": 95},
+                photometric="rgb",
+                subfiletype=1 if index else 0,
+                description=histech_description(SPACING_MM * 1000 * 2**index),
+                metadata=None,
+            )
     return path
 
 

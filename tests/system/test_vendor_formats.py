@@ -16,7 +16,7 @@ from converter import ConversionOptions, convert
 from converter.sources import candidates
 from tests import vendorfiles
 from tests.dicomfiles import frames
-from tests.system.test_converter import INFO, _opentile_tiles, dciodvfy_errors, same_bytes
+from tests.system.test_converter import INFO, dciodvfy_errors, same_bytes
 
 SOURCE = "svs/CMU-1-Small-Region.svs"
 # JPEG is written once by the vendor file and maybe once more by the converter: a mean absolute
@@ -74,15 +74,32 @@ def test_vendor_file_converts_with_the_source_pixels(
     print(f"{vendor}: {reader}, mean absolute error {error:.2f}, shifted {shifted:.2f}")
 
 
+def _level_tiles(path: Path) -> dict[int, list[bytes]]:
+    """Every level's tiles as opentile reads them, by the level's width."""
+    from opentile import OpenTile
+
+    out = {}
+    with OpenTile.open(path) as tiler:
+        for level in tiler.levels:
+            across, down = level.tiled_size.width, level.tiled_size.height
+            tiles = [level.get_tile((x, y)) for y in range(down) for x in range(across)]
+            out[level.image_size.width] = tiles
+    return out
+
+
 @pytest.mark.parametrize("vendor", ["philips", "3dhistech"])
-def test_opentile_formats_copy_base_tiles_byte_for_byte(
+def test_opentile_formats_copy_every_level_byte_for_byte(
     vendor: str, written: dict[str, Path], tmp_path: Path
 ) -> None:
+    """The written files hold three levels; each is copied, none generated in its place
+    (opentile gave every 3DHISTECH page pyramid index 0 until converter.patches set it)."""
     files = convert(written[vendor], tmp_path, INFO, ConversionOptions(workers=1))
-    volumes = [
-        (dataset.TotalPixelMatrixColumns, file)
+    volumes = {
+        int(dataset.TotalPixelMatrixColumns): (dataset, file)
         for file in files
         if (dataset := pydicom.dcmread(file, stop_before_pixels=True)).ImageType[2] == "VOLUME"
-    ]
-    base = max(volumes)[1]
-    assert same_bytes(frames(base), _opentile_tiles(written[vendor]))
+    }
+    levels = _level_tiles(written[vendor])
+    assert sorted(levels) == [256, 512, 1024]
+    for width, tiles in levels.items():
+        assert same_bytes(frames(volumes[width][1]), tiles), width
