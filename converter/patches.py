@@ -136,4 +136,4 @@ def _fix_wsidicom_downsampling() -> None:
 def _fix_opentile_histech_levels() -> None:
     from opentile.formats.histech.histech_tiff_image import HistechTiffImage
 
-    HistechTiffImage.pyramid_index = property(lambda self: self._pyramid_index)  # type: ignore[method-assign,assignment]
+    HistechTiffImage.pyramid_index = property(lambda self: self._pyramid_index)
