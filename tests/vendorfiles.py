@@ -168,7 +168,13 @@ LEICA_NS = "http://www.leica-microsystems.com/scn/2010/10/01"
 NM_PER_MM = 1_000_000
 
 
-def _leica_image(name: str, pages: list[np.ndarray], first_ifd: int, spacing_mm: float) -> str:
+def _leica_image(
+    name: str,
+    pages: list[np.ndarray],
+    first_ifd: int,
+    spacing_mm: float,
+    offset_nm: tuple[int, int] = (0, 0),
+) -> str:
     dimensions = "".join(
         f'<dimension sizeX="{page.shape[1]}" sizeY="{page.shape[0]}" r="{index}"'
         f' ifd="{first_ifd + index}"/>'
@@ -181,7 +187,8 @@ def _leica_image(name: str, pages: list[np.ndarray], first_ifd: int, spacing_mm:
         "<creationDate>2026-01-01T00:00:00.00Z</creationDate>"
         '<device model="Leica SCN400;Leica SCN" version="1.5.0.0;1.5.0.0"/>'
         f'<pixels sizeX="{pages[0].shape[1]}" sizeY="{pages[0].shape[0]}">{dimensions}</pixels>'
-        f'<view sizeX="{width_nm}" sizeY="{height_nm}" offsetX="0" offsetY="0"/>'
+        f'<view sizeX="{width_nm}" sizeY="{height_nm}" offsetX="{offset_nm[0]}"'
+        f' offsetY="{offset_nm[1]}"/>'
         "<scanSettings><objectiveSettings><objective>20</objective></objectiveSettings>"
         "<illuminationSettings><numericalAperture>0.4</numericalAperture>"
         "<illuminationSource>brightfield</illuminationSource></illuminationSettings>"
@@ -191,28 +198,53 @@ def _leica_image(name: str, pages: list[np.ndarray], first_ifd: int, spacing_mm:
 
 def write_leica(path: Path, image: np.ndarray, levels: int = 3) -> Path:
     """A Leica SCN: BigTIFF, the scn XML (a macro image and the main image) in page 0."""
-    pages = pyramid(image, levels)
+    return _write_scn(path, image, [(image, (0, 0))], levels)
+
+
+# Where write_leica_regions places its two regions on the slide (nm from the macro's corner)
+# and how it cuts them from the image: the left and right halves, 188 pixels apart.
+LEICA_REGIONS_NM = ((50_000, 100_000), (400_000, 150_000))
+
+
+def write_leica_regions(path: Path, image: np.ndarray, levels: int = 2) -> Path:
+    """A Leica SCN of two scanned regions (two main images placed by their views): the left
+    and right halves of *image* at LEICA_REGIONS_NM."""
+    half = image.shape[1] // 2
+    mains = [(image[:, :half], LEICA_REGIONS_NM[0]), (image[:, half:], LEICA_REGIONS_NM[1])]
+    return _write_scn(path, image, mains, levels)
+
+
+def _write_scn(
+    path: Path, image: np.ndarray, mains: list[tuple[np.ndarray, tuple[int, int]]], levels: int
+) -> Path:
     macro = pyramid(image, 4)[-1]
     # The macro shows the whole slide, twice the scanned area: its view is the collection.
     macro_spacing = 2 * SPACING_MM * image.shape[1] / macro.shape[1]
     width_nm = round(macro.shape[1] * macro_spacing * NM_PER_MM)
     height_nm = round(macro.shape[0] * macro_spacing * NM_PER_MM)
+    pages: list[tuple[np.ndarray, float]] = [(macro, macro_spacing)]
+    images = _leica_image("macro", [macro], 0, macro_spacing)
+    for index, (main, offset) in enumerate(mains):
+        levels_ = pyramid(main, levels)
+        name = "main" if len(mains) == 1 else f"main-{index + 1}"
+        images += _leica_image(name, levels_, len(pages), SPACING_MM, offset)
+        pages += [(level, SPACING_MM * 2**step) for step, level in enumerate(levels_)]
     xml = (
         f'<?xml version="1.0" encoding="utf-8"?><scn xmlns="{LEICA_NS}">'
         f'<collection name="test" uuid="urn:uuid:collection" sizeX="{width_nm}"'
-        f' sizeY="{height_nm}"><barcode>TEST-1</barcode>'
-        + _leica_image("macro", [macro], 0, macro_spacing)
-        + _leica_image("main", pages, 1, SPACING_MM)
-        + "</collection></scn>"
+        f' sizeY="{height_nm}"><barcode>TEST-1</barcode>' + images + "</collection></scn>"
     )
     with tifffile.TiffWriter(path, bigtiff=True) as tiff:
-        for index, page in enumerate([macro, *pages]):
+        for index, (page, spacing_mm) in enumerate(pages):
+            per_cm = 10 / spacing_mm  # Leica writes each page's resolution, in centimetres
             tiff.write(
                 page,
                 tile=(TILE, TILE),
                 compression="jpeg",
                 compressionargs={"level": 95},
                 photometric="rgb",
+                resolution=(per_cm, per_cm),
+                resolutionunit="CENTIMETER",
                 description=xml if index == 0 else None,
                 metadata=None,
             )

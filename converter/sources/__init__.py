@@ -9,6 +9,10 @@ from typing import Any
 # tiles side by side and says in its XML how to stitch them; only OpenSlide does (tiffslide
 # lays them unstitched, and today fails on BIF only for want of its pixel spacing).
 STITCHED_BY_OPENSLIDE = frozenset({"ventana"})
+# Formats whose slides may hold several scanned regions: tiffslide places them but fills the
+# space between them with black; OpenSlide leaves it transparent, which the converter makes
+# the background colour (white in brightfield).
+REGIONS_BY_OPENSLIDE = frozenset({"leica"})
 
 
 def candidates(path: Path) -> list[Any]:
@@ -32,7 +36,7 @@ def candidates(path: Path) -> list[Any]:
         from wsidicomizer.extras.openslide import OpenSlideSource
 
         ordered.append(OpenSlideSource)
-        if _openslide_format(path) in STITCHED_BY_OPENSLIDE:
+        if _prefers_openslide(path):
             ordered.insert(0, ordered.pop())
     except ImportError:  # OpenSlide missing: MRXS, SCN, BIF and others are not readable
         pass
@@ -47,11 +51,18 @@ def candidates(path: Path) -> list[Any]:
     return found
 
 
-def _openslide_format(path: Path) -> str | None:
-    """OpenSlide's name for the format of *path* (``ventana``, ``leica``...), None if unknown."""
+def _prefers_openslide(path: Path) -> bool:
+    """True for slides only OpenSlide reads right: a Ventana BIF, a Leica SCN of several
+    scanned regions (OpenSlide's ``openslide.region[1]``)."""
     import openslide
 
     try:
-        return openslide.OpenSlide.detect_format(str(path))
+        found = openslide.OpenSlide.detect_format(str(path))
+        if found in STITCHED_BY_OPENSLIDE:
+            return True
+        if found in REGIONS_BY_OPENSLIDE:
+            with openslide.OpenSlide(str(path)) as slide:
+                return "openslide.region[1].x" in slide.properties
     except Exception:  # unreadable files are for the readers to reject
-        return None
+        return False
+    return False

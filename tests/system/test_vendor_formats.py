@@ -103,3 +103,42 @@ def test_opentile_formats_copy_every_level_byte_for_byte(
     assert sorted(levels) == [256, 512, 1024]
     for width, tiles in levels.items():
         assert same_bytes(frames(volumes[width][1]), tiles), width
+
+
+def test_leica_slide_of_two_regions_keeps_each_in_its_place(
+    region: np.ndarray, tmp_path: Path
+) -> None:
+    """Two scanned regions of one SCN become one image of their bounding box, placed on the
+    slide by the first's offset, each region's pixels where its view puts it and white (the
+    brightfield background) between them: OpenSlide reads it (tiffslide fills the gap black)."""
+    slide = vendorfiles.write_leica_regions(tmp_path / "regions.scn", region)
+    assert candidates(slide)[0].__name__ == "OpenSlideSource"
+    files = convert(slide, tmp_path / "dicom", INFO, ConversionOptions(workers=1))
+    for file in files:
+        assert dciodvfy_errors(file) == [], file.name
+    spacing_nm = vendorfiles.SPACING_MM * vendorfiles.NM_PER_MM
+    (ax, ay), (bx, by) = (
+        (round(x / spacing_nm), round(y / spacing_nm)) for x, y in vendorfiles.LEICA_REGIONS_NM
+    )
+    half = region.shape[1] // 2
+    left, right = region[:, :half].astype(int), region[:, half:].astype(int)
+    with WsiDicom.open(tmp_path / "dicom") as wsi:
+        assert (wsi.size.width, wsi.size.height) == (bx + half - ax, by + region.shape[0] - ay)
+        size = (half, region.shape[0])
+        first = np.asarray(wsi.read_region((0, 0), 0, size).convert("RGB")).astype(int)
+        second = np.asarray(wsi.read_region((bx - ax, by - ay), 0, size).convert("RGB"))
+        gap = np.asarray(wsi.read_region((half + 16, 0), 0, (64, by - ay - 8)).convert("RGB"))
+    assert np.abs(first - left).mean() < TOLERANCE
+    assert np.abs(second.astype(int) - right).mean() < TOLERANCE
+    assert np.abs(second.astype(int) - left).mean() > 3 * TOLERANCE  # not the same half twice
+    assert gap.min() >= 250, "the space between regions is background"
+    base = max(
+        (pydicom.dcmread(f, stop_before_pixels=True) for f in files),
+        key=lambda d: int(d.TotalPixelMatrixColumns),
+    )
+    origin = base.TotalPixelMatrixOriginSequence[0]
+    expected_mm = [v / vendorfiles.NM_PER_MM for v in vendorfiles.LEICA_REGIONS_NM[0]]
+    assert [
+        float(origin.XOffsetInSlideCoordinateSystem),
+        float(origin.YOffsetInSlideCoordinateSystem),
+    ] == expected_mm
