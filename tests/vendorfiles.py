@@ -102,18 +102,30 @@ def _xml_tag(xml: str) -> tuple[int, str, int, bytes, bool]:
 def ventana_encode_info(across: int, down: int, overlap: int) -> str:
     """Level 0's EncodeInfo: one scanned area of *across* x *down* tiles that overlap their
     right and upper neighbours by *overlap* pixels."""
-    # Tiles are numbered from 1, rows from the bottom, every other row right to left.
-    joints = (
-        f'<TileJointInfo Tile1="1" Tile2="2" Direction="RIGHT" OverlapX="{overlap}"'
-        f' OverlapY="0" Confidence="100" FlagJoined="1"/>'
-        f'<TileJointInfo Tile1="1" Tile2="{2 * across}" Direction="UP" OverlapX="0"'
-        f' OverlapY="{overlap}" Confidence="100" FlagJoined="1"/>'
-    )
+    return _encode_info([(across, down, 0, 0)], overlap)
+
+
+def _encode_info(areas: list[tuple[int, int, int, int]], overlap: int) -> str:
+    """EncodeInfo for scanned areas, each (tiles across, tiles down, first tile column of the
+    stored mosaic, x of the area in the stitched image); every area's top at y 0 (Pos-Y is
+    the distance from an area's bottom to a line below all areas)."""
+    infos, origins, column = "", "", 0
+    for index, (across, down, column, x) in enumerate(areas):
+        # Tiles are numbered from 1, rows from the bottom, every other row right to left.
+        joints = (
+            f'<TileJointInfo Tile1="1" Tile2="2" Direction="RIGHT" OverlapX="{overlap}"'
+            f' OverlapY="0" Confidence="100" FlagJoined="1"/>'
+            f'<TileJointInfo Tile1="1" Tile2="{2 * across}" Direction="UP" OverlapX="0"'
+            f' OverlapY="{overlap}" Confidence="100" FlagJoined="1"/>'
+        )
+        infos += (
+            f'<ImageInfo AOIScanned="1" AOIIndex="{index}" Width="{TILE}" Height="{TILE}"'
+            f' NumRows="{down}" NumCols="{across}" Pos-X="{x}" Pos-Y="0">{joints}</ImageInfo>'
+        )
+        origins += f'<AOI{index} OriginX="{column * TILE}" OriginY="0"/>'
     return (
         '<?xml version="1.0" encoding="utf-8"?><EncodeInfo Ver="2"><SlideStitchInfo>'
-        f'<ImageInfo AOIScanned="1" AOIIndex="0" Width="{TILE}" Height="{TILE}"'
-        f' NumRows="{down}" NumCols="{across}" Pos-X="0" Pos-Y="0">{joints}</ImageInfo>'
-        '</SlideStitchInfo><AoiOrigin><AOI0 OriginX="0" OriginY="0"/></AoiOrigin></EncodeInfo>'
+        f"{infos}</SlideStitchInfo><AoiOrigin>{origins}</AoiOrigin></EncodeInfo>"
     )
 
 
@@ -135,12 +147,33 @@ def write_ventana(path: Path, image: np.ndarray, levels: int = 3, overlap: int =
     """A Ventana BIF: iScan XMP on the label page, then ``level=N mag=M`` tiled JPEG levels of
     overlapping scanner tiles; stitched, level 0 is the top-left of *image*."""
     mosaic = ventana_mosaic(image, overlap)
+    encode_info = ventana_encode_info(mosaic.shape[1] // TILE, mosaic.shape[0] // TILE, overlap)
+    return _write_bif(path, mosaic, encode_info, levels)
+
+
+# Where write_ventana_areas puts its second scanned area in the stitched image (pixels from
+# the first area's left edge); the first is the left half of the image, the second the right.
+VENTANA_SECOND_AREA_X = 600
+
+
+def write_ventana_areas(path: Path, image: np.ndarray, levels: int = 2, overlap: int = 16) -> Path:
+    """A Ventana BIF of two scanned areas: the left and right halves of *image*, their tile
+    blocks side by side in the stored mosaic, stitched VENTANA_SECOND_AREA_X apart."""
+    half = image.shape[1] // 2
+    left, right = ventana_mosaic(image[:, :half], overlap), ventana_mosaic(image[:, half:], overlap)
+    across = left.shape[1] // TILE
+    down = left.shape[0] // TILE
+    areas = [(across, down, 0, 0), (across, down, across, VENTANA_SECOND_AREA_X)]
+    mosaic = np.concatenate([left, right], axis=1)
+    return _write_bif(path, mosaic, _encode_info(areas, overlap), levels)
+
+
+def _write_bif(path: Path, mosaic: np.ndarray, encode_info: str, levels: int) -> Path:
     pages = pyramid(mosaic, levels)
     iscan = (
         '<?xml version="1.0" encoding="utf-8"?><iScan Magnification="20"'
         f' ScanRes="{SPACING_MM * 1000}" Z-layers="1" UnitNumber="TEST-1" BuildVersion="1.0"/>'
     )
-    encode_info = ventana_encode_info(mosaic.shape[1] // TILE, mosaic.shape[0] // TILE, overlap)
     label = np.full((64, 128, 3), 255, np.uint8)
     with tifffile.TiffWriter(path, bigtiff=True) as tiff:
         tiff.write(

@@ -142,3 +142,32 @@ def test_leica_slide_of_two_regions_keeps_each_in_its_place(
         float(origin.XOffsetInSlideCoordinateSystem),
         float(origin.YOffsetInSlideCoordinateSystem),
     ] == expected_mm
+
+
+def test_ventana_slide_of_two_areas_keeps_each_in_its_place(
+    region: np.ndarray, tmp_path: Path
+) -> None:
+    """Two scanned areas (AOIs) of one BIF, stored side by side in the mosaic, become one image
+    with each area stitched where its Pos-X puts it and white between them."""
+    slide = vendorfiles.write_ventana_areas(tmp_path / "areas.bif", region)
+    assert candidates(slide)[0].__name__ == "OpenSlideSource"
+    files = convert(slide, tmp_path / "dicom", INFO, ConversionOptions(workers=1))
+    for file in files:
+        assert dciodvfy_errors(file) == [], file.name
+    half = region.shape[1] // 2
+    step = vendorfiles.TILE - 16
+    width = step + vendorfiles.TILE  # two tiles across each area, 16 pixels overlapping
+    height = 2 * step + vendorfiles.TILE
+    second_x = vendorfiles.VENTANA_SECOND_AREA_X
+    with WsiDicom.open(tmp_path / "dicom") as wsi:
+        assert (wsi.size.width, wsi.size.height) == (second_x + width, height)
+        first = np.asarray(wsi.read_region((0, 0), 0, (width, height)).convert("RGB"))
+        second = np.asarray(wsi.read_region((second_x, 0), 0, (width, height)).convert("RGB"))
+        gap_size = (second_x - width - 16, height)
+        gap = np.asarray(wsi.read_region((width + 8, 0), 0, gap_size).convert("RGB"))
+    left = region[:height, :width].astype(int)
+    right = region[:height, half : half + width].astype(int)
+    assert np.abs(first.astype(int) - left).mean() < TOLERANCE
+    assert np.abs(second.astype(int) - right).mean() < TOLERANCE
+    assert np.abs(second.astype(int) - left).mean() > 3 * TOLERANCE  # not the same area twice
+    assert gap.min() >= 250, "the space between areas is background"
