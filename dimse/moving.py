@@ -65,7 +65,7 @@ class Moved:
                 reason += f": the peer does not know the AE title {self.destination}"
             return reason + (f": {self.comment}" if self.comment else "")
         if self.failed:
-            return f"{self.failed} C-STORE sub-operations to {self.destination} failed"
+            return f"{self.failed} of the C-STORE sub-operations to {self.destination} failed"
         return ""
 
 

@@ -123,6 +123,12 @@ def test_c_move_from_orthanc_into_the_running_listener(
     # The listener stored them, each C-STORE audited with Orthanc as its actor.
     audit = json.loads(_cli(here, "audit", "--operation", "store", "--json").stdout)
     assert {r["instance"] for r in audit if r["actor"] == "ORTHANC"} == set(instances)
+    # Again: the listener rejects the first as a duplicate (0111, duplicate_policy reject),
+    # and Orthanc (1.10) ends the move there with C000.
+    with pytest.raises(subprocess.CalledProcessError) as again:
+        _cli(here, "retrieve", study, "--from", "orthanc", "--move-to", OUR_AE)
+    assert again.value.returncode == 1
+    assert "error: C-MOVE status C000 (Unable to Process)" in again.value.stdout
 
 
 def test_c_move_from_orthanc_into_a_storage_scp_of_the_command(
