@@ -45,6 +45,7 @@ from storage import Archive
 from storage.access import Principal
 from storage.audit import Operation
 from storage.errors import ArchiveError, DuplicateInstance
+from storage.records import StoredInstance
 
 log = logging.getLogger(__name__)
 TIMEOUT = 60.0  # seconds for the association and for each DIMSE message
@@ -158,37 +159,42 @@ def ingest_received(
     archive: Archive, who: Principal, event: Any, study: str, done: Received
 ) -> int:
     """Store the file of one received C-STORE (of a C-GET, or of a C-MOVE to our storage
-    SCP) as *who*, refusing an instance of another study than *study*; audited as a C-STORE
-    from the peer (dimse.audit). The C-STORE status to answer (PS3.4 B.2.3)."""
-    status = _ingest(archive, who, Path(event.dataset_path), study, done)
-    instance = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
-    audited(archive, audit_record(event.assoc, Operation.STORE, status, study, "", instance))
+    SCP) as *who*, refusing an instance of another study than *study*; audited as the
+    listener audits a C-STORE, from the peer (dimse.audit). The C-STORE status to answer
+    (PS3.4 B.2.3)."""
+    status, stored = _ingest(archive, who, Path(event.dataset_path), study, done)
+    uids = (stored.study, stored.series, stored.instance) if stored else ("", "", "")
+    instance = uids[2] or str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
+    record = audit_record(event.assoc, Operation.STORE, status, uids[0], uids[1], instance)
+    audited(archive, record)
     return status
 
 
-def _ingest(archive: Archive, who: Principal, path: Path, study: str, done: Received) -> int:
+def _ingest(
+    archive: Archive, who: Principal, path: Path, study: str, done: Received
+) -> tuple[int, StoredInstance | None]:
     if patches.out_of_space(path):
         path.unlink(missing_ok=True)
         done.failed += 1
         done.reason = "the archive cannot write: No space left on device"
-        return OUT_OF_RESOURCES
+        return OUT_OF_RESOURCES, None
     try:
-        archive.ingest_staged_file(path, study, who=who)
+        stored = archive.ingest_staged_file(path, study, who=who)
     except DuplicateInstance:
         done.duplicates += 1
-        return SUCCESS
+        return SUCCESS, None
     except ArchiveError as exc:
         done.failed += 1
         done.reason = exc.reason
-        return status_of(exc).store
+        return status_of(exc).store, None
     except Exception as exc:  # the peer still gets an answer
         log.exception("storing a retrieved instance failed")
         path.unlink(missing_ok=True)
         done.failed += 1
         done.reason = f"processing failure: {type(exc).__name__}"
-        return PROCESSING_FAILURE
+        return PROCESSING_FAILURE, None
     done.stored += 1
-    return SUCCESS
+    return SUCCESS, stored
 
 
 def client_ae(calling_ae: str) -> AE:

@@ -154,7 +154,7 @@ def test_c_move_from_orthanc_into_a_storage_scp_of_the_command(
     # The same audit as the listener's: a C-STORE from Orthanc for each.
     audit = json.loads(_cli(here, "audit", "--operation", "store", "--json").stdout)
     assert {r["instance"] for r in audit if r["actor"] == "ORTHANC"} == set(instances)
-    assert all(r["outcome"] == 0 for r in audit)
+    assert all(r["outcome"] == 0 and r["study"] == study and r["series"] for r in audit)
     # Again: all held already, which is no failure; the port is free again after each.
     again = _cli(here, "retrieve", study, *move).stdout
     assert "13 completed" in again and "0 stored, 13 held already, 0 failed" in again, again
