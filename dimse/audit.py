@@ -14,10 +14,16 @@ from storage.audit import AuditRecord, Operation
 log = logging.getLogger(__name__)
 
 
+def _peer(association: Any) -> Any:
+    """The other side of an association: its requestor when we accepted it (the listener,
+    the storage SCP of a C-MOVE retrieve), its acceptor when we requested it (a C-GET)."""
+    return association.acceptor if association.is_requestor else association.requestor
+
+
 def source_of(association: Any) -> str:
     """``AE@host:port`` of the peer of an association."""
-    requestor = association.requestor
-    return f"{requestor.ae_title}@{requestor.address}:{requestor.port}"
+    peer = _peer(association)
+    return f"{peer.ae_title}@{peer.address}:{peer.port}"
 
 
 def audit_record(
@@ -32,7 +38,7 @@ def audit_record(
     """The record of one DIMSE operation; *outcome* is its (final) DIMSE status."""
     return AuditRecord(
         at=datetime.now(UTC).replace(tzinfo=None),
-        actor=str(association.requestor.ae_title).strip(),
+        actor=str(_peer(association).ae_title).strip(),
         actor_kind="ae",
         source=source_of(association),
         operation=operation,

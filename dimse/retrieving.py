@@ -37,12 +37,15 @@ from pynetdicom import AE, build_context, build_role, evt
 from pynetdicom.presentation import PresentationContext
 
 from dimse import patches
+from dimse.audit import audit_record, audited
 from dimse.identifiers import STUDY_ROOT_FIND, STUDY_ROOT_GET
 from dimse.sending import MAX_CONTEXTS
-from dimse.statuses import PENDING, SUCCESS, status_of
+from dimse.statuses import OUT_OF_RESOURCES, PENDING, PROCESSING_FAILURE, SUCCESS, status_of
 from storage import Archive
 from storage.access import Principal
+from storage.audit import Operation
 from storage.errors import ArchiveError, DuplicateInstance
+from storage.records import StoredInstance
 
 log = logging.getLogger(__name__)
 TIMEOUT = 60.0  # seconds for the association and for each DIMSE message
@@ -111,9 +114,9 @@ def get_study(
     reported = {"failed": 0}
 
     def on_store(event: Any) -> int:
-        return _ingest(archive, who, Path(event.dataset_path), done)
+        return ingest_received(archive, who, event, study, done)
 
-    ae = _ae(calling_ae)
+    ae = client_ae(calling_ae)
     ae.add_requested_context(STUDY_ROOT_GET)
     for context in storage_contexts(classes):
         ae.add_requested_context(str(context.abstract_syntax), context.transfer_syntax)
@@ -130,7 +133,7 @@ def get_study(
         raise RuntimeError(f"no association with {title}@{host}:{port}")
     try:
         final = None
-        for status, _identifier in assoc.send_c_get(_query(study, "STUDY"), STUDY_ROOT_GET):
+        for status, _identifier in assoc.send_c_get(study_query(study, "STUDY"), STUDY_ROOT_GET):
             code = getattr(status, "Status", None)
             if code is None:
                 raise RuntimeError("no C-GET response (association aborted or timed out)")
@@ -152,40 +155,58 @@ def get_study(
     return done
 
 
-def _ingest(archive: Archive, who: Principal, path: Path, done: Received) -> int:
-    """Store one received file; the C-STORE status to answer (PS3.4 B.2.3)."""
+def ingest_received(
+    archive: Archive, who: Principal, event: Any, study: str, done: Received
+) -> int:
+    """Store the file of one received C-STORE (of a C-GET, or of a C-MOVE to our storage
+    SCP) as *who*, refusing an instance of another study than *study*; audited as the
+    listener audits a C-STORE, from the peer (dimse.audit). The C-STORE status to answer
+    (PS3.4 B.2.3)."""
+    status, stored = _ingest(archive, who, Path(event.dataset_path), study, done)
+    uids = (stored.study, stored.series, stored.instance) if stored else ("", "", "")
+    instance = uids[2] or str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
+    record = audit_record(event.assoc, Operation.STORE, status, uids[0], uids[1], instance)
+    audited(archive, record)
+    return status
+
+
+def _ingest(
+    archive: Archive, who: Principal, path: Path, study: str, done: Received
+) -> tuple[int, StoredInstance | None]:
     if patches.out_of_space(path):
         path.unlink(missing_ok=True)
         done.failed += 1
         done.reason = "the archive cannot write: No space left on device"
-        return 0xA700
+        return OUT_OF_RESOURCES, None
     try:
-        archive.ingest_staged_file(path, who=who)
+        stored = archive.ingest_staged_file(path, study, who=who)
     except DuplicateInstance:
         done.duplicates += 1
-        return SUCCESS
+        return SUCCESS, None
     except ArchiveError as exc:
         done.failed += 1
         done.reason = exc.reason
-        return status_of(exc).store
+        return status_of(exc).store, None
     except Exception as exc:  # the peer still gets an answer
-        log.exception("storing a C-GET instance failed")
+        log.exception("storing a retrieved instance failed")
         path.unlink(missing_ok=True)
         done.failed += 1
         done.reason = f"processing failure: {type(exc).__name__}"
-        return 0x0110
+        return PROCESSING_FAILURE, None
     done.stored += 1
-    return SUCCESS
+    return SUCCESS, stored
 
 
-def _ae(calling_ae: str) -> AE:
+def client_ae(calling_ae: str) -> AE:
+    """An AE calling as *calling_ae* with our timeouts and Maximum Length."""
     ae = AE(ae_title=calling_ae)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = TIMEOUT
     ae.maximum_pdu_size = MAX_PDU
     return ae
 
 
-def _query(study: str, level: str) -> Dataset:
+def study_query(study: str, level: str) -> Dataset:
+    """The Study Root identifier of *study* at *level* (PS3.4 C.6.2.1)."""
     query = Dataset()
     query.QueryRetrieveLevel = level
     query.StudyInstanceUID = study
@@ -195,13 +216,13 @@ def _query(study: str, level: str) -> Dataset:
 def sop_classes(calling_ae: str, peer: tuple[str, str, int], study: str) -> list[str]:
     """The SOP classes of the study's instances by C-FIND (PS3.4 C.4.1); [] when the peer
     does not say."""
-    ae = _ae(calling_ae)
+    ae = client_ae(calling_ae)
     ae.add_requested_context(STUDY_ROOT_FIND)
     title, host, port = peer
     assoc: Any = ae.associate(host, port, ae_title=title, max_pdu=MAX_PDU)
     if not assoc.is_established:
         raise RuntimeError(f"no association with {title}@{host}:{port}")
-    query = _query(study, "IMAGE")
+    query = study_query(study, "IMAGE")
     query.SeriesInstanceUID = ""
     query.SOPInstanceUID = ""
     query.SOPClassUID = ""

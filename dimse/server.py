@@ -110,6 +110,13 @@ def _listed(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def storage_classes() -> list[UID]:
+    """Every storage SOP class the listener (and a C-MOVE retrieve's storage SCP) accepts:
+    those pynetdicom knows, and VL Whole Slide Microscopy Image Storage."""
+    found = {UID(cx.abstract_syntax) for cx in AllStoragePresentationContexts if cx.abstract_syntax}
+    return sorted(found | {WSI_STORAGE})
+
+
 def build_ae(config: DimseConfig) -> AE:
     """An AE supporting every storage SOP class in every transfer syntax, query/retrieve in
     both information models, verification and storage commitment."""
@@ -117,11 +124,7 @@ def build_ae(config: DimseConfig) -> AE:
     ae.maximum_associations = config.dimse_max_associations
     # Our Maximum Length (PS3.8 D.1): bounds every PDU a peer sends (dimse.patches).
     ae.maximum_pdu_size = config.dimse_max_pdu_length
-    storage_classes = {
-        UID(cx.abstract_syntax) for cx in AllStoragePresentationContexts if cx.abstract_syntax
-    }
-    storage_classes.add(WSI_STORAGE)
-    for sop_class in sorted(storage_classes):
+    for sop_class in storage_classes():
         # scu_role/scp_role: C-GET peers ask us to send C-STORE back over their association.
         ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
     for sop_class in (*SERVICE_CLASSES, UID(STORAGE_COMMITMENT)):

@@ -111,13 +111,20 @@ def command_send(settings: Settings, archive: Archive, args: argparse.Namespace)
 
 
 def command_retrieve(settings: Settings, archive: Archive, args: argparse.Namespace) -> int:
-    from wsiarchive.forwarding.retrieve import retrieve
+    from storage.errors import InvalidUID
+    from wsiarchive.forwarding.retrieve import Move, retrieve
 
     destinations = parse_destinations(settings.forward_destinations)
     if args.source not in destinations:
         known = ", ".join(destinations) or "none configured"
         print(f"error: no forwarding destination {args.source!r} ({known})")
         return 2
+    if args.receive_on and not args.move_to:
+        print("error: --receive-on needs --move-to (the AE title it receives as)")
+        return 2
+    move = None
+    if args.move_to:
+        move = Move(args.move_to, address_of(args.receive_on, settings.host))
     try:
         done = retrieve(
             archive,
@@ -125,15 +132,35 @@ def command_retrieve(settings: Settings, archive: Archive, args: argparse.Namesp
             args.study,
             local_admin("retrieve"),
             settings.ae_title,
+            move,
         )
+    except InvalidUID as exc:
+        print(f"error: {exc.reason}")
+        return 2
     except RuntimeError as exc:
         print(f"error: {exc}")
         return 1
-    print(
-        f"{done.stored} stored, {done.duplicates} held already, {done.failed} failed"
-        + (f" (last: {done.reason})" if done.reason else "")
-    )
-    return 1 if done.failed else 0
+    if done.moved is not None:
+        print(done.moved.summary())
+    if done.moved is None or args.receive_on:
+        print(
+            f"{done.stored} stored, {done.duplicates} held already, {done.failed} failed"
+            + (f" (last: {done.reason})" if done.reason else "")
+        )
+    problem = done.moved.problem() if done.moved is not None else ""
+    if problem:
+        print(f"error: {problem}")
+    return 1 if done.failed or problem else 0
+
+
+def address_of(text: str | None, host: str) -> tuple[str, int] | None:
+    """--receive-on's [HOST:]PORT, on *host* when it names none (ValueError when wrong)."""
+    if not text:
+        return None
+    name, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--receive-on {text!r} is not [HOST:]PORT")
+    return (name or host, int(port))
 
 
 def add_commands(
@@ -177,10 +204,22 @@ def add_commands(
     fetch = commands.add_parser(
         "retrieve",
         parents=[settings_parser("retrieve")],
-        help="store a study from a dicomweb forwarding destination here (WADO-RS)",
+        help="store a study from a forwarding destination here (WADO-RS, C-GET or C-MOVE)",
     )
     fetch.add_argument("study", metavar="STUDY", help="Study Instance UID")
     fetch.add_argument(
         "--from", dest="source", required=True, metavar="NAME", help="a forward_destinations name"
+    )
+    fetch.add_argument(
+        "--move-to",
+        metavar="AE",
+        help="from a dimse destination by C-MOVE to this AE title (which it must know): this "
+        "archive's listener (its ae_title), or with --receive-on a storage SCP of the command",
+    )
+    fetch.add_argument(
+        "--receive-on",
+        metavar="[HOST:]PORT",
+        help="with --move-to: receive the C-MOVE here, as that AE title on this port (on "
+        "host when no HOST), for the duration of the move",
     )
     fetch.set_defaults(run=runs(command_retrieve))
