@@ -750,7 +750,10 @@ class Settings:
         "The archives instances are forwarded to, as TOML tables `[[forward_destinations]]` "
         "(JSON text in the environment or a flag), each with `name` and `kind`: `dicomweb` "
         "with `url` (the STOW-RS service root) and optionally `token_env` or `token_file` "
-        "(where its bearer token is: an environment variable, a file; never inline), or "
+        "(where its bearer token is: an environment variable, a file; never inline) or "
+        "OAuth 2.0 client credentials (`token_url`, `client_id`, `client_secret_env` or "
+        "`client_secret_file`, optionally `scope`, `token_auth` and a `token_params` table), "
+        "or "
         "`dimse` with `ae_title`, `host` and `port` (C-STORE). Tables go at the end of a TOML "
         "file (docs/operations.md, Forwarding).",
         table=True,

@@ -361,3 +361,62 @@ def test_retrieve_a_study_from_another_wsiarchive(fresh_server, testdata: Path) 
     assert copy.PixelData == source.PixelData
     again = _cli(here, "retrieve", str(source.StudyInstanceUID), "--from", "remote").stdout
     assert "0 stored, 2 held already, 0 failed" in again
+
+
+def test_forwarding_with_client_credentials_of_a_real_provider(
+    fresh_server, testdata: Path, tmp_path: Path
+) -> None:
+    """A destination that takes the JWTs of an OpenID provider: the forwarder obtains its
+    tokens by the client credentials grant (RFC 6749 4.4) and sends; a wrong secret is a
+    failure whose reason names the token request, and nothing reaches the destination."""
+    from tests.oidc import archive_with_login
+
+    with archive_with_login(tmp_path / "oidc", groups=("LEEDS",)) as (second, provider):
+        secret = tmp_path / "secret"
+        secret.write_text(provider.client_secret + "\n")
+        client = {
+            "token_url": provider.discovery()["token_endpoint"],
+            "client_id": provider.client_id,
+            "client_secret_file": str(secret),
+            "scope": "read write",
+            # 61 s to live, within a second of the forwarder's 60 s leeway: each send asks
+            # for a new token, so the wrong secret below is used at once.
+            "token_params": {"resource": provider.resource, "expires_in": "61"},
+        }
+        destinations = [{"name": "second", "kind": "dicomweb", "url": second.url, **client}]
+        archive = fresh_server(forward_destinations=json.dumps(destinations), **FAST)
+        slide = _copy(testdata / "dicom/wsi2dcm_jpeg.dcm", InstitutionName="LEEDS")
+        archive.store([slide])
+        study = str(pydicom.dcmread(io.BytesIO(slide), stop_before_pixels=True).StudyInstanceUID)
+        reader = {"Authorization": f"Bearer {provider.token(['read'])}"}
+
+        def held() -> set[str]:
+            url = f"{second.url}/studies/{study}/instances"
+            answer = requests.get(url, headers=reader, timeout=10)
+            return {i["00080018"]["Value"][0] for i in answer.json()} if answer.ok else set()
+
+        assert held() == set()
+        out = _cli(archive, "send", study, "--to", "second", "--now").stdout
+        assert "0 failed" in out, out
+        assert held() == {_uid(slide)}
+
+        secret.write_text("not-the-secret\n")
+        other = _copy(
+            testdata / "dicom/wsi2dcm_jpeg.dcm",
+            InstitutionName="LEEDS",
+            StudyInstanceUID=generate_uid(),
+            SeriesInstanceUID=generate_uid(),
+        )
+        archive.store([other])
+        other_study = str(pydicom.dcmread(io.BytesIO(other)).StudyInstanceUID)
+        time.sleep(1.5)
+        _cli(archive, "send", other_study, "--to", "second")  # queued; the server sends
+
+        def refused() -> dict[str, Any] | None:
+            row = _status(archive)["second"]
+            return row if "invalid_client" in (row["last_reason"] or "") else None
+
+        status = _until(refused, "the token request refused")
+        assert status["pending"] == 1 and status["sent"] == 1, status
+        assert "token request" in status["last_reason"], status
+        assert _uid(other) not in held() and held() == {_uid(slide)}

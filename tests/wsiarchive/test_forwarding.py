@@ -52,6 +52,24 @@ def test_destinations_and_rules_are_parsed() -> None:
     assert parse_rules(json.dumps([{"to": ["web", "pacs"]}]), found)[0].matches({})
 
 
+WEB = {"name": "a", "kind": "dicomweb", "url": "http://h/dicomweb"}
+CLIENT = {"token_url": "https://idp/token", "client_id": "archive", "client_secret_file": "/s"}
+
+
+def test_client_credentials_are_parsed() -> None:
+    entry = {**WEB, **CLIENT, "scope": "write", "token_params": {"resource": "http://h", "n": 1}}
+    client = parse_destinations(json.dumps([entry]))["a"].client
+    assert client is not None
+    assert (client.token_url, client.client_id, client.secret_file) == (
+        "https://idp/token",
+        "archive",
+        "/s",
+    )
+    assert client.scope == "write" and client.auth_method == "client_secret_basic"
+    assert client.params == (("n", "1"), ("resource", "http://h"))
+    assert parse_destinations(json.dumps([WEB]))["a"].client is None
+
+
 @pytest.mark.parametrize(
     ("destinations", "message"),
     [
@@ -61,6 +79,14 @@ def test_destinations_and_rules_are_parsed() -> None:
         ([{"name": "a", "kind": "dimse", "ae_title": "A", "host": "h"}], "host and port"),
         ([{"name": "a", "kind": "dimse", "ae_title": "X" * 17, "host": "h", "port": 1}], "ae_"),
         ([{"kind": "dimse"}], "needs a name"),
+        ([{**WEB, **CLIENT, "client_secret": "s"}], "no inline client_secret"),
+        ([{**WEB, **CLIENT, "token_file": "/t"}], "a token .* or client credentials"),
+        ([{**WEB, **CLIENT, "token_url": "ftp://x"}], "token_url 'ftp://x' is not an http"),
+        ([{**WEB, **CLIENT, "client_id": ""}], "need a client_id"),
+        ([{**WEB, **CLIENT, "client_secret_env": "E"}], "one of client_secret_env and"),
+        ([{**WEB, "token_url": "http://t/token", "client_id": "c"}], "one of client_secret_env"),
+        ([{**WEB, **CLIENT, "token_auth": "private_key_jwt"}], "token_auth is client_secret_"),
+        ([{**WEB, **CLIENT, "token_params": ["a"]}], "token_params is a table"),
     ],
 )
 def test_destinations_that_cannot_work_are_refused(destinations: list, message: str) -> None:  # type: ignore[type-arg]

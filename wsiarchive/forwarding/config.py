@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from storage.dicom.document import JsonObject
+from wsiarchive.forwarding.auth import ClientCredentials, client_token, static_token
 
 
 class Kind(StrEnum):
@@ -31,17 +30,17 @@ class Destination:
     url: str = ""  # dicomweb: the service root
     token_env: str = ""  # dicomweb: the environment variable holding the bearer token
     token_file: str = ""  # dicomweb: the file holding it
+    client: ClientCredentials | None = None  # dicomweb: tokens by client credentials
     ae_title: str = ""  # dimse
     host: str = ""
     port: int = 0
 
     def token(self) -> str:
-        """The bearer token, read when needed (a rotated file is picked up); '' for none."""
-        if self.token_env:
-            return os.environ.get(self.token_env, "").strip()
-        if self.token_file:
-            return Path(self.token_file).read_text().strip()
-        return ""
+        """The bearer token, read or fetched when needed (a rotated file is picked up, an
+        expiring token renewed); '' for none; auth.TokenError when it cannot be had."""
+        if self.client is not None:
+            return client_token(self.client)
+        return static_token(self.token_env, self.token_file)
 
 
 SOURCE_AE = "source_ae"  # the condition on the calling AE title of a C-STORE
@@ -129,6 +128,7 @@ def _destination(entry: Mapping[str, Any]) -> Destination:
             url=url,
             token_env=str(entry.get("token_env", "")),
             token_file=str(entry.get("token_file", "")),
+            client=_client(entry, what),
         )
     title, host, port = entry.get("ae_title"), entry.get("host"), entry.get("port")
     if not isinstance(title, str) or not 0 < len(title) <= 16:
@@ -136,6 +136,49 @@ def _destination(entry: Mapping[str, Any]) -> Destination:
     if not isinstance(host, str) or not host or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"{what}: host and port (1-65535)")
     return Destination(name, kind, ae_title=title, host=host, port=port)
+
+
+CLIENT_KEYS = ("token_url", "client_id", "client_secret_env", "client_secret_file", "scope")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+def _client(entry: Mapping[str, Any], what: str) -> ClientCredentials | None:
+    """The destination's client credentials (``token_url`` and ``client_id`` with
+    ``client_secret_env`` or ``client_secret_file``), None when it names none."""
+    if not any(key in entry for key in CLIENT_KEYS):
+        return None
+    if "client_secret" in entry:
+        raise ValueError(f"{what}: no inline client_secret; use client_secret_env or _file")
+    if entry.get("token_env") or entry.get("token_file"):
+        raise ValueError(f"{what}: a token (token_env, token_file) or client credentials")
+    url = str(entry.get("token_url", ""))
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{what}: token_url {url!r} is not an http(s) URL")
+    client_id = entry.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        raise ValueError(f"{what}: client credentials need a client_id")
+    secret_env, secret_file = (
+        entry.get("client_secret_env", ""),
+        entry.get("client_secret_file", ""),
+    )
+    if bool(secret_env) == bool(secret_file):
+        raise ValueError(f"{what}: one of client_secret_env and client_secret_file")
+    method = str(entry.get("token_auth", AUTH_METHODS[0]))
+    if method not in AUTH_METHODS:
+        raise ValueError(f"{what}: token_auth is {' or '.join(AUTH_METHODS)}")
+    params = entry.get("token_params", {})
+    if not isinstance(params, dict):
+        raise ValueError(f"{what}: token_params is a table of form fields")
+    return ClientCredentials(
+        url,
+        client_id,
+        secret_env=str(secret_env),
+        secret_file=str(secret_file),
+        scope=str(entry.get("scope", "")),
+        auth_method=method,
+        params=tuple(sorted((str(k), str(v)) for k, v in params.items())),
+    )
 
 
 def parse_destinations(text: str) -> dict[str, Destination]:
