@@ -6,6 +6,7 @@ import json
 
 from flask import Response, request
 
+from dicomweb.http.caching import Representation
 from dicomweb.http.datasets import wants_xml, xml_parts_response
 from dicomweb.http.errors import HTTPError
 from dicomweb.http.mediatypes import DICOM_JSON
@@ -189,4 +190,11 @@ def search(
         response = xml_parts_response(results)
         response.headers.update(headers)
         return response
-    return Response(json.dumps(results), content_type=DICOM_JSON, headers=headers)
+    # A weak ETag of the results: a viewer polling a study for new annotations every few
+    # seconds revalidates (If-None-Match) and gets 304 until something changed.
+    body = json.dumps(results)
+    representation = Representation(body, None, "search", *warnings, weak=True)
+    if representation.unchanged():
+        return representation.not_modified()
+    headers.update(representation.headers())
+    return Response(body, content_type=DICOM_JSON, headers=headers)
