@@ -191,10 +191,14 @@ def search(
         response.headers.update(headers)
         return response
     # A weak ETag of the results: a viewer polling a study for new annotations every few
-    # seconds revalidates (If-None-Match) and gets 304 until something changed.
+    # seconds (web/src/annotations) keeps the last answer, revalidates with If-None-Match and
+    # gets 304 until something changed. Still no-store (the security headers' default):
+    # the browser's disk keeps no search results.
     body = json.dumps(results)
     representation = Representation(body, None, "search", *warnings, weak=True)
+    validators = representation.headers()
+    validators.pop("Cache-Control")
     if representation.unchanged():
-        return representation.not_modified()
-    headers.update(representation.headers())
+        return Response(status=304, headers=validators)
+    headers.update(validators)
     return Response(body, content_type=DICOM_JSON, headers=headers)
