@@ -19,7 +19,8 @@ from pydicom.sequence import Sequence
 from pydicom.sr.codedict import codes
 from pydicom.valuerep import PersonName
 
-from storage.deid.table import Options, action_for
+from storage.deid.iod import attribute_type, resolve
+from storage.deid.table import Column, Options, action_for, safe_private
 
 WSI_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy Image Storage
 NEVER_BY_DEFAULT = {"LABEL": "label", "OVERVIEW": "overview"}  # Image Type value 3 (C.8.12.4)
@@ -44,13 +45,24 @@ PATIENT_ID, PATIENT_NAME, OTHER_IDS = 0x00100020, 0x00100010, 0x00101000
 ISSUER, BIRTH_DATE, ACCESSION = 0x00100021, 0x00100030, 0x00080050
 STANDARD_UID_SUFFIXES = ("ClassUID", "SyntaxUID", "SchemeUID", "CodingSchemeUID", "CreatorUID")
 MIN_WORD = 3  # shorter name parts are not scrubbed from cleaned text (they match anywhere)
-# The option codes of PS3.16 CID 7050 (De-identification Method), from pydicom's table.
-OPTION_CODES = (
-    ("retain_uids", codes.DCM.RetainUidsOption),
-    ("retain_device_identity", codes.DCM.RetainDeviceIdentityOption),
-    ("clean_descriptors", codes.DCM.CleanDescriptorsOption),
-    ("retain_modified_dates", codes.DCM.RetainLongitudinalTemporalInformationModifiedDatesOption),
-)
+# The option codes of PS3.16 CID 7050 (De-identification Method), from pydicom's table, in
+# the order they are recorded.
+DCM = codes.DCM
+OPTION_CODES = {
+    Column.RETAIN_UIDS: codes.DCM.RetainUidsOption,
+    Column.RETAIN_DEVICE_IDENTITY: codes.DCM.RetainDeviceIdentityOption,
+    Column.CLEAN_DESCRIPTORS: codes.DCM.CleanDescriptorsOption,
+    Column.RETAIN_MODIFIED_DATES: DCM.RetainLongitudinalTemporalInformationModifiedDatesOption,
+    Column.RETAIN_SAFE_PRIVATE: codes.DCM.RetainSafePrivateOption,
+    Column.RETAIN_INSTITUTION_IDENTITY: codes.DCM.RetainInstitutionIdentityOption,
+    Column.RETAIN_PATIENT_CHARACTERISTICS: codes.DCM.RetainPatientCharacteristicsOption,
+    Column.RETAIN_FULL_DATES: codes.DCM.RetainLongitudinalTemporalInformationFullDatesOption,
+    Column.CLEAN_STRUCTURED_CONTENT: codes.DCM.CleanStructuredContentOption,
+    Column.CLEAN_GRAPHICS: codes.DCM.CleanGraphicsOption,
+}
+# Private Data Element Characteristics Sequence (PS3.3 C.12.1.1.7) and its items' attributes.
+PRIVATE_CHARACTERISTICS, PRIVATE_GROUP, PRIVATE_CREATOR = 0x00080300, 0x00080301, 0x00080302
+BLOCK_STATUS, NONIDENTIFYING = 0x00080303, 0x00080304  # SAFE, UNSAFE or MIXED; elements
 METHOD = "PS3.15 E.1 Basic Application Level Confidentiality Profile"
 
 
@@ -148,49 +160,117 @@ class Deidentifier:
             if tag in dataset and dataset[tag].value:
                 original = str(dataset[tag].value)
                 self.pseudonyms.add(kind, original, self.uid(original))
-        state = _State(pseudonym, _identifiers(dataset), self.date_offset(pseudonym))
-        self._dataset(dataset, state)
+        state = _State(
+            pseudonym,
+            _identifiers(dataset),
+            self.date_offset(pseudonym),
+            str(dataset.get("SOPClassUID", "")),
+        )
+        self._dataset(dataset, state, (), frozenset())
         dataset.PatientID = pseudonym
         dataset.PatientName = pseudonym
         self._mark(dataset)
         return dataset
 
-    def _dataset(self, dataset: Dataset, state: _State) -> None:
+    def _dataset(
+        self, dataset: Dataset, state: _State, path: tuple[str, ...], within: frozenset[int]
+    ) -> None:
+        """Each attribute of *dataset*, which lies in the sequences *path* (keywords) and
+        *within* (tags) of the object."""
+        kept = self._safe_private(dataset)
         for element in list(dataset):
             tag = int(element.tag)
-            if element.tag.is_private:
-                del dataset[tag]  # PS3.15 E.1.1: private attributes X (no Retain Safe Private)
+            if element.tag.is_private:  # X, unless Retain Safe Private finds it safe (E.3.10)
+                if tag not in kept:
+                    del dataset[tag]
+                elif element.VR == "SQ":
+                    self._items(element, state, path, within)
                 continue
             if tag in (PATIENT_ID, PATIENT_NAME):
                 element.value = state.pseudonym  # Z/D, Z: the pseudonym is the dummy value
                 continue
-            action = action_for(tag, self.options)
+            action = action_for(tag, self.options, within)
             if action is None and element.VR == "UI" and _instance_uid(element):
                 action = "U"  # a reference the table does not list (see _instance_uid)
-            self._element(dataset, element, _resolved(action, element), state)
+            if action is None:
+                action = "K"
+            elif "/" in action:  # a compound action: by the attribute's Type in the IOD
+                kind = attribute_type(state.sop_class, (*path, element.keyword or f"{tag:08X}"))
+                action = resolve(action, kind)
+            self._element(dataset, element, action, state, path, within)
 
-    def _element(self, dataset: Dataset, element: DataElement, action: str, state: _State) -> None:
+    def _safe_private(self, dataset: Dataset) -> set[int]:
+        """The private attributes of *dataset* Retain Safe Private keeps (PS3.15 E.3.10):
+        those Table E.3.10-1 lists, and those the object's Private Data Element
+        Characteristics Sequence declares non-identifying (a SAFE block, or the elements a
+        MIXED block names); and the Private Creator elements of their blocks."""
+        if not self.options.retain_safe_private:
+            return set()
+        declared: dict[tuple[int, str], frozenset[int] | None] = {}
+        for item in dataset.get(PRIVATE_CHARACTERISTICS, DataElement(0, "SQ", [])).value or ():
+            group = item.get(PRIVATE_GROUP)
+            creator = item.get(PRIVATE_CREATOR)
+            if group is None or creator is None:
+                continue
+            status = str(item.get(BLOCK_STATUS).value if BLOCK_STATUS in item else "").upper()
+            key = (int(group.value), str(creator.value).strip())
+            if status == "SAFE":
+                declared[key] = None
+            elif status == "MIXED" and NONIDENTIFYING in item:
+                value = item[NONIDENTIFYING].value
+                values = value if isinstance(value, MultiValue | list) else [value]
+                declared[key] = frozenset(int(v) & 0xFF for v in values)
+        kept: set[int] = set()
+        for element in dataset:
+            tag = int(element.tag)
+            group, number = tag >> 16, tag & 0xFFFF
+            if not element.tag.is_private or number < 0x1000:
+                continue  # creators (gggg,0010-00FF) are kept below, with their blocks
+            creator_tag = (group << 16) | (number >> 8)
+            creator = str(dataset[creator_tag].value).strip() if creator_tag in dataset else ""
+            block = declared.get((group, creator), frozenset())
+            if safe_private(creator, tag) or block is None or (number & 0xFF) in block:
+                kept |= {tag, creator_tag}
+        return kept
+
+    def _element(
+        self,
+        dataset: Dataset,
+        element: DataElement,
+        action: str,
+        state: _State,
+        path: tuple[str, ...],
+        within: frozenset[int],
+    ) -> None:
         tag, vr = int(element.tag), element.VR
         if action == "X":
             del dataset[tag]
         elif action == "K":
             if vr == "SQ":
-                self._items(element, state)
+                self._items(element, state, path, within)
         elif action == "Z":
             element.value = element.empty_value
         elif action == "U":
             if vr == "SQ":  # X/Z/U*: the sequence stays, its UIDs are replaced
-                self._items(element, state)
+                self._items(element, state, path, within)
             else:
                 element.value = self._uids(element.value)
         elif action == "D":
             element.value = self._dummy(tag, element)
         elif action == "C":
-            self._clean(element, state)
+            if vr in BINARY_VRS:
+                del dataset[tag]  # bytes (a bitmap, a timestamp) cannot be cleaned: removed
+            elif vr == "SQ":
+                self._items(element, state, path, within)
+            else:
+                self._clean(element, state)
 
-    def _items(self, element: DataElement, state: _State) -> None:
+    def _items(
+        self, element: DataElement, state: _State, path: tuple[str, ...], within: frozenset[int]
+    ) -> None:
+        inner = (*path, element.keyword or f"{int(element.tag):08X}")
         for item in element.value or ():
-            self._dataset(item, state)
+            self._dataset(item, state, inner, within | {int(element.tag)})
 
     def _uids(self, value: object) -> object:
         if isinstance(value, MultiValue | list):
@@ -217,10 +297,7 @@ class Deidentifier:
         return DUMMY_TEXT
 
     def _clean(self, element: DataElement, state: _State) -> None:
-        """C: values of similar meaning that identify no one (PS3.15 E.3.5, E.3.6, E.3.8)."""
-        if element.VR == "SQ":
-            self._items(element, state)
-            return
+        """C: values of similar meaning that identify no one (PS3.15 E.3.3 to E.3.8)."""
         if element.VR in ("DA", "DT") and self.options.retain_modified_dates:
             element.value = _shifted(element.value, element.VR, state.offset)
         elif element.VR in TEXT_VRS:
@@ -229,7 +306,8 @@ class Deidentifier:
     def _mark(self, dataset: Dataset) -> None:
         """Patient Identity Removed, the method and its codes (PS3.3 C.7.1.1, CID 7050)."""
         dataset.PatientIdentityRemoved = "YES"
-        chosen = [code for name, code in OPTION_CODES if getattr(self.options, name)]
+        columns = self.options.columns()
+        chosen = [code for column, code in OPTION_CODES.items() if column in columns]
         dataset.DeidentificationMethod = [METHOD] + [code.meaning[:64] for code in chosen]
         items = []
         for code in [codes.DCM.BasicApplicationConfidentialityProfile, *chosen]:
@@ -239,8 +317,13 @@ class Deidentifier:
             item.CodeMeaning = code.meaning
             items.append(item)
         dataset.DeidentificationMethodCodeSequence = items
-        modified = self.options.retain_modified_dates
-        dataset.LongitudinalTemporalInformationModified = "MODIFIED" if modified else "REMOVED"
+        dataset.LongitudinalTemporalInformationModified = (
+            "UNMODIFIED"
+            if self.options.retain_full_dates
+            else "MODIFIED"
+            if self.options.retain_modified_dates
+            else "REMOVED"
+        )
 
 
 @dataclass(frozen=True)
@@ -248,20 +331,7 @@ class _State:
     pseudonym: str
     identifiers: tuple[str, ...]  # strings scrubbed from cleaned text, longest first
     offset: timedelta
-
-
-def _resolved(action: str | None, element: DataElement) -> str:
-    """One action of a compound one without the IOD at hand: the choice that keeps the
-    attribute (PS3.15 E.1.1: Z or D where the IOD may need it), else K for unlisted ones."""
-    if action is None:
-        return "K"
-    if action == "X/Z/U*":
-        return "U"
-    if action in ("X/Z/D", "X/D", "Z/D"):
-        return "D"
-    if action == "X/Z":
-        return "Z"
-    return action
+    sop_class: str  # whose IOD decides the compound actions
 
 
 def _instance_uid(element: DataElement) -> bool:
