@@ -95,8 +95,8 @@ _TYPE3 = {
     "ReferencedImageSequence": "X",  # General Image (C.7.6.1): 3
     "SeriesDate": "X",  # General Series: 3
     "StationName": "X",  # General Equipment: 3
-    "ContentDate": "X",  # not in the IOD
-    "ContentTime": "X",
+    "ContentDate": "Z",  # Z/D: not in the IOD, Z (Z/D is never a removal)
+    "ContentTime": "Z",
 }
 RESOLVED = {
     WSI_CLASS: _TYPE3 | {
@@ -106,8 +106,8 @@ RESOLVED = {
         "ContentTime": "D",
         "DeviceSerialNumber": "D",  # Enhanced General Equipment (C.7.5.2): 1
     },
-    CT_CLASS: _TYPE3 | {"ContentDate": "Z", "ContentTime": "Z"},  # General Image: 2C
-    CR_CLASS: _TYPE3 | {"ContentDate": "Z", "ContentTime": "Z"},
+    CT_CLASS: _TYPE3,  # Content Date and Time: General Image (C.7.6.1) 2C, Z
+    CR_CLASS: _TYPE3,
     ANN_CLASS: _TYPE3 | {
         "ContentDate": "D",  # Microscopy Bulk Simple Annotations (C.37.1.2): 1
         "ContentTime": "D",
@@ -201,6 +201,31 @@ def _plant(dataset: Dataset) -> Dataset:
         nested.add_new(0x10, "LO", f"{NAME} {PATIENT_ID}")
     if "ContainerIdentifier" in dataset:
         dataset.ContainerIdentifier = f"{ACCESSION}-1"
+    # Private attributes safe by Table E.3.10-1 (Philips PET scale factors), and blocks the
+    # object declares (PS3.3 C.12.1.1.7): one SAFE, one MIXED with one element named safe.
+    pet = dataset.private_block(0x7053, "Philips PET Private Group", create=True)
+    pet.add_new(0x00, "DS", "1.25")  # SUV Factor
+    pet.add_new(0x09, "DS", "0.5")  # Activity Concentration Scale Factor
+    pet.add_new(0x20, "LO", PATIENT_ID)  # not in the table
+    safe = dataset.private_block(0x0015, "ACME SAFE", create=True)
+    safe.add_new(0x01, "DS", "42")
+    mixed = dataset.private_block(0x0017, "ACME MIXED", create=True)
+    mixed.add_new(0x01, "DS", "7")
+    mixed.add_new(0x02, "LO", f"{NAME}^{GIVEN}")
+    characteristics = []
+    for group, creator, status, safe_elements in (
+        (0x0015, "ACME SAFE", "SAFE", None),
+        (0x0017, "ACME MIXED", "MIXED", [0x01]),
+        (0x0011, "HOSPITAL PRIVATE", "UNSAFE", None),
+    ):
+        item = Dataset()
+        item.add_new(0x00080301, "US", group)  # Private Group Reference
+        item.add_new(0x00080302, "LO", creator)  # Private Creator Reference
+        item.add_new(0x00080303, "CS", status)  # Block Identifying Information Status
+        if safe_elements is not None:
+            item.add_new(0x00080304, "US", safe_elements)  # Nonidentifying Private Elements
+        characteristics.append(item)
+    dataset.add_new(0x00080300, "SQ", characteristics)
     return dataset
 
 
@@ -243,10 +268,15 @@ def archive(testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Stored:
     item.ReferencedSOPInstanceUID = referenced.SOPInstanceUID
     source.ReferencedImageSequence = [item]
     source.save_as(originals[str(source.SOPInstanceUID)], enforce_file_format=True)
-    annotations = _annotations(referenced)
-    path = planted / "annotations.dcm"
-    annotations.save_as(path, enforce_file_format=True)
-    originals[str(annotations.SOPInstanceUID)] = path
+    for name, made in (
+        ("annotations", _annotations(referenced)),
+        ("report", _report(referenced)),
+        ("presentation", _presentation(referenced)),
+    ):
+        path = planted / f"{name}.dcm"
+        made.save_as(path, enforce_file_format=True)
+        originals[str(made.SOPInstanceUID)] = path
+    annotations = pydicom.dcmread(planted / "annotations.dcm")
     data = root / "data"
     assert main(["import", str(planted), "--data-dir", str(data)]) == 0
     studies = sorted({str(pydicom.dcmread(p).StudyInstanceUID) for p in originals.values()})
@@ -288,6 +318,97 @@ def _annotations(level: Dataset) -> Dataset:
     group.NumberOfAnnotations = 2
     group.PointCoordinatesData = np.array([10.0, 20.0, 30.0, 40.0], np.float32).tobytes()
     dataset.AnnotationGroupSequence = [group]
+    return dataset
+
+
+def _new_object(level: Dataset, sop_class: str, modality: str) -> Dataset:
+    """An object of *sop_class* in the study and frame of reference of *level*, planted."""
+    dataset = pydicom.dataset.FileDataset(
+        "", Dataset(), file_meta=pydicom.dataset.FileMetaDataset()
+    )
+    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    dataset.SOPClassUID = UID(sop_class)
+    dataset.SOPInstanceUID = pydicom.uid.generate_uid()
+    dataset.SeriesInstanceUID = pydicom.uid.generate_uid()
+    dataset.Modality = modality
+    dataset.SeriesNumber = 99
+    dataset.InstanceNumber = 1
+    for keyword in ("StudyInstanceUID", "FrameOfReferenceUID", "StudyDate", "StudyTime"):
+        setattr(dataset, keyword, getattr(level, keyword, ""))
+    dataset.Manufacturer = "wsiarchive tests"
+    _plant(dataset)
+    dataset.ContentDate, dataset.ContentTime = "20261119", "093000"
+    return dataset
+
+
+def _code(value: str, meaning: str, scheme: str = "DCM") -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def _report(level: Dataset) -> Dataset:
+    """A Comprehensive SR (PS3.3 A.35.3) whose content items name the patient: a PNAME, a
+    TEXT and a DATE item (Clean Structured Content, PS3.15 E.3.3)."""
+    dataset = _new_object(level, SR_CLASS, "SR")
+    dataset.ReferencedPerformedProcedureStepSequence = []
+    dataset.PerformedProcedureCodeSequence = []
+    dataset.CompletionFlag, dataset.VerificationFlag = "COMPLETE", "UNVERIFIED"
+    dataset.ValueType, dataset.ContinuityOfContent = "CONTAINER", "SEPARATE"
+    dataset.ConceptNameCodeSequence = [_code("11526-1", "Pathology study", "LN")]
+    items = []
+    for value_type, concept, attribute, value in (
+        ("PNAME", _code("121008", "Person Observer Name"), "PersonName", PHYSICIAN),
+        ("TEXT", _code("121071", "Finding"), "TextValue",
+         f"Biopsy of {NAME} {PATIENT_ID}: adenocarcinoma, grade 2"),
+        ("DATE", _code("111526", "DateTime Started"), "Date", BIRTH),
+    ):  # fmt: skip
+        item = Dataset()
+        item.RelationshipType, item.ValueType = "CONTAINS", value_type
+        item.ConceptNameCodeSequence = [concept]
+        setattr(item, attribute, value)
+        items.append(item)
+    dataset.ContentSequence = items
+    return dataset
+
+
+def _presentation(level: Dataset) -> Dataset:
+    """A Grayscale Softcopy Presentation State (PS3.3 A.33.1) with a text object and a
+    polyline naming the patient, and an overlay with its comments (Clean Graphics, E.3.3)."""
+    dataset = _new_object(level, PR_CLASS, "PR")
+    dataset.ContentLabel = "MARKUP"
+    dataset.ContentDescription = "measurements"
+    dataset.ContentCreatorName = PHYSICIAN
+    dataset.PresentationCreationDate, dataset.PresentationCreationTime = "20261119", "093000"
+    text = Dataset()
+    text.UnformattedTextValue = f"tumour margin of {NAME} {PATIENT_ID}"
+    text.BoundingBoxAnnotationUnits = "PIXEL"
+    text.BoundingBoxTopLeftHandCorner = [1.0, 1.0]
+    text.BoundingBoxBottomRightHandCorner = [60.0, 20.0]
+    text.BoundingBoxTextHorizontalJustification = "LEFT"
+    graphic = Dataset()
+    graphic.GraphicAnnotationUnits = "PIXEL"
+    graphic.GraphicDimensions = 2
+    graphic.NumberOfGraphicPoints = 2
+    graphic.GraphicData = [1.0, 1.0, 10.0, 10.0]
+    graphic.GraphicType = "POLYLINE"
+    graphic.GraphicFilled = "N"
+    annotation = Dataset()
+    annotation.GraphicLayer = "LAYER1"
+    annotation.TextObjectSequence = [text]
+    annotation.GraphicObjectSequence = [graphic]
+    dataset.GraphicAnnotationSequence = [annotation]
+    layer = Dataset()
+    layer.GraphicLayer, layer.GraphicLayerOrder = "LAYER1", 1
+    dataset.GraphicLayerSequence = [layer]
+    dataset.add_new(0x60000010, "US", 8)  # Overlay Rows
+    dataset.add_new(0x60000011, "US", 8)  # Overlay Columns
+    dataset.add_new(0x60000040, "CS", "G")  # Overlay Type
+    dataset.add_new(0x60000050, "SS", [1, 1])  # Overlay Origin
+    dataset.add_new(0x60000100, "US", 1)  # Overlay Bits Allocated
+    dataset.add_new(0x60000102, "US", 0)  # Overlay Bit Position
+    dataset.add_new(0x60003000, "OW", b"\xff" * 8)  # Overlay Data
+    dataset.add_new(0x60004000, "LT", f"drawn over the name {NAME}")  # Overlay Comments
     return dataset
 
 
