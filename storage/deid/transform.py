@@ -43,6 +43,8 @@ BINARY_VRS = frozenset(("OB", "OW", "OD", "OF", "OL", "OV", "UN"))
 NUMBER_VRS = frozenset(("FL", "FD", "SL", "SS", "UL", "US", "SV", "UV"))
 PATIENT_ID, PATIENT_NAME, OTHER_IDS = 0x00100020, 0x00100010, 0x00101000
 ISSUER, BIRTH_DATE, ACCESSION = 0x00100021, 0x00100030, 0x00080050
+# Container Identifier, Specimen Identifier (D): cleaned text must not repeat them either.
+SPECIMEN_IDS = frozenset((0x00400512, 0x00400551))
 STANDARD_UID_SUFFIXES = ("ClassUID", "SyntaxUID", "SchemeUID", "CodingSchemeUID", "CreatorUID")
 MIN_WORD = 3  # shorter name parts are not scrubbed from cleaned text (they match anywhere)
 # The option codes of PS3.16 CID 7050 (De-identification Method), from pydicom's table, in
@@ -300,8 +302,9 @@ class Deidentifier:
         """C: values of similar meaning that identify no one (PS3.15 E.3.3 to E.3.8)."""
         if element.VR in ("DA", "DT") and self.options.retain_modified_dates:
             element.value = _shifted(element.value, element.VR, state.offset)
-        elif element.VR in TEXT_VRS:
-            element.value = _scrubbed(element.value, state.identifiers)
+        elif element.VR in TEXT_VRS:  # a value that was all identifiers: the dummy text
+            cleaned = _scrubbed(element.value, state.identifiers)
+            element.value = cleaned if cleaned or not element.value else DUMMY_TEXT
 
     def _mark(self, dataset: Dataset) -> None:
         """Patient Identity Removed, the method and its codes (PS3.3 C.7.1.1, CID 7050)."""
@@ -346,13 +349,15 @@ def _instance_uid(element: DataElement) -> bool:
 
 
 def _identifiers(dataset: Dataset) -> tuple[str, ...]:
-    """The patient's identifying strings, which cleaned descriptors must not contain."""
+    """The patient's identifying strings (and the slide's container and specimen
+    identifiers), which cleaned text must not contain."""
     found: set[str] = set()
     for tag in (PATIENT_ID, OTHER_IDS, ISSUER, ACCESSION):
         if tag in dataset and dataset[tag].value:
             value = dataset[tag].value
             values = value if isinstance(value, MultiValue) else [value]
             found.update(str(v).strip() for v in values)
+    found.update(_values(dataset, SPECIMEN_IDS))
     for person in _names(dataset):
         found.update(word for word in re.split(r"[\^= ,]+", person) if len(word) >= MIN_WORD)
     birth = str(dataset.get("PatientBirthDate", "") or "")
@@ -360,6 +365,17 @@ def _identifiers(dataset: Dataset) -> tuple[str, ...]:
         y, m, d = birth[:4], birth[4:6], birth[6:]
         found.update({birth, f"{y}-{m}-{d}", f"{d}.{m}.{y}", f"{d}/{m}/{y}", f"{m}/{d}/{y}"})
     return tuple(sorted((f for f in found if f), key=len, reverse=True))
+
+
+def _values(dataset: Dataset, tags: frozenset[int]) -> Iterable[str]:
+    """The values of the attributes *tags* in *dataset* and its sequences."""
+    for element in dataset:
+        if int(element.tag) in tags and element.value:
+            values = element.value if isinstance(element.value, MultiValue) else [element.value]
+            yield from (str(v).strip() for v in values)
+        elif element.VR == "SQ":
+            for item in element.value or ():
+                yield from _values(item, tags)
 
 
 def _names(dataset: Dataset) -> Iterable[str]:

@@ -72,6 +72,9 @@ TABLE_E11 = {
     "StudyInstanceUID": "U",
     "StudyTime": "Z",
     "TimezoneOffsetFromUTC": "X",
+    "ContentSequence": "D",
+    "GraphicAnnotationSequence": "D",
+    "PresentationCreationDate": "X",  # Type 1 in the presentation state, X all the same
     "DimensionOrganizationUID": "U",
     "SpecimenIdentifier": "D",
     "SpecimenUID": "U",
@@ -99,7 +102,8 @@ _TYPE3 = {
     "ContentTime": "Z",
 }
 RESOLVED = {
-    WSI_CLASS: _TYPE3 | {
+    WSI_CLASS: _TYPE3
+    | {
         "AcquisitionDateTime": "D",  # Whole Slide Microscopy Image (C.8.12.4): 1
         "AcquisitionContextSequence": "Z",  # Acquisition Context (C.7.6.14): 2
         "ContentDate": "D",  # Whole Slide Microscopy Image: 1
@@ -108,7 +112,8 @@ RESOLVED = {
     },
     CT_CLASS: _TYPE3,  # Content Date and Time: General Image (C.7.6.1) 2C, Z
     CR_CLASS: _TYPE3,
-    ANN_CLASS: _TYPE3 | {
+    ANN_CLASS: _TYPE3
+    | {
         "ContentDate": "D",  # Microscopy Bulk Simple Annotations (C.37.1.2): 1
         "ContentTime": "D",
         "DeviceSerialNumber": "D",  # Enhanced General Equipment: 1
@@ -153,9 +158,46 @@ OPTION_E11 = {
     ("retain_modified_dates", "StudyDate"): "C",
     ("retain_modified_dates", "AcquisitionDateTime"): "C",
 }
+# The columns of the other options for the attributes the planted objects carry (PS3.15
+# Table E.1-1: "Rtn. Inst. Id.", "Rtn. Pat. Chars.", "Rtn. Long. Full Dates", "Clean Struct.
+# Cont.", "Clean Graph."; Retain Safe Private is checked on the private blocks below).
+COLUMNS: dict[str, dict[str, str]] = {
+    "--retain-institution-identity": {"InstitutionName": "K", "InstitutionAddress": "K"},
+    "--retain-patient-characteristics": {
+        "PatientSex": "K",
+        "PatientAge": "K",
+        "PatientWeight": "K",
+    },
+    "--retain-full-dates": dict.fromkeys(
+        (
+            "StudyDate",
+            "StudyTime",
+            "SeriesDate",
+            "ContentDate",
+            "ContentTime",
+            "AcquisitionDateTime",
+            "InstanceCreationDate",
+            "InstanceCreationTime",
+            "PresentationCreationDate",
+            "PresentationCreationTime",
+            "TimezoneOffsetFromUTC",
+        ),
+        "K",
+    ),  # fmt: skip
+    "--clean-structured-content": {
+        "ContentSequence": "C",
+        "AcquisitionContextSequence": "C",
+        "SpecimenPreparationSequence": "C",
+    },
+    "--clean-graphics": {"GraphicAnnotationSequence": "C"},
+    "--retain-safe-private": {},
+}
 # PS3.16 CID 7050 De-identification Method codes.
 CID_7050 = {"basic": "113100", "retain_uids": "113110", "retain_device_identity": "113109"}
 CID_7050 |= {"clean_descriptors": "113105", "retain_modified_dates": "113107"}
+CID_7050 |= {"--retain-safe-private": "113111", "--retain-institution-identity": "113112"}
+CID_7050 |= {"--retain-patient-characteristics": "113108", "--retain-full-dates": "113106"}
+CID_7050 |= {"--clean-structured-content": "113104", "--clean-graphics": "113103"}
 
 
 def _plant(dataset: Dataset) -> Dataset:
@@ -197,6 +239,21 @@ def _plant(dataset: Dataset) -> Dataset:
     dataset.AcquisitionContextSequence = [context]
     for item in dataset.get("SpecimenDescriptionSequence") or []:
         item.SpecimenIdentifier = f"{ACCESSION}-A1"
+        step = Dataset()
+        content = []
+        for concept, text in (
+            (_code("121041", "Specimen Identifier"), f"{ACCESSION}-A1"),
+            (_code("121106", "Comment"), "fixed in formalin by Dr Brennan"),
+        ):
+            entry = Dataset()
+            entry.ValueType, entry.ConceptNameCodeSequence, entry.TextValue = (
+                "TEXT",
+                [concept],
+                text,
+            )
+            content.append(entry)
+        step.SpecimenPreparationStepContentItemSequence = content
+        item.SpecimenPreparationSequence = [step]
         nested = item.private_block(0x0013, "SPECIMEN PRIVATE", create=True)
         nested.add_new(0x10, "LO", f"{NAME} {PATIENT_ID}")
     if "ContainerIdentifier" in dataset:
@@ -514,6 +571,8 @@ def _check(action: str, keyword: str, before: object, after: Dataset, uid_map: d
         assert not present, keyword
     elif action == "Z":
         assert empty or keyword == "PatientName", keyword
+    elif action == "D" and isinstance(before, pydicom.Sequence):
+        assert present and empty, keyword  # a sequence's dummy: no items (docs, 16.2)
     elif action == "D":
         assert present and not empty and str(value) != str(before), keyword
     elif action == "U" and isinstance(value, pydicom.Sequence):  # X/Z/U*: kept, UIDs mapped
@@ -555,6 +614,122 @@ def test_attribute_by_attribute_against_table_e11(archive: Stored, basic: Path) 
                 _check(TABLE_E11[keyword], keyword, item_before.get(keyword), item_after, uid_map)
     assert {"StudyInstanceUID", "ContainerIdentifier", "DeviceSerialNumber"} <= checked
     assert len(checked) >= 30, sorted(set(TABLE_E11) - checked)
+
+
+def _text(dataset: Dataset) -> str:
+    """Every value of *dataset* and its sequences, as text."""
+    return " ".join(
+        str(e.value) for e in _elements(dataset) if e.VR not in ("OB", "OW", "UN", "SQ")
+    )
+
+
+def _items_of(dataset: Dataset, keyword: str) -> list[Dataset]:
+    return list(dataset.get(keyword) or [])
+
+
+def _structured(before: Dataset, after: Dataset) -> None:
+    """Clean Structured Content: the content items stay, their text cleaned (E.3.3)."""
+    if str(before.SOPClassUID) == SR_CLASS:
+        items = {i.ValueType: i for i in after.ContentSequence}
+        assert set(items) == {"PNAME", "TEXT", "DATE"}
+        assert str(items["PNAME"].PersonName) not in ("", PHYSICIAN)  # D: a dummy
+        assert items["TEXT"].TextValue.endswith("adenocarcinoma, grade 2")  # C: cleaned
+        assert items["DATE"].Date != BIRTH  # D
+    for item in _items_of(after, "AcquisitionContextSequence"):
+        assert item.TextValue.startswith("Collected from")
+    for description in _items_of(after, "SpecimenDescriptionSequence"):
+        (step,) = description.SpecimenPreparationSequence
+        texts = [i.TextValue for i in step.SpecimenPreparationStepContentItemSequence]
+        assert texts == ["ANONYMIZED", "fixed in formalin by Dr"], texts  # all identifier: dummy
+
+
+def _graphics(before: Dataset, after: Dataset) -> None:
+    """Clean Graphics: the graphics stay, their text cleaned; overlay bits cannot be."""
+    if str(before.SOPClassUID) != PR_CLASS:
+        return
+    (annotation,) = after.GraphicAnnotationSequence
+    assert annotation.TextObjectSequence[0].UnformattedTextValue == "tumour margin of"
+    graphic = annotation.GraphicObjectSequence[0]
+    assert list(graphic.GraphicData) == [1.0, 1.0, 10.0, 10.0]
+    assert after[0x60004000].value == "drawn over the name"  # Overlay Comments: C
+    assert 0x60003000 not in after  # Overlay Data: C cannot clean a bitmap, removed
+
+
+def _safe_private(before: Dataset, after: Dataset) -> None:
+    """Retain Safe Private: only what Table E.3.10-1 or the object's declaration makes safe."""
+    kept = {int(e.tag): _private_value(e.value) for e in after if e.tag.is_private}
+    expected = {
+        0x70530010: "Philips PET Private Group", 0x70531000: "1.25", 0x70531009: "0.5",
+        0x00150010: "ACME SAFE", 0x00151001: "42", 0x00170010: "ACME MIXED", 0x00171001: "7",
+    }  # fmt: skip
+    if before.get(0x00250010) and before[0x00250010].value == "GEMS_SERS_01":  # the GE CT's
+        expected |= {0x00250010: "GEMS_SERS_01", 0x00251007: "44"}  # Images in Series: safe
+    assert kept == expected, kept
+    for element in _elements(after):  # nested ones: the specimen's private block is unsafe
+        assert not element.tag.is_private or int(element.tag) in kept, element
+
+
+def _private_value(value: object) -> str:
+    """A private value read back as text (an unknown private element reads as UN bytes)."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip(" \x00")
+    return str(value)
+
+
+CHECKS = {
+    "--retain-institution-identity": lambda b, a: a.InstitutionName == INSTITUTION,
+    "--retain-patient-characteristics": lambda b, a: (
+        (a.PatientSex, a.PatientAge, a.PatientWeight) == ("F", "063Y", 61)
+    ),
+    "--retain-full-dates": lambda b, a: (
+        a.LongitudinalTemporalInformationModified == "UNMODIFIED" and a.PatientBirthDate == ""
+    ),
+    "--clean-structured-content": lambda b, a: _structured(b, a) is None,
+    "--clean-graphics": lambda b, a: _graphics(b, a) is None,
+    "--retain-safe-private": lambda b, a: _safe_private(b, a) is None,
+}
+
+
+@pytest.mark.parametrize("flag", list(COLUMNS))
+def test_each_option_attribute_by_attribute(archive: Stored, flag: str) -> None:
+    """Each further option alone: every attribute the objects carry has the option's action
+    where its column has one and the Basic Profile's elsewhere, no identifier the option does
+    not keep survives anywhere, and the method codes say which option it was."""
+    project = flag.strip("-")
+    folder = _export(archive, project, flag, "--project", project)
+    column = COLUMNS[flag]
+    secrets = [
+        s for s in SECRETS if not (flag == "--retain-institution-identity" and s == INSTITUTION)
+    ]
+    uid_map: dict[str, str] = {}
+    files = _files(folder)
+    assert len(files) == len(archive.originals) - 2
+    for path in files:
+        after = pydicom.dcmread(path, stop_before_pixels=True)
+        before = _original_of(archive, after, project)
+        resolved = RESOLVED[str(before.SOPClassUID)]
+        for keyword in sorted(set(TABLE_E11) | set(column)):
+            if keyword not in before or keyword in ("PatientID", "PatientName"):
+                continue
+            action = column.get(keyword) or TABLE_E11.get(keyword, "K")
+            action = resolved.get(keyword, action) if "/" in action else action
+            _check(action, keyword, before.get(keyword), after, uid_map)
+        assert CHECKS[flag](before, after), (flag, path.name)
+        raw = path.read_bytes().upper()
+        for secret in secrets:
+            assert secret.upper().encode() not in raw, (flag, path.name, secret)
+        text = _text(after).upper()
+        assert not any(s.upper() in text for s in secrets), (flag, path.name)
+        assert [i.CodeValue for i in after.DeidentificationMethodCodeSequence] == [
+            CID_7050["basic"],
+            CID_7050[flag],
+        ]
+
+
+def test_both_temporal_options_are_refused(archive: Stored) -> None:
+    args = ["export", *archive.studies, "--to", str(archive.root / "both"),
+            "--data-dir", str(archive.data), "--retain-full-dates", "--retain-modified-dates"]  # fmt: skip
+    assert main(args) != 0 and not (archive.root / "both").exists()
 
 
 def test_pixels_are_the_originals(archive: Stored, basic: Path) -> None:
