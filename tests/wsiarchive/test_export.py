@@ -5,6 +5,8 @@ against Table E.1-1, byte by byte for identifiers, and pixel by pixel against th
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from wsiarchive.cli import main
 
 SLIDE = "dicom/3dhistech-wg26-BPAEC"  # a 3DHISTECH WG-26 pyramid with its LABEL image
 CT = "radiology/pydicom_CT_small.dcm"  # a CT with a patient name and ID of its own
+MR = "radiology/pydicom_MR_small.dcm"
 CR = "radiology/fodicom_CR-MONO1-10-chest.nopreamble"
 BURNED = "radiology/fodicom_CT-MONO2-16-ankle.dcm"  # marked BurnedInAnnotation YES below
 NAME, GIVEN, MIDDLE = "Okafor", "Adaeze", "Ngozi"
@@ -86,6 +89,7 @@ TABLE_E11 = {
 # reads): Type 1 D (U for X/Z/U*), Type 2 Z, Type 3 or not in the IOD X.
 WSI_CLASS, CT_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6", "1.2.840.10008.5.1.4.1.1.2"
 CR_CLASS, ANN_CLASS = "1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.91.1"
+MR_CLASS = "1.2.840.10008.5.1.4.1.1.4"
 SR_CLASS, PR_CLASS = "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.11.1"
 _TYPE3 = {
     "AcquisitionDateTime": "X",  # General Acquisition (C.7.10.1): 3
@@ -112,6 +116,7 @@ RESOLVED = {
     },
     CT_CLASS: _TYPE3,  # Content Date and Time: General Image (C.7.6.1) 2C, Z
     CR_CLASS: _TYPE3,
+    MR_CLASS: _TYPE3,  # Content Date and Time: General Image 2C
     ANN_CLASS: _TYPE3
     | {
         "ContentDate": "D",  # Microscopy Bulk Simple Annotations (C.37.1.2): 1
@@ -307,7 +312,7 @@ def archive(testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Stored:
     originals: dict[str, Path] = {}
     slide_files = sorted(p for p in (testdata / SLIDE).iterdir() if p.name != "readme.txt")
     volumes = []
-    for path in [*slide_files, testdata / CT, testdata / CR, testdata / BURNED]:
+    for path in [*slide_files, testdata / CT, testdata / MR, testdata / CR, testdata / BURNED]:
         dataset = _plant(pydicom.dcmread(path, force=True))
         if path == testdata / BURNED:
             dataset.BurnedInAnnotation = "YES"
@@ -730,6 +735,40 @@ def test_both_temporal_options_are_refused(archive: Stored) -> None:
     args = ["export", *archive.studies, "--to", str(archive.root / "both"),
             "--data-dir", str(archive.data), "--retain-full-dates", "--retain-modified-dates"]  # fmt: skip
     assert main(args) != 0 and not (archive.root / "both").exists()
+
+
+def _iod_errors(path: Path) -> set[str]:
+    """dciodvfy's errors for *path* against its IOD, less the values they quote (a value
+    changed by the export is not a new error; a missing or invalid attribute is)."""
+    tool = Path(sys.executable).with_name("dciodvfy")
+    result = subprocess.run([str(tool), str(path)], capture_output=True, text=True, check=False)
+    lines = (result.stdout + result.stderr).splitlines()
+    quoted = r"= <[^>]*>|<[0-9.]+>"  # a value or a UID, not an attribute's or module's name
+    return {re.sub(quoted, "<>", line) for line in lines if line.startswith("Error")}
+
+
+@pytest.mark.parametrize("flags", [(), tuple(f for f in COLUMNS) + ("--retain-uids",)])
+def test_exported_objects_gain_no_iod_errors(archive: Stored, flags: tuple[str, ...]) -> None:
+    """dciodvfy finds no error in an exported slide level or radiology object that it does
+    not find in the original: Type 1 and 2 attributes the table would remove are kept as a
+    dummy or empty (the compound actions by the IOD)."""
+    folder = _export(archive, f"dciodvfy{len(flags)}", *flags, "--project", f"v{len(flags)}")
+    checked = 0
+    for path in _files(folder):
+        after = pydicom.dcmread(path, stop_before_pixels=True)
+        if str(after.SOPClassUID) not in (WSI_CLASS, CT_CLASS, MR_CLASS, CR_CLASS):
+            continue
+        before = archive.originals[_lookup_original(archive, after, f"v{len(flags)}")]
+        new = _iod_errors(path) - _iod_errors(before)
+        assert not new, (after.Modality, path.name, sorted(new))
+        checked += 1
+    assert checked >= 6
+
+
+def _lookup_original(archive: Stored, exported: Dataset, project: str) -> str:
+    entries = _lookup(archive, str(exported.SOPInstanceUID), project)
+    (entry,) = [e for e in entries if e["kind"] == "SOPInstanceUID"]
+    return str(entry["original"])
 
 
 def test_pixels_are_the_originals(archive: Stored, basic: Path) -> None:
