@@ -732,8 +732,9 @@ def test_each_option_attribute_by_attribute(archive: Stored, flag: str) -> None:
 
 
 def test_both_temporal_options_are_refused(archive: Stored) -> None:
-    args = ["export", *archive.studies, "--to", str(archive.root / "both"),
-            "--data-dir", str(archive.data), "--retain-full-dates", "--retain-modified-dates"]  # fmt: skip
+    both = ["--retain-full-dates", "--retain-modified-dates"]
+    args = ["export", *archive.studies, "--to", str(archive.root / "both"), *both]
+    args += ["--data-dir", str(archive.data)]
     assert main(args) != 0 and not (archive.root / "both").exists()
 
 
