@@ -287,6 +287,12 @@ def action_for(tag: int, options: Options, within: frozenset[int] = frozenset())
     return basic
 
 
+def compound_rows() -> frozenset[int]:
+    """The tags whose Basic Profile action is a compound one (X/Z, Z/D, X/D, X/Z/D, X/Z/U*)."""
+    exact, _ = _basic()
+    return frozenset(tag for tag, action in exact.items() if "/" in action)
+
+
 def safe_private(creator: str, tag: int) -> bool:
     """Whether Table E.3.10-1 lists the private attribute *tag* of the block of *creator*."""
     return (creator.strip(), tag >> 16, tag & 0xFF) in SAFE_PRIVATE

@@ -112,11 +112,11 @@ def test_types_from_the_iods() -> None:
     assert attribute_type(WSI, ("DeviceSerialNumber",)) == "1"  # Enhanced General Equipment
     assert attribute_type(CT, ("DeviceSerialNumber",)) == "3"  # General Equipment
     assert attribute_type(CT, ("TotalPixelMatrixColumns",)) == "3"  # not in the CT IOD
-    # a module the IOD may hold (U) counts as there: the Specimen Module of a CT (ex vivo)
-    assert attribute_type(CT, ("ContainerIdentifier",)) == "1"
-    assert attribute_type(WSI, ("SpecimenDescriptionSequence", "SpecimenIdentifier")) == "1"
-    assert attribute_type(SR, ("ContentSequence", "TextValue")) == "1C"
-    assert attribute_type(SR, ("ContentSequence", "Nothing", "TextValue")) is None
+    assert attribute_type(CT, ("InstitutionName",)) == "3"  # General Equipment
+    inside = ("ReferringPhysicianIdentificationSequence", "InstitutionName")
+    assert attribute_type(WSI, inside) == "1C"  # Person Identification Macro
+    assert attribute_type(SR, ("ContentSequence", "InstitutionName")) == "3"  # not in items
+    assert attribute_type(SR, ("ContentSequence", "Nothing", "InstitutionName")) is None
     assert attribute_type("1.2.3.4", ("DeviceSerialNumber",)) is None  # an unknown class
 
 
@@ -152,3 +152,20 @@ def test_safe_private_needs_the_option() -> None:
     assert not [e for e in plain if e.tag.is_private]
     kept = Deidentifier(b"k" * 32, Options(retain_safe_private=True)).apply(dataset)
     assert [int(e.tag) for e in kept if e.tag.is_private] == [0x70530010, 0x70531000]
+
+
+def test_the_tables_read_one_module_at_a_time_are_highdicoms() -> None:
+    """iod.py decodes highdicom's module table itself (not to hold 22 MB of it): what it
+    keeps is what highdicom's own loader gives for those attributes."""
+    from highdicom._standard_utils import get_module_attribute_map
+
+    from storage.deid import iod
+
+    kept = iod._modules()
+    full = get_module_attribute_map()
+    assert set(kept) == set(full)
+    for module, attributes in full.items():
+        paths = {((*a["path"], a["keyword"]), a["type"]) for a in attributes}
+        assert set(kept[module]) <= paths, module
+        sequences = {p for p in paths if p[0][-1].endswith("Sequence")}
+        assert sequences <= set(kept[module]), module
