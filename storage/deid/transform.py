@@ -209,7 +209,8 @@ class Deidentifier:
         if not self.options.retain_safe_private:
             return set()
         declared: dict[tuple[int, str], frozenset[int] | None] = {}
-        for item in dataset.get(PRIVATE_CHARACTERISTICS, DataElement(0, "SQ", [])).value or ():
+        characteristics = dataset.get(PRIVATE_CHARACTERISTICS)
+        for item in characteristics.value or () if characteristics is not None else ():
             group = item.get(PRIVATE_GROUP)
             creator = item.get(PRIVATE_CREATOR)
             if group is None or creator is None:

@@ -140,6 +140,7 @@ def test_export_to_an_archive_that_holds_the_instance_already_succeeds(
     assert main(["import", str(testdata / CT), "--data-dir", str(data)]) == 0
     study = str(pydicom.dcmread(testdata / CT).StudyInstanceUID)
     args = ["export", study, "--stow", destination.url, "--data-dir", str(data)]
+    args += ["--retain-full-dates"]  # an option on the --stow path too
     assert main([*args, "--to", str(folder)]) == 0
     (exported,) = folder.rglob("*.dcm")
     # what the archive answers this instance now: a duplicate (the case at hand)
@@ -158,6 +159,9 @@ def test_export_to_an_archive_that_holds_the_instance_already_succeeds(
     assert "1 instances" in out.out and "0 failed" in out.out, out
     found = requests.get(f"{destination.url}/studies", timeout=30).json()
     assert len(found) == 1 and found[0]["00201208"]["Value"] == [1]
+    original = pydicom.dcmread(testdata / CT)
+    assert found[0]["00080020"]["Value"] == [original.StudyDate]  # Full Dates: K
+    assert found[0]["00100020"]["Value"] != [original.PatientID]
 
 
 def _where(stored: object) -> tuple[str, str, str]:
