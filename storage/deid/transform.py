@@ -209,8 +209,8 @@ class Deidentifier:
         if not self.options.retain_safe_private:
             return set()
         declared: dict[tuple[int, str], frozenset[int] | None] = {}
-        characteristics = dataset.get(PRIVATE_CHARACTERISTICS)
-        for item in characteristics.value or () if characteristics is not None else ():
+        items = dataset[PRIVATE_CHARACTERISTICS].value if PRIVATE_CHARACTERISTICS in dataset else ()
+        for item in items or ():
             group = item.get(PRIVATE_GROUP)
             creator = item.get(PRIVATE_CREATOR)
             if group is None or creator is None:
