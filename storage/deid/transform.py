@@ -62,6 +62,7 @@ OPTION_CODES = {
     Column.CLEAN_STRUCTURED_CONTENT: codes.DCM.CleanStructuredContentOption,
     Column.CLEAN_GRAPHICS: codes.DCM.CleanGraphicsOption,
 }
+OVERLAY_FIRST, OVERLAY_LAST, OVERLAY_DATA = 0x6000, 0x601E, 0x3000  # repeating groups, element
 # Private Data Element Characteristics Sequence (PS3.3 C.12.1.1.7) and its items' attributes.
 PRIVATE_CHARACTERISTICS, PRIVATE_GROUP, PRIVATE_CREATOR = 0x00080300, 0x00080301, 0x00080302
 BLOCK_STATUS, NONIDENTIFYING = 0x00080303, 0x00080304  # SAFE, UNSAFE or MIXED; elements
@@ -200,6 +201,7 @@ class Deidentifier:
                 kind = attribute_type(state.sop_class, (*path, element.keyword or f"{tag:08X}"))
                 action = resolve(action, kind)
             self._element(dataset, element, action, state, path, within)
+        _drop_bare_overlays(dataset)
 
     def _safe_private(self, dataset: Dataset) -> set[int]:
         """The private attributes of *dataset* Retain Safe Private keeps (PS3.15 E.3.10):
@@ -336,6 +338,18 @@ class _State:
     identifiers: tuple[str, ...]  # strings scrubbed from cleaned text, longest first
     offset: timedelta
     sop_class: str  # whose IOD decides the compound actions
+
+
+def _drop_bare_overlays(dataset: Dataset) -> None:
+    """An overlay whose Overlay Data (60xx,3000) the table removed goes whole: the rest of
+    its group (rows, columns, origin; PS3.3 C.9.2) describes a bitmap that is not there."""
+    groups = {
+        int(e.tag) >> 16 for e in dataset if OVERLAY_FIRST <= int(e.tag) >> 16 <= OVERLAY_LAST
+    }
+    for group in groups:
+        if group % 2 == 0 and (group << 16 | OVERLAY_DATA) not in dataset:
+            for tag in [int(e.tag) for e in dataset if int(e.tag) >> 16 == group]:
+                del dataset[tag]
 
 
 def _instance_uid(element: DataElement) -> bool:
