@@ -753,12 +753,17 @@ def _iod_errors(path: Path) -> set[str]:
 def test_exported_objects_gain_no_iod_errors(archive: Stored, flags: tuple[str, ...]) -> None:
     """dciodvfy finds no error in an exported slide level or radiology object that it does
     not find in the original: Type 1 and 2 attributes the table would remove are kept as a
-    dummy or empty (the compound actions by the IOD)."""
+    dummy or empty (the compound actions by the IOD). With the options, the annotations, the
+    SR and the presentation state too (the Basic Profile alone empties their Content and
+    Graphic Annotation Sequences, D, and removes a presentation's creation date, X)."""
     folder = _export(archive, f"dciodvfy{len(flags)}", *flags, "--project", f"v{len(flags)}")
+    classes = {WSI_CLASS, CT_CLASS, MR_CLASS, CR_CLASS}
+    if flags:
+        classes |= {ANN_CLASS, SR_CLASS, PR_CLASS}
     checked = 0
     for path in _files(folder):
         after = pydicom.dcmread(path, stop_before_pixels=True)
-        if str(after.SOPClassUID) not in (WSI_CLASS, CT_CLASS, MR_CLASS, CR_CLASS):
+        if str(after.SOPClassUID) not in classes:
             continue
         before = archive.originals[_lookup_original(archive, after, f"v{len(flags)}")]
         new = _iod_errors(path) - _iod_errors(before)
