@@ -29,12 +29,12 @@ OPTION_HELP = {
     Column.RETAIN_SAFE_PRIVATE: "Retain Safe Private Option (E.3.10)",
     Column.RETAIN_UIDS: "Retain UIDs Option (E.3.9)",
     Column.RETAIN_DEVICE_IDENTITY: "Retain Device Identity Option (E.3.8)",
-    Column.RETAIN_INSTITUTION_IDENTITY: "Retain Institution Identity Option (E.3.7)",
-    Column.RETAIN_PATIENT_CHARACTERISTICS: "Retain Patient Characteristics Option (E.3.4)",
+    Column.RETAIN_INSTITUTION_IDENTITY: "Retain Institution Identity Option (E.3.11)",
+    Column.RETAIN_PATIENT_CHARACTERISTICS: "Retain Patient Characteristics Option (E.3.7)",
     Column.RETAIN_FULL_DATES: "Retain Longitudinal Temporal Information Full Dates (E.3.6)",
-    Column.RETAIN_MODIFIED_DATES: "Retain Longitudinal Temporal Information Modified Dates",
+    Column.RETAIN_MODIFIED_DATES: "Retain Longitudinal Temporal Information Modified Dates (E.3.6)",
     Column.CLEAN_DESCRIPTORS: "Clean Descriptors Option (E.3.5)",
-    Column.CLEAN_STRUCTURED_CONTENT: "Clean Structured Content Option (E.3.3)",
+    Column.CLEAN_STRUCTURED_CONTENT: "Clean Structured Content Option (E.3.4)",
     Column.CLEAN_GRAPHICS: "Clean Graphics Option (E.3.3)",
 }
 

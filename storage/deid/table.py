@@ -98,14 +98,14 @@ UID_KEEP_OTHER = frozenset((0x006A0003, 0x00001000, 0x00081120, 0x00081111, 0x00
 UID_NEVER_KEPT = frozenset((0x04000100, 0x0040A124))  # Digital Signature UID, UID: U, no K
 # Patient's Birth Date and Time, GPS Time Stamp: no C under Modified Dates (replaced anyway).
 TEMPORAL_NEVER = frozenset((0x00100030, 0x00100032, 0x00160077))
-# Retain Institution Identity Option (PS3.15 E.3.7): the rows whose "Rtn. Inst. Id. Opt." is K.
+# Retain Institution Identity Option (PS3.15 E.3.11): the rows whose "Rtn. Inst. Id. Opt." is K.
 INSTITUTION_KEEP = frozenset(
     (
         0x00120060, 0x00120081, 0x00120030, 0x00120031, 0x00080081, 0x00081040, 0x00081041,
         0x00080082, 0x00080080, 0x04000564,
     )
 )  # fmt: skip
-# Retain Patient Characteristics Option (PS3.15 E.3.4): "Rtn. Pat. Chars. Opt." K ...
+# Retain Patient Characteristics Option (PS3.15 E.3.7): "Rtn. Pat. Chars. Opt." K ...
 PATIENT_KEEP = frozenset(
     (
         0x00102160, 0x00101010, 0x00100040, 0x00102203, 0x00101020, 0x00101030, 0x001021C0,
@@ -114,7 +114,7 @@ PATIENT_KEEP = frozenset(
 )  # fmt: skip
 # ... and C (Allergies, Patient State, Pre-Medication, Special Needs).
 PATIENT_CLEAN = frozenset((0x00102110, 0x00380500, 0x00400012, 0x00380050))
-# Clean Structured Content Option (PS3.15 E.3.3): "Clean Struct. Cont. Opt." C (Acquisition
+# Clean Structured Content Option (PS3.15 E.3.4): "Clean Struct. Cont. Opt." C (Acquisition
 # Context, Content and Specimen Preparation Sequences) ...
 STRUCTURED_CLEAN = frozenset((0x00400555, 0x0040A730, 0x00400610))
 # ... and Clean Graphics Option (E.3.3): "Clean Graph. Opt." C, Graphic Annotation Sequence and

@@ -302,7 +302,7 @@ class Deidentifier:
         return DUMMY_TEXT
 
     def _clean(self, element: DataElement, state: _State) -> None:
-        """C: values of similar meaning that identify no one (PS3.15 E.3.3 to E.3.8)."""
+        """C: values of similar meaning that identify no one (PS3.15 E.3.3 to E.3.8, E.3.11)."""
         if element.VR in ("DA", "DT") and self.options.retain_modified_dates:
             element.value = _shifted(element.value, element.VR, state.offset)
         elif element.VR in TEXT_VRS:  # a value that was all identifiers: the dummy text

@@ -411,7 +411,7 @@ def _code(value: str, meaning: str, scheme: str = "DCM") -> Dataset:
 
 def _report(level: Dataset) -> Dataset:
     """A Comprehensive SR (PS3.3 A.35.3) whose content items name the patient: a PNAME, a
-    TEXT and a DATE item (Clean Structured Content, PS3.15 E.3.3)."""
+    TEXT and a DATE item (Clean Structured Content, PS3.15 E.3.4)."""
     dataset = _new_object(level, SR_CLASS, "SR")
     dataset.ReferencedPerformedProcedureStepSequence = []
     dataset.PerformedProcedureCodeSequence = []
@@ -633,7 +633,7 @@ def _items_of(dataset: Dataset, keyword: str) -> list[Dataset]:
 
 
 def _structured(before: Dataset, after: Dataset) -> None:
-    """Clean Structured Content: the content items stay, their text cleaned (E.3.3)."""
+    """Clean Structured Content: the content items stay, their text cleaned (E.3.4)."""
     if str(before.SOPClassUID) == SR_CLASS:
         items = {i.ValueType: i for i in after.ContentSequence}
         assert set(items) == {"PNAME", "TEXT", "DATE"}
@@ -934,6 +934,10 @@ def test_every_option_row_is_a_row_of_the_table() -> None:
     Profile column lists (a mistyped tag would be a row the standard does not have)."""
     from storage.deid import table
 
-    for rows in (table.DEVICE_KEEP, table.DEVICE_CLEAN, table.DESCRIPTORS, table.UID_KEEP_OTHER):
+    for rows in (
+        table.DEVICE_KEEP, table.DEVICE_CLEAN, table.DESCRIPTORS, table.UID_KEEP_OTHER,
+        table.INSTITUTION_KEEP, table.PATIENT_KEEP, table.PATIENT_CLEAN, table.STRUCTURED_CLEAN,
+        table.GRAPHICS_CLEAN,
+    ):  # fmt: skip
         missing = [f"{tag:08X}" for tag in rows if basic_action(tag) is None]
         assert not missing
