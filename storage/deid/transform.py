@@ -51,16 +51,16 @@ MIN_WORD = 3  # shorter name parts are not scrubbed from cleaned text (they matc
 # the order they are recorded.
 DCM = codes.DCM
 OPTION_CODES = {
-    Column.RETAIN_UIDS: codes.DCM.RetainUidsOption,
-    Column.RETAIN_DEVICE_IDENTITY: codes.DCM.RetainDeviceIdentityOption,
-    Column.CLEAN_DESCRIPTORS: codes.DCM.CleanDescriptorsOption,
+    Column.RETAIN_UIDS: DCM.RetainUidsOption,
+    Column.RETAIN_DEVICE_IDENTITY: DCM.RetainDeviceIdentityOption,
+    Column.CLEAN_DESCRIPTORS: DCM.CleanDescriptorsOption,
     Column.RETAIN_MODIFIED_DATES: DCM.RetainLongitudinalTemporalInformationModifiedDatesOption,
-    Column.RETAIN_SAFE_PRIVATE: codes.DCM.RetainSafePrivateOption,
-    Column.RETAIN_INSTITUTION_IDENTITY: codes.DCM.RetainInstitutionIdentityOption,
-    Column.RETAIN_PATIENT_CHARACTERISTICS: codes.DCM.RetainPatientCharacteristicsOption,
-    Column.RETAIN_FULL_DATES: codes.DCM.RetainLongitudinalTemporalInformationFullDatesOption,
-    Column.CLEAN_STRUCTURED_CONTENT: codes.DCM.CleanStructuredContentOption,
-    Column.CLEAN_GRAPHICS: codes.DCM.CleanGraphicsOption,
+    Column.RETAIN_SAFE_PRIVATE: DCM.RetainSafePrivateOption,
+    Column.RETAIN_INSTITUTION_IDENTITY: DCM.RetainInstitutionIdentityOption,
+    Column.RETAIN_PATIENT_CHARACTERISTICS: DCM.RetainPatientCharacteristicsOption,
+    Column.RETAIN_FULL_DATES: DCM.RetainLongitudinalTemporalInformationFullDatesOption,
+    Column.CLEAN_STRUCTURED_CONTENT: DCM.CleanStructuredContentOption,
+    Column.CLEAN_GRAPHICS: DCM.CleanGraphicsOption,
 }
 OVERLAY_FIRST, OVERLAY_LAST, OVERLAY_DATA = 0x6000, 0x601E, 0x3000  # repeating groups, element
 # Private Data Element Characteristics Sequence (PS3.3 C.12.1.1.7) and its items' attributes.
@@ -181,6 +181,7 @@ class Deidentifier:
         """Each attribute of *dataset*, which lies in the sequences *path* (keywords) and
         *within* (tags) of the object."""
         kept = self._safe_private(dataset)
+        overlays = _overlays(dataset)
         for element in list(dataset):
             tag = int(element.tag)
             if element.tag.is_private:  # X, unless Retain Safe Private finds it safe (E.3.10)
@@ -201,7 +202,7 @@ class Deidentifier:
                 kind = attribute_type(state.sop_class, (*path, element.keyword or f"{tag:08X}"))
                 action = resolve(action, kind)
             self._element(dataset, element, action, state, path, within)
-        _drop_bare_overlays(dataset)
+        _drop_bare_overlays(dataset, overlays)
 
     def _safe_private(self, dataset: Dataset) -> set[int]:
         """The private attributes of *dataset* Retain Safe Private keeps (PS3.15 E.3.10):
@@ -218,7 +219,7 @@ class Deidentifier:
             if group is None or creator is None:
                 continue
             status = str(item.get(BLOCK_STATUS).value if BLOCK_STATUS in item else "").upper()
-            key = (int(group.value), str(creator.value).strip())
+            key = (int(group.value), _text(creator.value))
             if status == "SAFE":
                 declared[key] = None
             elif status == "MIXED" and NONIDENTIFYING in item:
@@ -232,7 +233,7 @@ class Deidentifier:
             if not element.tag.is_private or number < 0x1000:
                 continue  # creators (gggg,0010-00FF) are kept below, with their blocks
             creator_tag = (group << 16) | (number >> 8)
-            creator = str(dataset[creator_tag].value).strip() if creator_tag in dataset else ""
+            creator = _text(dataset[creator_tag].value) if creator_tag in dataset else ""
             block = declared.get((group, creator), frozenset())
             if safe_private(creator, tag) or block is None or (number & 0xFF) in block:
                 kept |= {tag, creator_tag}
@@ -340,14 +341,27 @@ class _State:
     sop_class: str  # whose IOD decides the compound actions
 
 
-def _drop_bare_overlays(dataset: Dataset) -> None:
+def _text(value: object) -> str:
+    """A Private Creator (LO) as text, also when read as bytes (UN)."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip(" \x00")
+    return str(value).strip()
+
+
+def _overlays(dataset: Dataset) -> list[int]:
+    """The groups of the overlays with Overlay Data (60xx,3000) in *dataset*."""
+    return [
+        group
+        for group in range(OVERLAY_FIRST, OVERLAY_LAST + 1, 2)
+        if (group << 16 | OVERLAY_DATA) in dataset
+    ]
+
+
+def _drop_bare_overlays(dataset: Dataset, overlays: list[int]) -> None:
     """An overlay whose Overlay Data (60xx,3000) the table removed goes whole: the rest of
     its group (rows, columns, origin; PS3.3 C.9.2) describes a bitmap that is not there."""
-    groups = {
-        int(e.tag) >> 16 for e in dataset if OVERLAY_FIRST <= int(e.tag) >> 16 <= OVERLAY_LAST
-    }
-    for group in groups:
-        if group % 2 == 0 and (group << 16 | OVERLAY_DATA) not in dataset:
+    for group in overlays:
+        if (group << 16 | OVERLAY_DATA) not in dataset:
             for tag in [int(e.tag) for e in dataset if int(e.tag) >> 16 == group]:
                 del dataset[tag]
 
