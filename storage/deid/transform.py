@@ -168,6 +168,7 @@ class Deidentifier:
             _identifiers(dataset),
             self.date_offset(pseudonym),
             str(dataset.get("SOPClassUID", "")),
+            str(dataset.get("PatientBirthDate", "") or "").strip(),
         )
         self._dataset(dataset, state, (), frozenset())
         dataset.PatientID = pseudonym
@@ -254,6 +255,8 @@ class Deidentifier:
         elif action == "K":
             if vr == "SQ":
                 self._items(element, state, path, within)
+            elif vr in ("DA", "DT") and _is_birth(element.value, state.birth):
+                element.value = self._dummy(tag, element)  # Patient's Birth Date is never K
         elif action == "Z":
             element.value = element.empty_value
         elif action == "U":
@@ -339,6 +342,13 @@ class _State:
     identifiers: tuple[str, ...]  # strings scrubbed from cleaned text, longest first
     offset: timedelta
     sop_class: str  # whose IOD decides the compound actions
+    birth: str  # Patient's Birth Date: no date kept (Full Dates) may repeat it
+
+
+def _is_birth(value: object, birth: str) -> bool:
+    """Whether a date (or date time) *value* is the patient's birth date *birth*."""
+    values = value if isinstance(value, MultiValue | list) else [value]
+    return bool(birth) and any(str(v or "").startswith(birth) for v in values)
 
 
 def _text(value: object) -> str:

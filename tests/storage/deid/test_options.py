@@ -169,3 +169,16 @@ def test_the_tables_read_one_module_at_a_time_are_highdicoms() -> None:
         assert set(kept[module]) <= paths, module
         sequences = {p for p in paths if p[0][-1].endswith("Sequence")}
         assert sequences <= set(kept[module]), module
+
+
+def test_full_dates_keep_no_copy_of_the_birth_date() -> None:
+    dataset = _object(CT)
+    dataset.PatientBirthDate = "19610302"
+    dataset.StudyDate = "20260101"
+    item = Dataset()
+    item.ValueType, item.Date = "DATE", "19610302"
+    dataset.ContentSequence = [item]
+    options = Options(retain_full_dates=True, clean_structured_content=True)
+    after = Deidentifier(b"k" * 32, options).apply(dataset)
+    assert after.StudyDate == "20260101" and after.PatientBirthDate == ""
+    assert after.ContentSequence[0].Date not in ("", "19610302")
