@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from storage.access import Principal, local_admin
 from storage.audit import AuditRecord, Operation
-from storage.deid import Deidentifier, Options, Unsupported, left_out, read_header
+from storage.deid import Column, Deidentifier, Options, Unsupported, left_out, read_header
 from storage.deid import write_deidentified as write_file
 from storage.errors import ArchiveError
 from storage.records import InstanceFile, StoredRecord
@@ -24,6 +24,19 @@ if TYPE_CHECKING:
 
 Opener = Callable[[argparse.Namespace], "Archive"]
 DEFAULT_PROJECT = "default"
+# The flag of each option of the Basic Profile (PS3.15 E.3): --retain-uids for RETAIN_UIDS ...
+OPTION_HELP = {
+    Column.RETAIN_SAFE_PRIVATE: "Retain Safe Private Option (E.3.10)",
+    Column.RETAIN_UIDS: "Retain UIDs Option (E.3.9)",
+    Column.RETAIN_DEVICE_IDENTITY: "Retain Device Identity Option (E.3.8)",
+    Column.RETAIN_INSTITUTION_IDENTITY: "Retain Institution Identity Option (E.3.11)",
+    Column.RETAIN_PATIENT_CHARACTERISTICS: "Retain Patient Characteristics Option (E.3.7)",
+    Column.RETAIN_FULL_DATES: "Retain Longitudinal Temporal Information Full Dates (E.3.6)",
+    Column.RETAIN_MODIFIED_DATES: "Retain Longitudinal Temporal Information Modified Dates (E.3.6)",
+    Column.CLEAN_DESCRIPTORS: "Clean Descriptors Option (E.3.5)",
+    Column.CLEAN_STRUCTURED_CONTENT: "Clean Structured Content Option (E.3.4)",
+    Column.CLEAN_GRAPHICS: "Clean Graphics Option (E.3.3)",
+}
 
 
 @dataclass
@@ -128,12 +141,7 @@ def command_export(archive: Archive, args: argparse.Namespace) -> int:
 
 
 def _export_command(archive: Archive, args: argparse.Namespace, folder: Path) -> int:
-    options = Options(
-        retain_uids=args.retain_uids,
-        retain_device_identity=args.retain_device_identity,
-        clean_descriptors=args.clean_descriptors,
-        retain_modified_dates=args.retain_modified_dates,
-    )
+    options = Options(**{column.value: getattr(args, column.value) for column in Column})
     include = frozenset(
         name
         for name, asked in (
@@ -169,12 +177,13 @@ def _export_command(archive: Archive, args: argparse.Namespace, folder: Path) ->
 
 
 def _send(outcome: ExportOutcome, url: str, token: str | None) -> None:
-    """Send every written file to another archive by STOW-RS (wsiarchive.stow)."""
+    """Send every written file to another archive by STOW-RS (wsiarchive.stow), each judged
+    by the forwarder's verdict; a file's name is its SOP Instance UID."""
     from wsiarchive.stow import send
 
     for path in list(outcome.written):
         try:
-            send(url, path, token)
+            send(url, path, path.stem, token)
         except OSError as exc:
             outcome.written.remove(path)
             outcome.failed.append((path.stem, str(exc)))
@@ -229,11 +238,9 @@ def add_commands(
         default=DEFAULT_PROJECT,
         help="export project: one patient has one pseudonym in it across exports",
     )
+    for column, what in OPTION_HELP.items():
+        export.add_argument(f"--{column.value.replace('_', '-')}", action="store_true", help=what)
     for flag, what in (
-        ("--retain-uids", "Retain UIDs Option (E.3.9)"),
-        ("--retain-device-identity", "Retain Device Identity Option (E.3.8)"),
-        ("--clean-descriptors", "Clean Descriptors Option (E.3.5)"),
-        ("--retain-modified-dates", "Retain Longitudinal Temporal Information Modified Dates"),
         ("--include-label", "export slide LABEL images too"),
         ("--include-overview", "export slide OVERVIEW images too"),
         ("--include-burned-in", "export instances with BurnedInAnnotation YES too"),

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from wsiarchive.forwarding.stow import TIMEOUT, Body
+from wsiarchive.forwarding.stow import TIMEOUT, Body, verdict
 
 CHUNK = 1 << 20  # bytes read from the file at a time
 
@@ -26,9 +26,10 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def send(url: str, path: Path, token: str | None = None) -> int:
-    """POST the Part-10 file *path* to *url*/studies; the HTTP status (200, or 202 with
-    warnings). StowFailed for any other answer."""
+def send(url: str, path: Path, instance: str, token: str | None = None) -> int:
+    """POST the Part-10 file *path* (SOP Instance *instance*) to *url*/studies; the HTTP
+    status. StowFailed unless the forwarder's verdict is that the instance is stored
+    (wsiarchive.forwarding.stow.verdict: a 202 listing it as failed is not, a duplicate is)."""
     parts = urlsplit(url.rstrip("/") + "/studies")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"--stow needs an http(s) URL of a DICOMweb service, not {url!r}")
@@ -44,7 +45,7 @@ def send(url: str, path: Path, token: str | None = None) -> int:
         response = requests.post(parts.geturl(), data=body, headers=headers, timeout=TIMEOUT)
     except requests.RequestException as exc:
         raise StowFailed(f"STOW-RS to {url} failed: {exc}") from exc
-    if response.status_code not in (200, 202):
-        text = response.content[:4096].decode("utf-8", "replace")[:300]
-        raise StowFailed(f"STOW-RS to {url} answered {response.status_code}: {text}")
+    reason = verdict(response, instance)
+    if reason is not None:
+        raise StowFailed(f"{url}: {reason}")
     return response.status_code

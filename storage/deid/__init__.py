@@ -5,10 +5,11 @@ copied byte for byte. Pure pydicom: no index, no blob store, no web."""
 from __future__ import annotations
 
 from storage.deid.part10 import PixelCopy, Unsupported, read_header, write_deidentified
-from storage.deid.table import Options, action_for
+from storage.deid.table import Column, Options, action_for
 from storage.deid.transform import Deidentifier, Pseudonyms, left_out
 
 __all__ = [
+    "Column",
     "Deidentifier",
     "Options",
     "PixelCopy",

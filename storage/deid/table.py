@@ -4,14 +4,20 @@ attribute under the Basic Profile and the options this archive offers.
 The Basic Profile column is dicom-anonymizer's encoding of the table (edition 2026c, scraped
 from the standard; checked against edition 2026d in tests/wsiarchive/test_export.py, and
 completed by BASIC_ADDED where it lacks a 2026d row). That library encodes
-no option column, so the columns of the options offered here are written below from the same
-table (PS3.15 2026d, Table E.1-1, columns "Rtn. UIDs Opt.", "Rtn. Dev. Id. Opt.", "Clean
-Desc. Opt." and "Rtn. Long. Modif. Dates Opt.").
+no option column, so each option's column is written below as data, one Column each: "Rtn.
+UIDs Opt.", "Rtn. Dev. Id. Opt.", "Clean Desc. Opt." and the two "Rtn. Long." columns from the
+2026d table; "Rtn. Inst. Id. Opt.", "Rtn. Pat. Chars. Opt.", "Clean Struct. Cont. Opt.",
+"Clean Graph. Opt." and "Rtn. Safe Priv. Opt." from the 2024b table (the newest whose option
+columns were at hand in machine-readable form): a row added to the standard since has its
+Basic Profile action under those options (removal, never a leak). An attribute several
+chosen options name takes the most retaining of their actions: K, then C, then the Basic
+Profile's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from enum import Enum
 from functools import cache
 
 from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
@@ -81,27 +87,113 @@ DESCRIPTORS = frozenset(
 )  # fmt: skip
 # Retain Longitudinal Temporal Information with Modified Dates (PS3.15 E.3.6): every date and
 # time row of the table is C, and so are these of other VRs.
-TEMPORAL_OTHER = frozenset((0x00080201, 0x00080106, 0x00080107, 0x00189623))  # fmt: skip
+# Retain Longitudinal Temporal Information with Full Dates (E.3.6) keeps the same rows (K).
+# Certified Timestamp and Frame Origin Timestamp are OB: C cannot clean them (they are removed).
+TEMPORAL_OTHER = frozenset(
+    (0x00080201, 0x00080106, 0x00080107, 0x00189623, 0x04000310, 0x00340007)
+)  # fmt: skip
 TEMPORAL_VRS = frozenset(("DA", "DT", "TM"))
 # Safe only under Retain UIDs: the rows whose "Rtn. UIDs Opt." is K but that are not U.
 UID_KEEP_OTHER = frozenset((0x006A0003, 0x00001000, 0x00081120, 0x00081111, 0x00081110))
 UID_NEVER_KEPT = frozenset((0x04000100, 0x0040A124))  # Digital Signature UID, UID: U, no K
 # Patient's Birth Date and Time, GPS Time Stamp: no C under Modified Dates (replaced anyway).
 TEMPORAL_NEVER = frozenset((0x00100030, 0x00100032, 0x00160077))
+# Retain Institution Identity Option (PS3.15 E.3.11): the rows whose "Rtn. Inst. Id. Opt." is K.
+INSTITUTION_KEEP = frozenset(
+    (
+        0x00120060, 0x00120081, 0x00120030, 0x00120031, 0x00080081, 0x00081040, 0x00081041,
+        0x00080082, 0x00080080, 0x04000564,
+    )
+)  # fmt: skip
+# Retain Patient Characteristics Option (PS3.15 E.3.7): "Rtn. Pat. Chars. Opt." K ...
+PATIENT_KEEP = frozenset(
+    (
+        0x00102160, 0x00101010, 0x00100040, 0x00102203, 0x00101020, 0x00101030, 0x001021C0,
+        0x0072005F, 0x001021A0,
+    )
+)  # fmt: skip
+# ... and C (Allergies, Patient State, Pre-Medication, Special Needs).
+PATIENT_CLEAN = frozenset((0x00102110, 0x00380500, 0x00400012, 0x00380050))
+# Clean Structured Content Option (PS3.15 E.3.4): "Clean Struct. Cont. Opt." C (Acquisition
+# Context, Content and Specimen Preparation Sequences) ...
+STRUCTURED_CLEAN = frozenset((0x00400555, 0x0040A730, 0x00400610))
+# ... and Clean Graphics Option (E.3.3): "Clean Graph. Opt." C, Graphic Annotation Sequence and
+# the masked rows below (curves, overlay data and comments).
+GRAPHICS_CLEAN = frozenset((0x00700001,))
+GRAPHICS_MASKED = (
+    (0x5000, 0x0000, 0xFF00, 0x0000, "C"),  # Curve Data (50xx,xxxx)
+    (0x6000, 0x3000, 0xFF00, 0xFFFF, "C"),  # Overlay Data (60xx,3000)
+    (0x6000, 0x4000, 0xFF00, 0xFFFF, "C"),  # Overlay Comments (60xx,4000)
+)
+# C of a sequence is its items cleaned: the table applies inside them, and so do these, for the
+# text of the content items (Text Value, which the table does not list, would be kept as it is;
+# Unformatted Text Value, D, would lose its meaning): cleaned of every identifying string.
+STRUCTURED_INNER = {0x0040A160: "C"}  # Text Value (PS3.3 C.17.3 content items)
+GRAPHICS_INNER = {0x00700006: "C"}  # Unformatted Text Value (PS3.3 C.10.5 text objects)
+# Retain Safe Private Option (PS3.15 E.3.10): the private attributes Table E.3.10-1 lists as safe
+# that apply to the classes this archive holds (private creator, group, element in the block).
+# Beyond these, an object's own Private Data Element Characteristics Sequence (PS3.3 C.12.1.1.7)
+# declaring a block SAFE, or elements of it non-identifying, makes them safe (transform.py).
+SAFE_PRIVATE = frozenset(
+    (
+        ("Philips PET Private Group", 0x7053, 0x00),  # SUV Factor
+        ("Philips PET Private Group", 0x7053, 0x09),  # Activity Concentration Scale Factor
+        ("Philips MR Imaging DD 001", 0x2005, 0x0D),  # Scale Intercept
+        ("Philips MR Imaging DD 001", 0x2005, 0x0E),  # Scale Slope
+        ("GEMS_ACQU_01", 0x0019, 0x9E),  # Internal Pulse Sequence Name
+        ("GEMS_SERS_01", 0x0025, 0x07),  # Images in Series
+        ("GEIIS PACS", 0x0903, 0x10),  # Reject Image Flag
+    )
+)
+
+
+class Column(Enum):
+    """The option columns of Table E.1-1 this archive applies (PS3.15 E.3); the value is the
+    Options field that chooses it."""
+
+    RETAIN_SAFE_PRIVATE = "retain_safe_private"
+    RETAIN_UIDS = "retain_uids"
+    RETAIN_DEVICE_IDENTITY = "retain_device_identity"
+    RETAIN_INSTITUTION_IDENTITY = "retain_institution_identity"
+    RETAIN_PATIENT_CHARACTERISTICS = "retain_patient_characteristics"
+    RETAIN_FULL_DATES = "retain_full_dates"
+    RETAIN_MODIFIED_DATES = "retain_modified_dates"
+    CLEAN_DESCRIPTORS = "clean_descriptors"
+    CLEAN_STRUCTURED_CONTENT = "clean_structured_content"
+    CLEAN_GRAPHICS = "clean_graphics"
 
 
 @dataclass(frozen=True)
 class Options:
-    """The options of the Basic Profile an export applies (PS3.15 E.3)."""
+    """The options of the Basic Profile an export applies (PS3.15 E.3), one field per Column.
+    The two Retain Longitudinal Temporal Information options exclude each other (E.3.6)."""
 
+    retain_safe_private: bool = False
     retain_uids: bool = False
     retain_device_identity: bool = False
-    clean_descriptors: bool = False
+    retain_institution_identity: bool = False
+    retain_patient_characteristics: bool = False
+    retain_full_dates: bool = False
     retain_modified_dates: bool = False
+    clean_descriptors: bool = False
+    clean_structured_content: bool = False
+    clean_graphics: bool = False
+
+    def __post_init__(self) -> None:
+        if self.retain_full_dates and self.retain_modified_dates:
+            raise ValueError("Retain Longitudinal Temporal Information: full or modified dates")
+
+    def columns(self) -> tuple[Column, ...]:
+        """The chosen option columns, in the order of Column."""
+        chosen = {f.name for f in fields(self) if getattr(self, f.name)}
+        return tuple(column for column in Column if column.value in chosen)
+
+
+Masked = tuple[tuple[int, int, int, int, str], ...]  # group, element, their masks, action
 
 
 @cache
-def _basic() -> tuple[dict[int, str], tuple[tuple[int, int, int, int, str], ...]]:
+def _basic() -> tuple[dict[int, str], Masked]:
     """The Basic Profile column: exact tags, and the masked rows (50xx curves, 60xx overlays)."""
     exact: dict[int, str] = dict(BASIC_ADDED)
     masked: list[tuple[int, int, int, int, str]] = []
@@ -118,19 +210,6 @@ def _basic() -> tuple[dict[int, str], tuple[tuple[int, int, int, int, str], ...]
     return exact, tuple(masked)
 
 
-def basic_action(tag: int) -> str | None:
-    """The Basic Profile's action for *tag*, None when the table does not list it."""
-    exact, masked = _basic()
-    found = exact.get(tag)
-    if found is not None:
-        return found
-    group, element = tag >> 16, tag & 0xFFFF
-    for g, e, gm, em, action in masked:
-        if group & gm == g and element & em == e:
-            return action
-    return None
-
-
 def _is_temporal(tag: int) -> bool:
     if tag in TEMPORAL_NEVER:
         return False
@@ -142,24 +221,78 @@ def _is_temporal(tag: int) -> bool:
         return False
 
 
-def action_for(tag: int, options: Options) -> str | None:
+@cache
+def column(which: Column) -> tuple[dict[int, str], Masked]:
+    """The action of each row of *which* that has one (K or C), and its masked rows."""
+    exact, _ = _basic()
+    rows: dict[int, str] = {}
+    if which is Column.RETAIN_UIDS:
+        uid = (t for t, a in exact.items() if a in ("U", "X/Z/U*") or t in UID_KEEP_OTHER)
+        rows = {t: "K" for t in uid if t not in UID_NEVER_KEPT}
+    elif which is Column.RETAIN_DEVICE_IDENTITY:
+        rows = dict.fromkeys(DEVICE_KEEP, "K") | dict.fromkeys(DEVICE_CLEAN, "C")
+    elif which is Column.RETAIN_INSTITUTION_IDENTITY:
+        rows = dict.fromkeys(INSTITUTION_KEEP, "K")
+    elif which is Column.RETAIN_PATIENT_CHARACTERISTICS:
+        rows = dict.fromkeys(PATIENT_KEEP, "K") | dict.fromkeys(PATIENT_CLEAN, "C")
+    elif which in (Column.RETAIN_FULL_DATES, Column.RETAIN_MODIFIED_DATES):
+        code = "K" if which is Column.RETAIN_FULL_DATES else "C"
+        rows = {t: code for t in exact if _is_temporal(t)}
+    elif which is Column.CLEAN_DESCRIPTORS:
+        rows = dict.fromkeys(DESCRIPTORS, "C")
+    elif which is Column.CLEAN_STRUCTURED_CONTENT:
+        rows = dict.fromkeys(STRUCTURED_CLEAN, "C")
+    elif which is Column.CLEAN_GRAPHICS:
+        return dict.fromkeys(GRAPHICS_CLEAN, "C"), GRAPHICS_MASKED
+    return rows, ()  # Retain Safe Private: private attributes only (safe_private)
+
+
+def _lookup(rows: dict[int, str], masked: Masked, tag: int) -> str | None:
+    found = rows.get(tag)
+    if found is not None:
+        return found
+    group, element = tag >> 16, tag & 0xFFFF
+    for g, e, gm, em, action in masked:
+        if group & gm == g and element & em == e:
+            return action
+    return None
+
+
+def basic_action(tag: int) -> str | None:
+    """The Basic Profile's action for *tag*, None when the table does not list it."""
+    return _lookup(*_basic(), tag)
+
+
+def action_for(tag: int, options: Options, within: frozenset[int] = frozenset()) -> str | None:
     """The action Table E.1-1 gives *tag* with *options*: one of D, Z, X, K, C, U or a
     compound (X/Z, Z/D, X/D, X/Z/D, X/Z/U*); None for an attribute the table does not list
-    (kept). Private attributes are the caller's (X: the Retain Safe Private Option is not
-    offered)."""
+    (kept). *within* holds the tags of the sequences the attribute is in: in the items of a
+    sequence that Clean Structured Content or Clean Graphics cleans, the text of content
+    items is cleaned too. Private attributes are the caller's (safe_private)."""
+    options_actions = set()
+    for chosen in options.columns():
+        rows, masked = column(chosen)
+        found = _lookup(rows, masked, tag)
+        if found is not None:
+            options_actions.add(found)
+    if options.clean_structured_content and within & STRUCTURED_CLEAN:
+        options_actions.add(STRUCTURED_INNER.get(tag, ""))
+    if options.clean_graphics and within & GRAPHICS_CLEAN:
+        options_actions.add(GRAPHICS_INNER.get(tag, ""))
     basic = basic_action(tag)
-    if basic is None:
-        return None
-    uid = basic in ("U", "X/Z/U*") or tag in UID_KEEP_OTHER
-    if options.retain_uids and uid and tag not in UID_NEVER_KEPT:
+    if "K" in options_actions and basic is not None:
         return "K"
-    if options.retain_device_identity:
-        if tag in DEVICE_KEEP:
-            return "K"
-        if tag in DEVICE_CLEAN:
-            return "C"
-    if options.retain_modified_dates and _is_temporal(tag):
-        return "C"
-    if options.clean_descriptors and tag in DESCRIPTORS:
+    if "C" in options_actions:
         return "C"
     return basic
+
+
+def compound_rows() -> frozenset[int]:
+    """The tags whose Basic Profile action is a compound one (X/Z, Z/D, X/D, X/Z/D, X/Z/U*)."""
+    exact, _ = _basic()
+    return frozenset(tag for tag, action in exact.items() if "/" in action)
+
+
+def safe_private(creator: str, tag: int) -> bool:
+    """Whether Table E.3.10-1 lists the private attribute *tag* of the block of *creator*."""
+    return (creator.strip(), tag >> 16, tag & 0xFF) in SAFE_PRIVATE

@@ -19,7 +19,8 @@ from pydicom.sequence import Sequence
 from pydicom.sr.codedict import codes
 from pydicom.valuerep import PersonName
 
-from storage.deid.table import Options, action_for
+from storage.deid.iod import attribute_type, resolve
+from storage.deid.table import Column, Options, action_for, safe_private
 
 WSI_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy Image Storage
 NEVER_BY_DEFAULT = {"LABEL": "label", "OVERVIEW": "overview"}  # Image Type value 3 (C.8.12.4)
@@ -42,15 +43,29 @@ BINARY_VRS = frozenset(("OB", "OW", "OD", "OF", "OL", "OV", "UN"))
 NUMBER_VRS = frozenset(("FL", "FD", "SL", "SS", "UL", "US", "SV", "UV"))
 PATIENT_ID, PATIENT_NAME, OTHER_IDS = 0x00100020, 0x00100010, 0x00101000
 ISSUER, BIRTH_DATE, ACCESSION = 0x00100021, 0x00100030, 0x00080050
+# Container Identifier, Specimen Identifier (D): cleaned text must not repeat them either.
+SPECIMEN_IDS = frozenset((0x00400512, 0x00400551))
 STANDARD_UID_SUFFIXES = ("ClassUID", "SyntaxUID", "SchemeUID", "CodingSchemeUID", "CreatorUID")
 MIN_WORD = 3  # shorter name parts are not scrubbed from cleaned text (they match anywhere)
-# The option codes of PS3.16 CID 7050 (De-identification Method), from pydicom's table.
-OPTION_CODES = (
-    ("retain_uids", codes.DCM.RetainUidsOption),
-    ("retain_device_identity", codes.DCM.RetainDeviceIdentityOption),
-    ("clean_descriptors", codes.DCM.CleanDescriptorsOption),
-    ("retain_modified_dates", codes.DCM.RetainLongitudinalTemporalInformationModifiedDatesOption),
-)
+# The option codes of PS3.16 CID 7050 (De-identification Method), from pydicom's table, in
+# the order they are recorded.
+DCM = codes.DCM
+OPTION_CODES = {
+    Column.RETAIN_UIDS: DCM.RetainUidsOption,
+    Column.RETAIN_DEVICE_IDENTITY: DCM.RetainDeviceIdentityOption,
+    Column.CLEAN_DESCRIPTORS: DCM.CleanDescriptorsOption,
+    Column.RETAIN_MODIFIED_DATES: DCM.RetainLongitudinalTemporalInformationModifiedDatesOption,
+    Column.RETAIN_SAFE_PRIVATE: DCM.RetainSafePrivateOption,
+    Column.RETAIN_INSTITUTION_IDENTITY: DCM.RetainInstitutionIdentityOption,
+    Column.RETAIN_PATIENT_CHARACTERISTICS: DCM.RetainPatientCharacteristicsOption,
+    Column.RETAIN_FULL_DATES: DCM.RetainLongitudinalTemporalInformationFullDatesOption,
+    Column.CLEAN_STRUCTURED_CONTENT: DCM.CleanStructuredContentOption,
+    Column.CLEAN_GRAPHICS: DCM.CleanGraphicsOption,
+}
+OVERLAY_FIRST, OVERLAY_LAST, OVERLAY_DATA = 0x6000, 0x601E, 0x3000  # repeating groups, element
+# Private Data Element Characteristics Sequence (PS3.3 C.12.1.1.7) and its items' attributes.
+PRIVATE_CHARACTERISTICS, PRIVATE_GROUP, PRIVATE_CREATOR = 0x00080300, 0x00080301, 0x00080302
+BLOCK_STATUS, NONIDENTIFYING = 0x00080303, 0x00080304  # SAFE, UNSAFE or MIXED; elements
 METHOD = "PS3.15 E.1 Basic Application Level Confidentiality Profile"
 
 
@@ -148,49 +163,123 @@ class Deidentifier:
             if tag in dataset and dataset[tag].value:
                 original = str(dataset[tag].value)
                 self.pseudonyms.add(kind, original, self.uid(original))
-        state = _State(pseudonym, _identifiers(dataset), self.date_offset(pseudonym))
-        self._dataset(dataset, state)
+        state = _State(
+            pseudonym,
+            _identifiers(dataset),
+            self.date_offset(pseudonym),
+            str(dataset.get("SOPClassUID", "")),
+            str(dataset.get("PatientBirthDate", "") or "").strip(),
+        )
+        self._dataset(dataset, state, (), frozenset())
         dataset.PatientID = pseudonym
         dataset.PatientName = pseudonym
         self._mark(dataset)
         return dataset
 
-    def _dataset(self, dataset: Dataset, state: _State) -> None:
+    def _dataset(
+        self, dataset: Dataset, state: _State, path: tuple[str, ...], within: frozenset[int]
+    ) -> None:
+        """Each attribute of *dataset*, which lies in the sequences *path* (keywords) and
+        *within* (tags) of the object."""
+        kept = self._safe_private(dataset)
+        overlays = _overlays(dataset)
         for element in list(dataset):
             tag = int(element.tag)
-            if element.tag.is_private:
-                del dataset[tag]  # PS3.15 E.1.1: private attributes X (no Retain Safe Private)
+            if element.tag.is_private:  # X, unless Retain Safe Private finds it safe (E.3.10)
+                if tag not in kept:
+                    del dataset[tag]
+                elif element.VR == "SQ":
+                    self._items(element, state, path, within)
                 continue
             if tag in (PATIENT_ID, PATIENT_NAME):
                 element.value = state.pseudonym  # Z/D, Z: the pseudonym is the dummy value
                 continue
-            action = action_for(tag, self.options)
+            action = action_for(tag, self.options, within)
             if action is None and element.VR == "UI" and _instance_uid(element):
                 action = "U"  # a reference the table does not list (see _instance_uid)
-            self._element(dataset, element, _resolved(action, element), state)
+            if action is None:
+                action = "K"
+            elif "/" in action:  # a compound action: by the attribute's Type in the IOD
+                kind = attribute_type(state.sop_class, (*path, element.keyword or f"{tag:08X}"))
+                action = resolve(action, kind)
+            self._element(dataset, element, action, state, path, within)
+        _drop_bare_overlays(dataset, overlays)
 
-    def _element(self, dataset: Dataset, element: DataElement, action: str, state: _State) -> None:
+    def _safe_private(self, dataset: Dataset) -> set[int]:
+        """The private attributes of *dataset* Retain Safe Private keeps (PS3.15 E.3.10):
+        those Table E.3.10-1 lists, and those the object's Private Data Element
+        Characteristics Sequence declares non-identifying (a SAFE block, or the elements a
+        MIXED block names); and the Private Creator elements of their blocks."""
+        if not self.options.retain_safe_private:
+            return set()
+        declared: dict[tuple[int, str], frozenset[int] | None] = {}
+        items = dataset[PRIVATE_CHARACTERISTICS].value if PRIVATE_CHARACTERISTICS in dataset else ()
+        for item in items or ():
+            group = item.get(PRIVATE_GROUP)
+            creator = item.get(PRIVATE_CREATOR)
+            if group is None or creator is None:
+                continue
+            status = str(item.get(BLOCK_STATUS).value if BLOCK_STATUS in item else "").upper()
+            key = (int(group.value), _text(creator.value))
+            if status == "SAFE":
+                declared[key] = None
+            elif status == "MIXED" and NONIDENTIFYING in item:
+                value = item[NONIDENTIFYING].value
+                values = value if isinstance(value, MultiValue | list) else [value]
+                declared[key] = frozenset(int(v) & 0xFF for v in values)
+        kept: set[int] = set()
+        for element in dataset:
+            tag = int(element.tag)
+            group, number = tag >> 16, tag & 0xFFFF
+            if not element.tag.is_private or number < 0x1000:
+                continue  # creators (gggg,0010-00FF) are kept below, with their blocks
+            creator_tag = (group << 16) | (number >> 8)
+            creator = _text(dataset[creator_tag].value) if creator_tag in dataset else ""
+            block = declared.get((group, creator), frozenset())
+            if safe_private(creator, tag) or block is None or (number & 0xFF) in block:
+                kept |= {tag, creator_tag}
+        return kept
+
+    def _element(
+        self,
+        dataset: Dataset,
+        element: DataElement,
+        action: str,
+        state: _State,
+        path: tuple[str, ...],
+        within: frozenset[int],
+    ) -> None:
         tag, vr = int(element.tag), element.VR
         if action == "X":
             del dataset[tag]
         elif action == "K":
             if vr == "SQ":
-                self._items(element, state)
+                self._items(element, state, path, within)
+            elif vr in ("DA", "DT") and _is_birth(element.value, state.birth):
+                element.value = self._dummy(tag, element)  # Patient's Birth Date is never K
         elif action == "Z":
             element.value = element.empty_value
         elif action == "U":
             if vr == "SQ":  # X/Z/U*: the sequence stays, its UIDs are replaced
-                self._items(element, state)
+                self._items(element, state, path, within)
             else:
                 element.value = self._uids(element.value)
         elif action == "D":
             element.value = self._dummy(tag, element)
         elif action == "C":
-            self._clean(element, state)
+            if vr in BINARY_VRS:
+                del dataset[tag]  # bytes (a bitmap, a timestamp) cannot be cleaned: removed
+            elif vr == "SQ":
+                self._items(element, state, path, within)
+            else:
+                self._clean(element, state)
 
-    def _items(self, element: DataElement, state: _State) -> None:
+    def _items(
+        self, element: DataElement, state: _State, path: tuple[str, ...], within: frozenset[int]
+    ) -> None:
+        inner = (*path, element.keyword or f"{int(element.tag):08X}")
         for item in element.value or ():
-            self._dataset(item, state)
+            self._dataset(item, state, inner, within | {int(element.tag)})
 
     def _uids(self, value: object) -> object:
         if isinstance(value, MultiValue | list):
@@ -217,19 +306,18 @@ class Deidentifier:
         return DUMMY_TEXT
 
     def _clean(self, element: DataElement, state: _State) -> None:
-        """C: values of similar meaning that identify no one (PS3.15 E.3.5, E.3.6, E.3.8)."""
-        if element.VR == "SQ":
-            self._items(element, state)
-            return
+        """C: values of similar meaning that identify no one (PS3.15 E.3.3 to E.3.8, E.3.11)."""
         if element.VR in ("DA", "DT") and self.options.retain_modified_dates:
             element.value = _shifted(element.value, element.VR, state.offset)
-        elif element.VR in TEXT_VRS:
-            element.value = _scrubbed(element.value, state.identifiers)
+        elif element.VR in TEXT_VRS:  # a value that was all identifiers: the dummy text
+            cleaned = _scrubbed(element.value, state.identifiers)
+            element.value = cleaned if cleaned or not element.value else DUMMY_TEXT
 
     def _mark(self, dataset: Dataset) -> None:
         """Patient Identity Removed, the method and its codes (PS3.3 C.7.1.1, CID 7050)."""
         dataset.PatientIdentityRemoved = "YES"
-        chosen = [code for name, code in OPTION_CODES if getattr(self.options, name)]
+        columns = self.options.columns()
+        chosen = [code for column, code in OPTION_CODES.items() if column in columns]
         dataset.DeidentificationMethod = [METHOD] + [code.meaning[:64] for code in chosen]
         items = []
         for code in [codes.DCM.BasicApplicationConfidentialityProfile, *chosen]:
@@ -239,8 +327,13 @@ class Deidentifier:
             item.CodeMeaning = code.meaning
             items.append(item)
         dataset.DeidentificationMethodCodeSequence = items
-        modified = self.options.retain_modified_dates
-        dataset.LongitudinalTemporalInformationModified = "MODIFIED" if modified else "REMOVED"
+        dataset.LongitudinalTemporalInformationModified = (
+            "UNMODIFIED"
+            if self.options.retain_full_dates
+            else "MODIFIED"
+            if self.options.retain_modified_dates
+            else "REMOVED"
+        )
 
 
 @dataclass(frozen=True)
@@ -248,20 +341,39 @@ class _State:
     pseudonym: str
     identifiers: tuple[str, ...]  # strings scrubbed from cleaned text, longest first
     offset: timedelta
+    sop_class: str  # whose IOD decides the compound actions
+    birth: str  # Patient's Birth Date: no date kept (Full Dates) may repeat it
 
 
-def _resolved(action: str | None, element: DataElement) -> str:
-    """One action of a compound one without the IOD at hand: the choice that keeps the
-    attribute (PS3.15 E.1.1: Z or D where the IOD may need it), else K for unlisted ones."""
-    if action is None:
-        return "K"
-    if action == "X/Z/U*":
-        return "U"
-    if action in ("X/Z/D", "X/D", "Z/D"):
-        return "D"
-    if action == "X/Z":
-        return "Z"
-    return action
+def _is_birth(value: object, birth: str) -> bool:
+    """Whether a date (or date time) *value* is the patient's birth date *birth*."""
+    values = value if isinstance(value, MultiValue | list) else [value]
+    return bool(birth) and any(str(v or "").startswith(birth) for v in values)
+
+
+def _text(value: object) -> str:
+    """A Private Creator (LO) as text, also when read as bytes (UN)."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip(" \x00")
+    return str(value).strip()
+
+
+def _overlays(dataset: Dataset) -> list[int]:
+    """The groups of the overlays with Overlay Data (60xx,3000) in *dataset*."""
+    return [
+        group
+        for group in range(OVERLAY_FIRST, OVERLAY_LAST + 1, 2)
+        if (group << 16 | OVERLAY_DATA) in dataset
+    ]
+
+
+def _drop_bare_overlays(dataset: Dataset, overlays: list[int]) -> None:
+    """An overlay whose Overlay Data (60xx,3000) the table removed goes whole: the rest of
+    its group (rows, columns, origin; PS3.3 C.9.2) describes a bitmap that is not there."""
+    for group in overlays:
+        if (group << 16 | OVERLAY_DATA) not in dataset:
+            for tag in [int(e.tag) for e in dataset if int(e.tag) >> 16 == group]:
+                del dataset[tag]
 
 
 def _instance_uid(element: DataElement) -> bool:
@@ -276,13 +388,15 @@ def _instance_uid(element: DataElement) -> bool:
 
 
 def _identifiers(dataset: Dataset) -> tuple[str, ...]:
-    """The patient's identifying strings, which cleaned descriptors must not contain."""
+    """The patient's identifying strings (and the slide's container and specimen
+    identifiers), which cleaned text must not contain."""
     found: set[str] = set()
     for tag in (PATIENT_ID, OTHER_IDS, ISSUER, ACCESSION):
         if tag in dataset and dataset[tag].value:
             value = dataset[tag].value
             values = value if isinstance(value, MultiValue) else [value]
             found.update(str(v).strip() for v in values)
+    found.update(_values(dataset, SPECIMEN_IDS))
     for person in _names(dataset):
         found.update(word for word in re.split(r"[\^= ,]+", person) if len(word) >= MIN_WORD)
     birth = str(dataset.get("PatientBirthDate", "") or "")
@@ -290,6 +404,17 @@ def _identifiers(dataset: Dataset) -> tuple[str, ...]:
         y, m, d = birth[:4], birth[4:6], birth[6:]
         found.update({birth, f"{y}-{m}-{d}", f"{d}.{m}.{y}", f"{d}/{m}/{y}", f"{m}/{d}/{y}"})
     return tuple(sorted((f for f in found if f), key=len, reverse=True))
+
+
+def _values(dataset: Dataset, tags: frozenset[int]) -> Iterable[str]:
+    """The values of the attributes *tags* in *dataset* and its sequences."""
+    for element in dataset:
+        if int(element.tag) in tags and element.value:
+            values = element.value if isinstance(element.value, MultiValue) else [element.value]
+            yield from (str(v).strip() for v in values)
+        elif element.VR == "SQ":
+            for item in element.value or ():
+                yield from _values(item, tags)
 
 
 def _names(dataset: Dataset) -> Iterable[str]:

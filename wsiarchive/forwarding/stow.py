@@ -13,7 +13,8 @@ from storage.records import StoredRecord
 from wsiarchive.forwarding.config import Destination
 
 TIMEOUT = (10.0, 300.0)  # seconds to connect, and between bytes of the response
-FAILED_SOP_SEQUENCE, FAILURE_REASON = "00081198", "00081197"  # PS3.18 Table 10.5.3-1
+# PS3.18 Table 10.5.3-1: Failed SOP Sequence, Failure Reason, Referenced SOP Instance UID
+FAILED_SOP_SEQUENCE, FAILURE_REASON, REFERENCED_INSTANCE = "00081198", "00081197", "00081155"
 DUPLICATE = 0x0111  # Duplicate SOP Instance (PS3.4 C.4.2.1.4.1): it is already there
 
 
@@ -69,19 +70,35 @@ def stow(
         headers["Authorization"] = f"Bearer {token}"
     body = Body(stream.chunks, record.size, boundary)
     response = http.post(f"{destination.url}/studies", data=body, headers=headers, timeout=TIMEOUT)
+    reason = verdict(response, record.instance)
+    if reason is not None:
+        raise RuntimeError(reason)
+
+
+def verdict(response: requests.Response, instance: str) -> str | None:
+    """Whether the STOW-RS *response* (PS3.18 10.5.3) stored the one *instance* its request
+    sent: None when it is stored, else why not. 200 is stored; 202 is stored with warnings
+    unless the Failed SOP Sequence (0008,1198) lists the instance; a failure of Failure
+    Reason 0111 (Duplicate SOP Instance, PS3.4 C.4.2.1.4.1) is the instance already there,
+    which counts as stored (the crash window between a send and its record, docs); anything
+    else is a failure. The one verdict of the forwarder and of `wsiarchive export --stow`."""
     if response.status_code == 200:
-        return
-    reasons = _failure_reasons(response)
-    if reasons and all(reason == DUPLICATE for reason in reasons):
-        return  # stored before: the crash window between a send and its record (docs)
-    if response.status_code == 202 and not reasons:
-        return  # stored with warnings (coerced attributes, say)
+        return None
+    failed = _failed(response)
+    mine = [reason for uid, reason in failed if uid in (instance, None)]
+    if mine and all(reason == DUPLICATE for reason in mine):
+        return None
+    if response.status_code == 202 and not mine:
+        return None  # stored with warnings (coerced attributes, say)
+    reasons = mine or [reason for _, reason in failed]
     detail = f" (failure reasons {', '.join(f'{r:04X}' for r in reasons)})" if reasons else ""
-    raise RuntimeError(f"STOW-RS answered {response.status_code}{detail}: {response.text[:200]}")
+    text = response.content[:4096].decode("utf-8", "replace")[:200]
+    return f"STOW-RS answered {response.status_code}{detail}: {text}"
 
 
-def _failure_reasons(response: requests.Response) -> list[int]:
-    """The Failure Reasons of the response's Failed SOP Sequence, if it has one."""
+def _failed(response: requests.Response) -> list[tuple[str | None, int]]:
+    """The (Referenced SOP Instance UID, Failure Reason) of each item of the response's
+    Failed SOP Sequence; the UID None when the item does not name it."""
     try:
         document = response.json()
     except ValueError:
@@ -91,8 +108,12 @@ def _failure_reasons(response: requests.Response) -> list[int]:
     if not isinstance(document, dict):
         return []
     failed = document.get(FAILED_SOP_SEQUENCE, {}).get("Value", [])
-    reasons: list[int] = []
+    found: list[tuple[str | None, int]] = []
     for item in failed if isinstance(failed, list) else []:
-        values = item.get(FAILURE_REASON, {}).get("Value", []) if isinstance(item, dict) else []
-        reasons.extend(int(v) for v in values if isinstance(v, int))
-    return reasons
+        if not isinstance(item, dict):
+            continue
+        uids = item.get(REFERENCED_INSTANCE, {}).get("Value", [])
+        uid = str(uids[0]) if isinstance(uids, list) and uids else None
+        values = item.get(FAILURE_REASON, {}).get("Value", [])
+        found.extend((uid, int(v)) for v in values if isinstance(v, int))
+    return found
