@@ -56,3 +56,15 @@ def test_a_refused_client_is_an_error_naming_the_request(provider, tmp_path: Pat
     secret.write_text("wrong")
     with pytest.raises(TokenError, match="token request to .* failed: invalid_client"):
         client_token(_client(provider, secret))
+
+
+def test_a_401_drops_the_token(provider, tmp_path: Path) -> None:
+    from wsiarchive.forwarding.config import Destination, Kind
+
+    secret = tmp_path / "secret"
+    secret.write_text(provider.client_secret)
+    destination = Destination("d", Kind.DICOMWEB, url="http://d", client=_client(provider, secret))
+    first = destination.token()
+    assert destination.token() == first
+    destination.token_refused()  # what stow() does on a 401
+    assert destination.token() != first

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from storage.dicom.document import JsonObject
-from wsiarchive.forwarding.auth import ClientCredentials, client_token, static_token
+from wsiarchive.forwarding.auth import ClientCredentials, client_token, forget, static_token
 
 
 class Kind(StrEnum):
@@ -41,6 +41,12 @@ class Destination:
         if self.client is not None:
             return client_token(self.client)
         return static_token(self.token_env, self.token_file)
+
+    def token_refused(self) -> None:
+        """The destination answered 401: a token obtained by client credentials is dropped
+        (revoked, or its signing key rotated) so that the next request gets a new one."""
+        if self.client is not None:
+            forget(self.client)
 
 
 SOURCE_AE = "source_ae"  # the condition on the calling AE title of a C-STORE

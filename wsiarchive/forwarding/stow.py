@@ -70,6 +70,8 @@ def stow(
         headers["Authorization"] = f"Bearer {token}"
     body = Body(stream.chunks, record.size, boundary)
     response = http.post(f"{destination.url}/studies", data=body, headers=headers, timeout=TIMEOUT)
+    if response.status_code == 401:
+        destination.token_refused()  # the retry asks for a new token
     reason = verdict(response, record.instance)
     if reason is not None:
         raise RuntimeError(reason)
