@@ -164,3 +164,24 @@ def test_a_rule_on_the_calling_ae_title_of_the_c_store(tmp_path: Path) -> None:
     assert Forwarder(archive, destinations, rules).route()
     assert [i.instance for i in archive.forward_due("pacs", 10)] == [by_scanner.instance]
     archive.close()
+
+
+def test_a_finished_forwarder_leaves_its_leases_to_the_next(tmp_path: Path) -> None:
+    """`forward --once` and `send --now` end by releasing the router's and destinations'
+    leases: a second forwarder run right after sends at once instead of waiting 30 s."""
+    from wsiarchive.forwarding.forwarder import LEASE_SECONDS, ROUTER, lease_name
+
+    archive, _ = open_at(tmp_path)
+    destinations = parse_destinations(_destinations(free_port()))
+    first = Forwarder(archive, destinations, [])
+    second = Forwarder(archive, destinations, [])
+    name = lease_name("web")
+    assert archive.lease_cursor(name, first.holder, LEASE_SECONDS) is not None
+    assert archive.lease_cursor(ROUTER, first.holder, LEASE_SECONDS) is not None
+    assert archive.lease_cursor(name, second.holder, LEASE_SECONDS) is None  # held
+    first.release()
+    assert archive.lease_cursor(name, second.holder, LEASE_SECONDS) is not None
+    assert archive.lease_cursor(ROUTER, second.holder, LEASE_SECONDS) is not None
+    first.release()  # releasing what another holds changes nothing
+    assert archive.lease_cursor(name, first.holder, LEASE_SECONDS) is None
+    archive.close()

@@ -75,8 +75,11 @@ def command_forward(settings: Settings, archive: Archive, args: argparse.Namespa
         print("error: no forward_destinations")
         return 2
     if args.once:
-        while forwarder.turn():
-            pass
+        try:
+            while forwarder.turn():
+                pass
+        finally:
+            forwarder.release()
         return status(archive, args.json)
     forwarder.run(threading.Event())
     return 0
@@ -97,15 +100,18 @@ def command_send(settings: Settings, archive: Archive, args: argparse.Namespace)
         forwarder = forwarder_of(settings, archive)
         forwarder.rules = []  # only this queue, not the change feed
         deadline = time.monotonic() + SEND_NOW_SECONDS
-        while time.monotonic() < deadline:
-            if forwarder.send(destinations[args.to]):
-                continue
-            # Nothing sent here: done, backing off after a failure, or sent by the process
-            # that holds the destination's lease (a running serve).
-            counts = {c.destination: c for c in archive.forward_counts()}
-            if not counts[args.to].pending:
-                break
-            time.sleep(settings.forward_poll_seconds)
+        try:
+            while time.monotonic() < deadline:
+                if forwarder.send(destinations[args.to]):
+                    continue
+                # Nothing sent here: done, backing off after a failure, or sent by the
+                # process that holds the destination's lease (a running serve).
+                counts = {c.destination: c for c in archive.forward_counts()}
+                if not counts[args.to].pending:
+                    break
+                time.sleep(settings.forward_poll_seconds)
+        finally:
+            forwarder.release()
         return status(archive, False)
     return 0
 

@@ -63,9 +63,22 @@ class Forwarder:
     http: requests.Session = field(default_factory=requests.Session)
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            if not self.turn():
-                stop.wait(self.poll_seconds)
+        try:
+            while not stop.is_set():
+                if not self.turn():
+                    stop.wait(self.poll_seconds)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give up the leases this forwarder holds (router and destinations), so that the
+        next forwarder, a `forward --once` run right after, say, need not wait them out."""
+        names = [ROUTER, *(lease_name(name) for name in self.destinations)]
+        for name in names:
+            try:
+                self.archive.lease_cursor(name, self.holder, 0.0)  # another's lease stays
+            except Exception:  # the index unreachable: the lease runs out by itself
+                log.warning("could not release the forwarding lease %s", name)
 
     def turn(self) -> bool:
         """Match new events, then one batch to each destination; True when anything moved
