@@ -27,7 +27,8 @@ def command_update(archive: Archive, args: argparse.Namespace) -> int:
             correction = from_json(json.loads(Path(args.json).read_text(encoding="utf-8")))
         else:
             correction = from_assignments(args.set)
-        count = archive.update(args.study, args.series, correction, who=local_admin("update"))
+        series = (args.series,) if args.series else None
+        count = archive.update(args.study, series, correction, who=local_admin("update"))
     except (InvalidRequest, json.JSONDecodeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return REFUSED

@@ -217,3 +217,42 @@ def test_refused_before_touching(fresh_server, testdata) -> None:  # type: ignor
     assert status == 2
     feed = requests.get(f"{server.url}/changefeed", params={"includeMetadata": "false"}).json()
     assert [e["Action"] for e in feed] == ["create"]
+
+
+def test_a_request_is_checked_whole_and_metadata_revalidates(fresh_server, testdata) -> None:  # type: ignore[no-untyped-def]
+    """A request naming a second study that is not stored, or whose UID is no UID, corrects
+    not even the first; a correction then changes the metadata's ETag, so that a viewer
+    revalidating with the old one gets the new values (200, not 304)."""
+    server = fresh_server(**WRITER)
+    path: Path = testdata / "dicom" / "wsi2dcm_jpeg.dcm"
+    server.store([path.read_bytes()])
+    original = pydicom.dcmread(path, stop_before_pixels=True)
+    study = original.StudyInstanceUID
+    url = (
+        f"{server.url}/studies/{study}/series/{original.SeriesInstanceUID}"
+        f"/instances/{original.SOPInstanceUID}"
+    )
+    metadata = requests.get(f"{server.url}/studies/{study}/metadata", timeout=30)
+    etag = metadata.headers["ETag"]
+    change = {"00100020": {"vr": "LO", "Value": ["LIS-1"]}}
+    for second, status in (("1.2.826.0.1.3680043.8.498.999", 404), ("1.2.x", 400)):
+        body = {"studyInstanceUids": [study, second], "changeDataset": change}
+        answer = requests.post(f"{server.url}/studies/$bulkUpdate", json=body, timeout=30)
+        assert answer.status_code == status, answer.text
+        assert second in answer.json()["error"]
+        assert _instance(url).get("PatientID") == original.get("PatientID")
+    feed = requests.get(f"{server.url}/changefeed", params={"includeMetadata": "false"}).json()
+    assert [e["Action"] for e in feed] == ["create"]
+    same = requests.get(
+        f"{server.url}/studies/{study}/metadata", headers={"If-None-Match": etag}, timeout=30
+    )
+    assert same.status_code == 304
+    body = {"studyInstanceUids": [study], "changeDataset": change}
+    answer = requests.post(f"{server.url}/studies/$bulkUpdate", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    again = requests.get(
+        f"{server.url}/studies/{study}/metadata", headers={"If-None-Match": etag}, timeout=30
+    )
+    assert again.status_code == 200 and again.headers["ETag"] != etag
+    assert again.json()[0]["00100020"]["Value"] == ["LIS-1"]
+    assert _studies(server, PatientID="LIS-1") == [study]
