@@ -161,3 +161,36 @@ def test_a_refused_instance_leaves_no_staged_files(server, testdata) -> None:  #
     assert others == [0xC000] * len(bulk)
     assert "names no part" in response.headers["Warning"]
     assert list((server.data_dir / "blobs" / ".staging").iterdir()) == []
+
+
+@pytest.mark.parametrize("breakage", ["json-nested-past-the-parser", "uid-not-latin-1"])
+def test_hostile_metadata_is_refused_with_its_reason(server, testdata, breakage: str) -> None:  # type: ignore[no-untyped-def]
+    """A DICOM JSON part nested deeper than the parser's stack, and an instance whose SOP
+    Instance UID pydicom cannot write into the File Meta Information: 400 with C000 and the
+    reason (these were 500s), nothing stored, nothing left in the staging area."""
+    original = pydicom.dcmread(testdata / "radiology/fodicom_CT-MONO2-16-ankle.dcm")
+    original.SOPInstanceUID = generate_uid()
+    metadata, bulk = json_with_bulk(original)
+    if breakage == "uid-not-latin-1":
+        metadata["00080018"] = {"vr": "UI", "Value": ["1.2.\u4e2d"]}
+        document: object = [metadata]
+        reason = "is not a valid UID"
+    else:
+        document = b"[" * 20000 + b"]" * 20000
+        reason = "nested too deeply"
+    response = stow(server, document, bulk)
+    assert response.status_code == 400, response.text[:500]
+    module = response.json()
+    codes = [
+        item["00081197"]["Value"][0]
+        for key in ("00081198", "0008119A")
+        for item in module.get(key, {}).get("Value", [])
+    ]
+    assert set(codes) == {0xC000}
+    assert reason in response.headers["Warning"]
+    assert "00081199" not in module
+    found = requests.get(
+        f"{server.url}/instances", params={"SOPInstanceUID": original.SOPInstanceUID}, timeout=30
+    )
+    assert found.status_code in (200, 204) and not (found.content and found.json())
+    assert list((server.data_dir / "blobs" / ".staging").iterdir()) == []
