@@ -138,3 +138,27 @@ def test_a_rule_on_the_calling_ae_title_of_the_c_store(tmp_path: Path) -> None:
     assert Forwarder(archive, destinations, rules).route()
     assert [i.instance for i in archive.forward_due("pacs", 10)] == [by_scanner.instance]
     archive.close()
+
+
+def test_the_backoff_stays_capped_after_a_thousand_failures(tmp_path: Path) -> None:
+    """A destination down for days (forward_max_attempts 0: retried for ever): past 1024
+    attempts 2.0 ** attempts overflowed, the failure was never recorded and the head was
+    retried at every poll. The wait stays forward_max_backoff_seconds."""
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    archive, _ = open_at(tmp_path)
+    destinations = parse_destinations(_destinations(free_port()))
+    rules = parse_rules(json.dumps([{"to": "web"}]), destinations)
+    register(archive, rules)
+    store(archive, multiframe(1, seed=9))
+    forwarder = Forwarder(archive, destinations, rules, max_backoff_seconds=300)
+    assert forwarder.route()
+    [head] = archive.forward_due("web", 10)
+    for attempts in (9, 1100, 10**6):
+        assert not forwarder._outcome(destinations["web"], replace(head, attempts=attempts), "down")
+        [again] = archive.forward_items("web", ForwardState.PENDING, 10)
+        assert again.retry_at is not None
+        wait = again.retry_at - datetime.now(UTC).replace(tzinfo=None)
+        assert timedelta(seconds=290) < wait <= timedelta(seconds=300)
+    archive.close()

@@ -142,7 +142,8 @@ class Forwarder:
             return True
         attempts = item.attempts + 1
         final = self.max_attempts > 0 and attempts >= self.max_attempts
-        wait = min(self.max_backoff_seconds, 2.0 ** (attempts - 1))
+        # The exponent bounded: 2.0 ** 1024 overflows, and 2 ** 60 s is past any cap.
+        wait = min(self.max_backoff_seconds, 2.0 ** min(attempts - 1, 60))
         retry_at = None if final else _now() + timedelta(seconds=wait)
         self.archive.forward_failed(item.pk, reason, retry_at)
         log.warning(
