@@ -162,3 +162,31 @@ def test_the_backoff_stays_capped_after_a_thousand_failures(tmp_path: Path) -> N
         wait = again.retry_at - datetime.now(UTC).replace(tzinfo=None)
         assert timedelta(seconds=290) < wait <= timedelta(seconds=300)
     archive.close()
+
+
+def test_a_corrected_instance_is_forwarded_again(tmp_path: Path) -> None:
+    """An instance sent, then corrected (docs/conformance.md §17) or overwritten: its update
+    event queues it again (docs/operations.md: "each new or overwritten instance"), so that
+    the destination is offered the corrected object; one that was never sent stays queued
+    once."""
+    from storage.dicom.corrections import from_assignments
+    from tests.inprocess import TESTER
+
+    archive, _ = open_at(tmp_path)
+    destinations = parse_destinations(_destinations(free_port()))
+    rules = parse_rules(json.dumps([{"to": "web"}]), destinations)
+    register(archive, rules)
+    sent = store(archive, multiframe(1, seed=11))
+    forwarder = Forwarder(archive, destinations, rules)
+    assert forwarder.route()
+    [item] = archive.forward_due("web", 10)
+    assert archive.forward_sent(item.pk)
+    pending = store(archive, multiframe(1, seed=12))
+    archive.update(sent.study, None, from_assignments(["PatientID=LIS-1"]), who=TESTER)
+    archive.update(pending.study, None, from_assignments(["PatientID=LIS-2"]), who=TESTER)
+    assert forwarder.route()
+    due = archive.forward_due("web", 10)
+    assert sorted(i.instance for i in due) == sorted([sent.instance, pending.instance])
+    assert not forwarder.route()  # nothing queued twice
+    assert len(archive.forward_due("web", 10)) == 2
+    archive.close()
