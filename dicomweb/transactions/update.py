@@ -37,8 +37,9 @@ def bulk_update(service: Service) -> Response:
     who = service.who()
     named = tuple(series) or None
     # Every study checked (UIDs, stored and visible, each object able to take the
-    # correction) before the first is corrected; each is then committed on its own.
-    for study in studies:
+    # correction) before the first is corrected; each is then committed on its own. (One
+    # study is checked by update itself.)
+    for study in studies if len(studies) > 1 else []:
         service.archive.correctable(study, named, correction, who=who)
     corrected = {
         study: service.archive.update(study, named, correction, who=who) for study in studies
