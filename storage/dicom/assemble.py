@@ -250,10 +250,16 @@ def _write_elements(
                 write(struct.pack("<HHI", 0xFFFE, _ITEM_DELIMITER, 0))
             write(struct.pack("<HHI", 0xFFFE, _SEQUENCE_DELIMITER, 0))
             continue
-        parts = resolve(str(element["BulkDataURI"]))
+        uri = str(element["BulkDataURI"])
+        parts = resolve(uri)
         if tag == PIXEL_DATA and encapsulated:
             _encapsulated(parts, write)
             continue
+        if len(parts) > 1:  # frames are parts of compressed pixel data only
+            raise InvalidInstance(
+                f"the BulkDataURI {uri[:200]} of ({tag[:4]},{tag[4:]}) names {len(parts)} parts; "
+                "only compressed pixel data is sent in several (a frame each)"
+            )
         vr = str(element.get("vr", "UN"))
         size = sum(part.size for part in parts)
         padding = _padding(tag, vr, size)

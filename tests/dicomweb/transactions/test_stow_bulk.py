@@ -274,3 +274,18 @@ def test_hostile_metadata_is_c000_not_a_crash(empty_web, kind: str, document, re
     [stored] = client.get("/dicomweb/instances").json
     assert stored["00080018"]["Value"] == [good.SOPInstanceUID]
     assert stored_instance(client, good).PixelData == good.PixelData
+
+
+def test_a_native_value_named_by_two_parts_is_refused(empty_web) -> None:  # type: ignore[no-untyped-def]
+    """Two parts under one Content-Location make the frames of compressed pixel data; for
+    a native value (here the octet-stream pixel data, sent twice by a client retrying a
+    part) they were joined into twice the bytes and stored: now C000, nothing stored."""
+    _, client = empty_web
+    original = multiframe(2, 8, 8, seed=80)
+    metadata, bulk = json_with_bulk(original)
+    [(kind, location, data)] = bulk
+    response = post(client, [metadata], [(kind, location, data), (kind, location, data)])
+    assert response.status_code == 400, response.get_data()[:500]
+    assert failures(response) == [(CANNOT_UNDERSTAND, original.SOPInstanceUID)]
+    assert "names 2 parts" in response.headers["Warning"]
+    assert client.get("/dicomweb/instances").json == []
