@@ -190,3 +190,28 @@ def test_a_corrected_instance_is_forwarded_again(tmp_path: Path) -> None:
     assert not forwarder.route()  # nothing queued twice
     assert len(archive.forward_due("web", 10)) == 2
     archive.close()
+
+
+def test_a_correction_keeps_the_calling_ae_title_its_rules_match(tmp_path: Path) -> None:
+    """An instance a scanner C-STOREd, forwarded by a source_ae rule, then corrected over
+    HTTP or the CLI: it stays the scanner's (instance.stored_by), so the rule still matches
+    its update event and the corrected object is queued again."""
+    from storage.dicom.corrections import from_assignments
+    from tests.inprocess import TESTER
+
+    archive, _ = open_at(tmp_path)
+    destinations = parse_destinations(_destinations(free_port()))
+    rules = parse_rules(json.dumps([{"to": "pacs", "source_ae": "SCANNER*"}]), destinations)
+    register(archive, rules)
+    staged = archive.stage()
+    staged.write(part10(multiframe(1, seed=13)))
+    stored = archive.ingest(staged, who=Principal("SCANNER1", PrincipalKind.AE, ALL_SCOPES))
+    forwarder = Forwarder(archive, destinations, rules)
+    assert forwarder.route()
+    [item] = archive.forward_due("pacs", 10)
+    assert archive.forward_sent(item.pk)
+    archive.update(stored.study, None, from_assignments(["PatientID=LIS-3"]), who=TESTER)
+    assert archive.stored_by([stored.instance]) == {stored.instance: "SCANNER1"}
+    assert forwarder.route()
+    assert [i.instance for i in archive.forward_due("pacs", 10)] == [stored.instance]
+    archive.close()
