@@ -231,41 +231,69 @@ class Archive:
         return len(keys)
 
     def update(
-        self, study: str, series: str | None, correction: Correction, *, who: Principal
+        self,
+        study: str,
+        series: tuple[str, ...] | None,
+        correction: Correction,
+        *,
+        who: Principal,
     ) -> int:
         """Correct attributes of the stored instances of a study (or, for specimen
-        attributes, of one series) as *who*; returns how many were rewritten. Everything is
-        checked before any object is touched (InvalidRequest); the SOP Instance UIDs stay.
+        attributes, of some of its *series*) as *who*; returns how many were rewritten.
+        Everything is checked before any object is touched (correctable); the SOP Instance
+        UIDs stay.
 
-        Each object is rewritten into a new blob and all are committed in one transaction
-        with an ``update`` change feed event each (storage.update); an audit record names
-        the attributes (not their values). Patient and study attributes belong to the whole
-        study, so they cannot be corrected for one series.
+        Each object is rewritten into a new blob and all (of every series named) are
+        committed in one transaction with an ``update`` change feed event each
+        (storage.update); an audit record names the attributes (not their values).
         """
-        require(who, Scope.WRITE)
-        validate_uid(study, "Study Instance UID")
-        if series is not None:
-            validate_uid(series, "Series Instance UID")
-            if correction.scopes - {Attributes.SPECIMEN}:
-                raise InvalidRequest(
-                    "patient and study attributes are corrected for the whole study, "
-                    "not for one series"
-                )
-        found = self._reader.records(study, series, None, who)  # NotFound
-        for record in found:
-            self._correctable(record, correction)
+        found = self.correctable(study, series, correction, who=who)
         how = ingesting.Storing(DuplicatePolicy.OVERWRITE, self._group_attribute, who)
         names = ", ".join(correction.keywords)
         try:
             count = updating.correct(
                 self._writer, self._blobs, how, found, correction, series is None
             )
-        except ArchiveError as exc:
-            self._updated(who, study, series, f"{names} not corrected: {exc}", False)
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, ArchiveError) else type(exc).__name__
+            self._updated(who, study, series, f"{names} not corrected: {reason}", False)
             raise
         self._records.clear()
         self._updated(who, study, series, f"corrected {names} of {count} instances", True)
         return count
+
+    def correctable(
+        self,
+        study: str,
+        series: tuple[str, ...] | None,
+        correction: Correction,
+        *,
+        who: Principal,
+    ) -> list[StoredRecord]:
+        """The stored instances ``update`` would rewrite, every check done (the identity,
+        the UIDs, the study and series stored and visible, each object able to take the
+        correction): NotFound or InvalidRequest here, so that a request of several studies
+        can be checked whole before any is corrected. Patient and study attributes belong
+        to the whole study, so they cannot be corrected for some series."""
+        require(who, Scope.WRITE)
+        validate_uid(study, "Study Instance UID")
+        if series is not None:
+            if not series:
+                raise InvalidRequest("no series named to correct")
+            for uid in series:
+                validate_uid(uid, "Series Instance UID")
+            if correction.scopes - {Attributes.SPECIMEN}:
+                raise InvalidRequest(
+                    "patient and study attributes are corrected for the whole study, "
+                    "not for one series"
+                )
+        named: tuple[str | None, ...] = (None,) if series is None else tuple(dict.fromkeys(series))
+        found: list[StoredRecord] = []
+        for one in named:
+            found += self._reader.records(study, one, None, who)  # NotFound
+        for record in found:
+            self._correctable(record, correction)
+        return found
 
     def _correctable(self, record: StoredRecord, correction: Correction) -> None:
         """Refuse, before anything changes, a correction one stored object cannot take."""
@@ -287,21 +315,28 @@ class Archive:
             )
 
     def _updated(
-        self, who: Principal, study: str, series: str | None, detail: str, success: bool
+        self,
+        who: Principal,
+        study: str,
+        series: tuple[str, ...] | None,
+        detail: str,
+        success: bool,
     ) -> None:
-        self.audit(
-            AuditRecord(
-                _utcnow(),
-                who.subject,
-                who.kind.value,
-                who.source,
-                Operation.UPDATE,
-                study=study,
-                series=series or "",
-                success=success,
-                detail=detail[:2000],
+        """One audit record for the study, or one per series corrected."""
+        for uid in series or ("",):
+            self.audit(
+                AuditRecord(
+                    _utcnow(),
+                    who.subject,
+                    who.kind.value,
+                    who.source,
+                    Operation.UPDATE,
+                    study=study,
+                    series=uid,
+                    success=success,
+                    detail=detail[:2000],
+                )
             )
-        )
 
     def verify(self, bounds: Bounds, repair: bool = False, *, who: Principal) -> Report:
         """Compare the index with the blob store; repair what is safe (storage.verify)."""

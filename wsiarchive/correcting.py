@@ -23,15 +23,19 @@ REFUSED, FAILED = 2, 1  # exit statuses: the correction is not valid; it could n
 
 def command_update(archive: Archive, args: argparse.Namespace) -> int:
     try:
-        if args.json is not None:
-            correction = from_json(json.loads(Path(args.json).read_text(encoding="utf-8")))
-        else:
-            correction = from_assignments(args.set)
-        count = archive.update(args.study, args.series, correction, who=local_admin("update"))
-    except (InvalidRequest, json.JSONDecodeError, OSError) as exc:
+        try:
+            if args.json is not None:
+                correction = from_json(json.loads(Path(args.json).read_text(encoding="utf-8")))
+            else:
+                correction = from_assignments(args.set)
+        except (json.JSONDecodeError, OSError) as exc:  # the --json file, before anything
+            raise InvalidRequest(str(exc)) from exc
+        series = (args.series,) if args.series else None
+        count = archive.update(args.study, series, correction, who=local_admin("update"))
+    except InvalidRequest as exc:
         print(f"error: {exc}", file=sys.stderr)
         return REFUSED
-    except ArchiveError as exc:
+    except (ArchiveError, OSError) as exc:  # a valid correction that could not be written
         print(f"error: {exc}", file=sys.stderr)
         return FAILED
     finally:

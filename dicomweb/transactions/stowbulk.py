@@ -83,9 +83,12 @@ class BulkRequest:
         kind = "XML" if media_type == DICOM_XML else "JSON"
         try:
             document = from_xml(bytes(data)) if kind == "XML" else json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
+            # RecursionError: nested deeper than the parser's stack (json, or the XML's
+            # sequences); write_instance refuses less deep documents that it cannot build.
+            why = "nested too deeply" if isinstance(exc, RecursionError) else f"invalid: {exc}"
             self.problems.append(
-                Problem(CANNOT_UNDERSTAND, f"part {number}: the DICOM {kind} is invalid: {exc}")
+                Problem(CANNOT_UNDERSTAND, f"part {number}: the DICOM {kind} is {why}")
             )
             return
         objects = document if isinstance(document, list) else [document]

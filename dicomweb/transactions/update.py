@@ -35,14 +35,15 @@ def bulk_update(service: Service) -> Response:
         raise InvalidRequest("seriesInstanceUids needs exactly one study in studyInstanceUids")
     correction = from_json(body.get("changeDataset") or {})
     who = service.who()
-    corrected: dict[str, int] = {}
-    for study in studies:
-        if series:
-            corrected[study] = sum(
-                service.archive.update(study, uid, correction, who=who) for uid in series
-            )
-        else:
-            corrected[study] = service.archive.update(study, None, correction, who=who)
+    named = tuple(series) or None
+    # Every study checked (UIDs, stored and visible, each object able to take the
+    # correction) before the first is corrected; each is then committed on its own. (One
+    # study is checked by update itself.)
+    for study in studies if len(studies) > 1 else []:
+        service.archive.correctable(study, named, correction, who=who)
+    corrected = {
+        study: service.archive.update(study, named, correction, who=who) for study in studies
+    }
     return jsonify({"status": "succeeded", "instancesUpdated": corrected})
 
 

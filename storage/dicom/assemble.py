@@ -26,9 +26,14 @@ from storage.dicom.syntaxes import (
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
 )
+from storage.dicom.uids import is_valid_uid, unpadded_uid
 from storage.errors import InvalidInstance, UnsupportedTransferSyntax
 
 COPY_CHUNK = 1 << 20
+# The deepest nesting of JSON objects and arrays built (a sequence level is three: the
+# attribute, its array of items, an item). Real objects nest a few sequences; building
+# recurses per level, so a deeper instance is refused rather than exhausting the stack.
+MAX_NESTING = 200
 PIXEL_DATA = "7FE00010"
 TRANSFER_SYNTAX_UID = "00020010"
 STUDY_UID, SOP_CLASS_UID, SOP_INSTANCE_UID = "0020000D", "00080016", "00080018"
@@ -129,17 +134,24 @@ def _copy(part: BulkPart, write: Callable[[bytes], None]) -> None:
             write(chunk)
 
 
+def _nested(obj: object) -> Iterator[tuple[object, int]]:
+    """Every JSON object and array in *obj* with its depth (1 for *obj*), in document order,
+    without recursion (a hostile document may nest as deep as its parser allowed)."""
+    pending: list[tuple[object, int]] = [(obj, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if not isinstance(value, dict | list):
+            continue
+        yield value, depth
+        children = value.values() if isinstance(value, dict) else value
+        pending += [(child, depth + 1) for child in reversed(list(children))]
+
+
 def bulk_uris(obj: object) -> Iterator[str]:
     """Every BulkDataURI in a JSON instance, inside sequences too."""
-    if isinstance(obj, list):
-        for item in obj:
-            yield from bulk_uris(item)
-    elif isinstance(obj, dict):
-        if isinstance(obj.get("BulkDataURI"), str):
-            yield obj["BulkDataURI"]
-        for value in obj.values():
-            if isinstance(value, dict | list):
-                yield from bulk_uris(value)
+    for value, _ in _nested(obj):
+        if isinstance(value, dict) and isinstance(value.get("BulkDataURI"), str):
+            yield value["BulkDataURI"]
 
 
 def _dataset(obj: JsonObject) -> Dataset:
@@ -161,13 +173,22 @@ def write_instance(
     if not isinstance(obj, dict):
         raise InvalidInstance("an instance of the DICOM JSON array is not a JSON object")
     sop_class, sop_instance = identify(obj)
+    if max(depth for _, depth in _nested(obj)) > MAX_NESTING:
+        raise InvalidInstance(
+            f"the DICOM JSON is nested deeper than {MAX_NESTING} levels", sop_class, sop_instance
+        )
     for tag, name in (
         (STUDY_UID, "Study Instance UID"),
         (SOP_CLASS_UID, "SOP Class UID"),
         (SOP_INSTANCE_UID, "SOP Instance UID"),
     ):
-        if _string(obj, tag) is None:
+        value = _string(obj, tag)
+        if value is None:
             raise InvalidInstance(f"the instance has no {name} {tag}", sop_class, sop_instance)
+        if not is_valid_uid(unpadded_uid(value, name)):
+            # Before the File Meta Information, which pydicom cannot write with a UID that
+            # is not Latin-1 (the ingest refuses any invalid UID, as it does here).
+            raise InvalidInstance(f"the {name} {value[:80]!r} is not a valid UID (PS3.5 §9.1)")
     try:
         body = {tag: element for tag, element in obj.items() if not tag.startswith("0002")}
         pixel = body.get(PIXEL_DATA) or body.get(PIXEL_DATA.lower())
@@ -229,10 +250,16 @@ def _write_elements(
                 write(struct.pack("<HHI", 0xFFFE, _ITEM_DELIMITER, 0))
             write(struct.pack("<HHI", 0xFFFE, _SEQUENCE_DELIMITER, 0))
             continue
-        parts = resolve(str(element["BulkDataURI"]))
+        uri = str(element["BulkDataURI"])
+        parts = resolve(uri)
         if tag == PIXEL_DATA and encapsulated:
             _encapsulated(parts, write)
             continue
+        if len(parts) > 1:  # frames are parts of compressed pixel data only
+            raise InvalidInstance(
+                f"the BulkDataURI {uri[:200]} of ({tag[:4]},{tag[4:]}) names {len(parts)} parts; "
+                "only compressed pixel data is sent in several (a frame each)"
+            )
         vr = str(element.get("vr", "UN"))
         size = sum(part.size for part in parts)
         padding = _padding(tag, vr, size)

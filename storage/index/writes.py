@@ -192,7 +192,14 @@ class IndexWriter:
         def work(session: Session) -> None:
             if study and claimed:
                 self._correct_study(session, claimed[0][1])
+            # A correction changes attributes, not who stored the object: the calling AE
+            # title (forward_rules' source_ae) stays.
+            rows = [session.get(Instance, claim.instance_pk) for claim, _ in claimed]
+            sources = {row.pk: row.stored_by for row in rows if row is not None}
             self._commit(session, claimed)
+            for row in rows:
+                if row is not None:
+                    row.stored_by = sources[row.pk]
 
         self._write(work, attempts=1)
 

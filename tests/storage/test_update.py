@@ -150,7 +150,7 @@ def test_series_specimen_items_merged(empty_archive) -> None:  # type: ignore[no
         "00400512": {"vr": "LO", "Value": ["C-new"]},
         "00400560": {"vr": "SQ", "Value": [{"00400551": {"vr": "LO", "Value": ["S-new"]}}]},
     }
-    count = empty_archive.update(stored.study, stored.series, from_json(document), who=TESTER)
+    count = empty_archive.update(stored.study, (stored.series,), from_json(document), who=TESTER)
     assert count == 1
     record = empty_archive.records(stored.study, stored.series, who=TESTER)[0]
     corrected = _blob(empty_archive, record)
@@ -164,7 +164,7 @@ def test_series_specimen_items_merged(empty_archive) -> None:  # type: ignore[no
     assert _blob(empty_archive, untouched).ContainerIdentifier == "C-other"
     too_many = {"00400560": {"vr": "SQ", "Value": [{}, {}]}}
     with pytest.raises(InvalidRequest, match="fewer Specimen Description items"):
-        empty_archive.update(stored.study, stored.series, from_json(too_many), who=TESTER)
+        empty_archive.update(stored.study, (stored.series,), from_json(too_many), who=TESTER)
 
 
 def test_crash_before_commit_is_undone(empty_archive) -> None:  # type: ignore[no-untyped-def]
@@ -251,3 +251,128 @@ def test_frames_of_a_body_begun_before_the_correction(empty_archive) -> None:  #
     empty_archive.delete(stored.study, who=TESTER)
     with pytest.raises(NotFound):
         read(1)
+
+
+def _state(archive, client, study: str) -> tuple[dict[str, str], list[str]]:  # type: ignore[no-untyped-def]
+    """The blob of each instance of *study* and the change feed's actions."""
+    blobs = {r.instance: r.blob_key for r in archive.records(study, who=TESTER)}
+    feed = client.get("/dicomweb/changefeed?includeMetadata=false").get_json()
+    return blobs, [e["Action"] for e in feed]
+
+
+@pytest.mark.parametrize(
+    ("second", "status", "reason"),
+    [
+        ("not a uid", 400, "not a valid UID"),
+        ("1.2.826.0.1.3680043.8.498.999", 404, "no stored study"),
+        ("latin1", 400, "ISO_IR 192"),
+    ],
+)
+def test_a_request_of_several_studies_is_checked_whole_first(  # type: ignore[no-untyped-def]
+    empty_web, second: str, status: int, reason: str
+) -> None:
+    """The second study of a request cannot be corrected (its UID is no UID, it is not
+    stored, its objects cannot take a non-ASCII value): the first is not corrected either."""
+    archive, client = empty_web
+    first = multiframe(2, seed=1)
+    first.SpecificCharacterSet = "ISO_IR 192"
+    stored = store(archive, first)
+    if second == "latin1":
+        second = store(archive, multiframe(1, seed=2)).study
+    before = _state(archive, client, stored.study)
+    body = {
+        "studyInstanceUids": [stored.study, second],
+        "changeDataset": {"00100010": {"vr": "PN", "Value": [{"Alphabetic": "Müller"}]}},
+    }
+    answer = client.post(BULK, json=body)
+    assert answer.status_code == status and reason in answer.get_data(as_text=True)
+    assert _state(archive, client, stored.study) == before
+    assert not archive.audit_events(AuditQuery(operation=Operation.UPDATE), who=TESTER)
+
+
+def _two_series(archive) -> tuple[Dataset, Dataset]:  # type: ignore[no-untyped-def]
+    """A study of two series, of two and one instances, each with a container."""
+    first, second = multiframe(2, seed=1), multiframe(2, seed=2)
+    first.ContainerIdentifier = second.ContainerIdentifier = "C-old"
+    second.StudyInstanceUID = first.StudyInstanceUID
+    third = multiframe(1, seed=3)
+    third.StudyInstanceUID = first.StudyInstanceUID
+    third.SeriesInstanceUID = first.SeriesInstanceUID
+    third.ContainerIdentifier = "C-old"
+    for dataset in (first, third, second):
+        store(archive, dataset)
+    return first, second
+
+
+def test_series_of_one_request_are_corrected_in_one_transaction(empty_web, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """seriesInstanceUids of one study: a series not stored refuses the request before any
+    series changes; a failure while rewriting the last instance of the second series leaves
+    the first series as it was; then both are corrected, one audit record each."""
+    archive, client = empty_web
+    first, second = _two_series(archive)
+    study = first.StudyInstanceUID
+    before = _state(archive, client, study)
+    container = {"00400512": {"vr": "LO", "Value": ["C-new"]}}
+    missing = {
+        "studyInstanceUids": [study],
+        "seriesInstanceUids": [first.SeriesInstanceUID, "1.2.826.0.1.3680043.8.498.999"],
+        "changeDataset": container,
+    }
+    assert client.post(BULK, json=missing).status_code == 404
+    assert _state(archive, client, study) == before
+    real, calls = updating.rewrite, []
+
+    def failing(*args):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        if len(calls) == 3:
+            raise OSError("the disk went away")
+        return real(*args)
+
+    monkeypatch.setattr(updating, "rewrite", failing)
+    both = {**missing, "seriesInstanceUids": [first.SeriesInstanceUID, second.SeriesInstanceUID]}
+    assert client.post(BULK, json=both).status_code == 500
+    assert len(calls) == 3 and _state(archive, client, study) == before
+    monkeypatch.setattr(updating, "rewrite", real)
+    answer = client.post(BULK, json=both)
+    assert answer.status_code == 200 and answer.get_json()["instancesUpdated"] == {study: 3}
+    for record in archive.records(study, who=TESTER):
+        assert _blob(archive, record).ContainerIdentifier == "C-new"
+    audited = archive.audit_events(AuditQuery(operation=Operation.UPDATE), who=TESTER)
+    done = sorted(event.series for event in audited if event.success)
+    assert done == sorted([first.SeriesInstanceUID, second.SeriesInstanceUID])
+
+
+def test_an_instance_failing_midway_leaves_the_study_as_it_was(empty_web, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The second of three instances cannot be rewritten: no instance changes, no change
+    feed event, no new blob remains, no claim stays open (a retry succeeds), and the failed
+    attempt is audited."""
+    archive, client = empty_web
+    first, _ = _two_series(archive)
+    study = first.StudyInstanceUID
+    before = _state(archive, client, study)
+    etag = client.get(f"/dicomweb/studies/{study}/metadata").headers["ETag"]
+    real, calls = updating.rewrite, []
+
+    def failing(*args):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError("the disk went away")
+        return real(*args)
+
+    monkeypatch.setattr(updating, "rewrite", failing)
+    correction = from_assignments(["PatientID=NEW"])
+    with pytest.raises(OSError):
+        archive.update(study, None, correction, who=TESTER)
+    assert _state(archive, client, study) == before
+    blobs = archive._blobs.root  # type: ignore[attr-defined]
+    assert sorted(p.name for p in blobs.rglob("*.dcm")) == sorted(
+        key.rsplit("/", 1)[-1] for key in before[0].values()
+    )
+    assert not client.get("/dicomweb/studies?PatientID=NEW").get_json()
+    [failed] = archive.audit_events(AuditQuery(operation=Operation.UPDATE), who=TESTER)
+    assert not failed.success and "not corrected" in failed.detail
+    monkeypatch.setattr(updating, "rewrite", real)
+    assert archive.update(study, None, correction, who=TESTER) == 3
+    again = client.get(f"/dicomweb/studies/{study}/metadata", headers={"If-None-Match": etag})
+    assert again.status_code == 200 and again.headers["ETag"] != etag
+    assert {item["00100020"]["Value"][0] for item in again.get_json()} == {"NEW"}

@@ -141,3 +141,49 @@ def test_import_files_and_folders(tmp_path: Path, testdata: Path) -> None:
     again = run("import", str(folder / "5_0"), "--data-dir", str(data))
     assert again.returncode == 1
     assert "stored already" in again.stderr
+
+
+def test_a_folder_of_radiology_and_slides(tmp_path: Path, testdata: Path) -> None:
+    """Every radiology file of the test data beside a slide and a note, in nested folders:
+    each Part-10 file is stored as it is (byte for byte), the slide converted, the raw data
+    set without File Meta Information and the note skipped with a note each; the last line
+    counts each kind, and the archive serves them all."""
+    from tests.workers import SLIDE_FLAGS
+
+    folder = tmp_path / "mixed"
+    (folder / "radiology" / "nested").mkdir(parents=True)
+    radiology = sorted((testdata / "radiology").iterdir())
+    part10 = [path for path in radiology if path.suffix == ".dcm"]
+    for number, path in enumerate(radiology):
+        where = folder / "radiology" / ("nested" if number % 2 else "")
+        (where / path.name).symlink_to(path)
+    (folder / "slide.svs").symlink_to(testdata / "svs" / "CMU-1-Small-Region.svs")
+    (folder / "readme.txt").write_text("CT and slides of one case\n")
+    data = tmp_path / "data"
+    result = run("import", str(folder), "--data-dir", str(data), *SLIDE_FLAGS)
+    assert result.returncode == 0, result.stderr
+    converted = re.search(r"converted .*slide.svs into (\d+) instances", result.stdout)
+    assert converted is not None, result.stdout
+    made = int(converted.group(1))
+    skipped = len(radiology) - len(part10) + 1
+    assert (
+        f"{len(part10)} DICOM instances stored, 1 slides converted into {made} instances, "
+        f"{skipped} files skipped, 0 failed"
+    ) in result.stdout
+    assert "note: skipped" in result.stdout and "readme.txt" in result.stdout
+    server = ArchiveServer(data).start()
+    try:
+        instances = requests.get(server.url + "/instances", params={"limit": "1000"}).json()
+        assert len(instances) == len(part10) + made
+        modalities = {item["00080060"]["Value"][0] for item in instances}
+        assert "SM" in modalities and {"CT", "MR"} <= modalities
+        for path in part10:
+            dataset = read(path)
+            url = (
+                f"{server.url}/studies/{dataset.StudyInstanceUID}/series/"
+                f"{dataset.SeriesInstanceUID}/instances/{dataset.SOPInstanceUID}"
+            )
+            got = requests.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"})
+            assert got.status_code == 200 and got.content == path.read_bytes(), path.name
+    finally:
+        server.stop()

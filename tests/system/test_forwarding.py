@@ -420,3 +420,50 @@ def test_forwarding_with_client_credentials_of_a_real_provider(
         assert status["pending"] == 1 and status["sent"] == 1, status
         assert "token request" in status["last_reason"], status
         assert _uid(other) not in held() and held() == {_uid(slide)}
+
+
+def test_a_correction_is_forwarded_and_the_status_needs_admin(fresh_server, testdata: Path) -> None:
+    """A slide forwarded to a second wsiarchive (which overwrites duplicates), then corrected
+    here (POST /studies/$bulkUpdate): the corrected object is forwarded too, and the second
+    archive's copy has the new Patient ID. GET /api/forward needs the admin scope."""
+    second = fresh_server(dimse="false", duplicate_policy="overwrite")
+    destinations = [{"name": "second", "kind": "dicomweb", "url": second.url}]
+    archive = fresh_server(
+        forward_destinations=json.dumps(destinations),
+        forward_rules=json.dumps([{"to": "second", "modality": "SM"}]),
+        anonymous_scopes="read write",
+        **FAST,
+    )
+    slide = (testdata / "dicom/wsi2dcm_jpeg.dcm").read_bytes()
+    archive.store([slide])
+    study = str(pydicom.dcmread(io.BytesIO(slide), stop_before_pixels=True).StudyInstanceUID)
+
+    def held_patient_id() -> str | None:
+        """The Patient ID of the second archive's copy (its metadata: an overwrite keeps
+        the study row's first values, so QIDO's study level would not show it)."""
+        answer = requests.get(f"{second.url}/studies/{study}/metadata", timeout=10)
+        if answer.status_code != 200:
+            return None
+        return str((answer.json()[0].get("00100020", {}).get("Value") or [""])[0])
+
+    _until(lambda: _status(archive).get("second", {}).get("sent") == 1, "the slide sent")
+    assert held_patient_id() == ""
+    body = {
+        "studyInstanceUids": [study],
+        "changeDataset": {"00100020": {"vr": "LO", "Value": ["LIS-9"]}},
+    }
+    answer = requests.post(f"{archive.url}/studies/$bulkUpdate", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    _until(lambda: held_patient_id() == "LIS-9", "the corrected slide in the second archive")
+    status = _status(archive)["second"]
+    assert (status["sent"], status["pending"], status["failed"]) == (1, 0, 0)
+
+    api = f"http://127.0.0.1:{archive.port}/api/forward"
+    assert requests.get(api, timeout=10).status_code == 403  # anonymous: read write only
+    reader = _cli(archive, "token", "create", "viewer", "--scopes", "read").stdout.split()[-1]
+    refused = requests.get(api, headers={"Authorization": f"Bearer {reader}"}, timeout=10)
+    assert refused.status_code == 403
+    admin = _cli(archive, "token", "create", "operator", "--scopes", "read,admin").stdout
+    rows = requests.get(api, headers={"Authorization": f"Bearer {admin.split()[-1]}"}, timeout=10)
+    assert rows.status_code == 200
+    assert [(r["destination"], r["sent"]) for r in rows.json()] == [("second", 1)]

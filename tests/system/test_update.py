@@ -217,3 +217,92 @@ def test_refused_before_touching(fresh_server, testdata) -> None:  # type: ignor
     assert status == 2
     feed = requests.get(f"{server.url}/changefeed", params={"includeMetadata": "false"}).json()
     assert [e["Action"] for e in feed] == ["create"]
+
+
+def test_a_request_is_checked_whole_and_metadata_revalidates(fresh_server, testdata) -> None:  # type: ignore[no-untyped-def]
+    """A request naming a second study that is not stored, or whose UID is no UID, corrects
+    not even the first; a correction then changes the metadata's ETag, so that a viewer
+    revalidating with the old one gets the new values (200, not 304)."""
+    server = fresh_server(**WRITER)
+    path: Path = testdata / "dicom" / "wsi2dcm_jpeg.dcm"
+    server.store([path.read_bytes()])
+    original = pydicom.dcmread(path, stop_before_pixels=True)
+    study = original.StudyInstanceUID
+    url = (
+        f"{server.url}/studies/{study}/series/{original.SeriesInstanceUID}"
+        f"/instances/{original.SOPInstanceUID}"
+    )
+    metadata = requests.get(f"{server.url}/studies/{study}/metadata", timeout=30)
+    etag = metadata.headers["ETag"]
+    change = {"00100020": {"vr": "LO", "Value": ["LIS-1"]}}
+    for second, status in (("1.2.826.0.1.3680043.8.498.999", 404), ("1.2.x", 400)):
+        body = {"studyInstanceUids": [study, second], "changeDataset": change}
+        answer = requests.post(f"{server.url}/studies/$bulkUpdate", json=body, timeout=30)
+        assert answer.status_code == status, answer.text
+        assert second in answer.json()["error"]
+        assert _instance(url).get("PatientID") == original.get("PatientID")
+    feed = requests.get(f"{server.url}/changefeed", params={"includeMetadata": "false"}).json()
+    assert [e["Action"] for e in feed] == ["create"]
+    same = requests.get(
+        f"{server.url}/studies/{study}/metadata", headers={"If-None-Match": etag}, timeout=30
+    )
+    assert same.status_code == 304
+    body = {"studyInstanceUids": [study], "changeDataset": change}
+    answer = requests.post(f"{server.url}/studies/$bulkUpdate", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    again = requests.get(
+        f"{server.url}/studies/{study}/metadata", headers={"If-None-Match": etag}, timeout=30
+    )
+    assert again.status_code == 200 and again.headers["ETag"] != etag
+    assert again.json()[0]["00100020"]["Value"] == ["LIS-1"]
+    assert _studies(server, PatientID="LIS-1") == [study]
+
+
+def test_a_server_killed_during_a_correction_leaves_all_or_nothing(tmp_path, testdata) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL while a study of 12 instances is being corrected, at several moments: after
+    the restart (whose recovery releases the claims) every instance has the old Patient ID
+    or every one the new, each read from its blob, and the correction then succeeds."""
+    from tests.servers import ArchiveServer
+
+    folder = sorted((testdata / "dicom" / "jcupitt-cmu-1-small-region").glob("*.dcm"))
+    study = pydicom.dcmread(folder[0], stop_before_pixels=True).StudyInstanceUID
+    body = {
+        "studyInstanceUids": [study],
+        "changeDataset": {"00100020": {"vr": "LO", "Value": ["LIS-K"]}},
+    }
+    outcomes = set()
+    for delay in (0.05, 0.15, 0.3, 0.6):
+        server = ArchiveServer(tmp_path / f"data-{delay}", settings=dict(WRITER)).start()
+        server.store([path.read_bytes() for path in folder])
+        before = {
+            i["00080018"]["Value"][0]
+            for i in requests.get(f"{server.url}/studies/{study}/instances", timeout=30).json()
+        }
+
+        def post(url: str = server.url) -> None:
+            with contextlib.suppress(requests.RequestException):
+                requests.post(f"{url}/studies/$bulkUpdate", json=body, timeout=60)
+
+        poster = threading.Thread(target=post)
+        poster.start()
+        time.sleep(delay)
+        server.kill()
+        poster.join()
+        restarted = ArchiveServer(server.data_dir, settings=dict(WRITER)).start()
+        try:
+            metadata = requests.get(f"{restarted.url}/studies/{study}/metadata", timeout=30)
+            assert metadata.status_code == 200
+            ids = {(item.get("00100020", {}).get("Value") or [""])[0] for item in metadata.json()}
+            assert len(metadata.json()) == len(before) and len(ids) == 1, ids
+            outcomes |= ids
+            for item in metadata.json():  # every instance readable from its blob
+                uid = item["00080018"]["Value"][0]
+                series = item["0020000E"]["Value"][0]
+                got = _instance(f"{restarted.url}/studies/{study}/series/{series}/instances/{uid}")
+                assert got.get("PatientID", "") == next(iter(ids))
+            answer = requests.post(f"{restarted.url}/studies/$bulkUpdate", json=body, timeout=120)
+            assert answer.status_code == 200, answer.text
+            assert _studies(restarted, PatientID="LIS-K") == [study]
+        finally:
+            restarted.stop()
+    print("outcomes after the kills:", outcomes)

@@ -184,4 +184,80 @@ def test_a_finished_forwarder_leaves_its_leases_to_the_next(tmp_path: Path) -> N
     assert archive.lease_cursor(ROUTER, second.holder, LEASE_SECONDS) is not None
     first.release()  # releasing what another holds changes nothing
     assert archive.lease_cursor(name, first.holder, LEASE_SECONDS) is None
+
+
+def test_the_backoff_stays_capped_after_a_thousand_failures(tmp_path: Path) -> None:
+    """A destination down for days (forward_max_attempts 0: retried for ever): past 1024
+    attempts 2.0 ** attempts overflowed, the failure was never recorded and the head was
+    retried at every poll. The wait stays forward_max_backoff_seconds."""
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    archive, _ = open_at(tmp_path)
+    destinations = parse_destinations(_destinations(free_port()))
+    rules = parse_rules(json.dumps([{"to": "web"}]), destinations)
+    register(archive, rules)
+    store(archive, multiframe(1, seed=9))
+    forwarder = Forwarder(archive, destinations, rules, max_backoff_seconds=300)
+    assert forwarder.route()
+    [head] = archive.forward_due("web", 10)
+    for attempts in (9, 1100, 10**6):
+        assert not forwarder._outcome(destinations["web"], replace(head, attempts=attempts), "down")
+        [again] = archive.forward_items("web", ForwardState.PENDING, 10)
+        assert again.retry_at is not None
+        wait = again.retry_at - datetime.now(UTC).replace(tzinfo=None)
+        assert timedelta(seconds=290) < wait <= timedelta(seconds=300)
+    archive.close()
+
+
+def test_a_corrected_instance_is_forwarded_again(tmp_path: Path) -> None:
+    """An instance sent, then corrected (docs/conformance.md §17) or overwritten: its update
+    event queues it again (docs/operations.md: "each new or overwritten instance"), so that
+    the destination is offered the corrected object; one that was never sent stays queued
+    once."""
+    from storage.dicom.corrections import from_assignments
+    from tests.inprocess import TESTER
+
+    archive, _ = open_at(tmp_path)
+    destinations = parse_destinations(_destinations(free_port()))
+    rules = parse_rules(json.dumps([{"to": "web"}]), destinations)
+    register(archive, rules)
+    sent = store(archive, multiframe(1, seed=11))
+    forwarder = Forwarder(archive, destinations, rules)
+    assert forwarder.route()
+    [item] = archive.forward_due("web", 10)
+    assert archive.forward_sent(item.pk)
+    pending = store(archive, multiframe(1, seed=12))
+    archive.update(sent.study, None, from_assignments(["PatientID=LIS-1"]), who=TESTER)
+    archive.update(pending.study, None, from_assignments(["PatientID=LIS-2"]), who=TESTER)
+    assert forwarder.route()
+    due = archive.forward_due("web", 10)
+    assert sorted(i.instance for i in due) == sorted([sent.instance, pending.instance])
+    assert not forwarder.route()  # nothing queued twice
+    assert len(archive.forward_due("web", 10)) == 2
+    archive.close()
+
+
+def test_a_correction_keeps_the_calling_ae_title_its_rules_match(tmp_path: Path) -> None:
+    """An instance a scanner C-STOREd, forwarded by a source_ae rule, then corrected over
+    HTTP or the CLI: it stays the scanner's (instance.stored_by), so the rule still matches
+    its update event and the corrected object is queued again."""
+    from storage.dicom.corrections import from_assignments
+    from tests.inprocess import TESTER
+
+    archive, _ = open_at(tmp_path)
+    destinations = parse_destinations(_destinations(free_port()))
+    rules = parse_rules(json.dumps([{"to": "pacs", "source_ae": "SCANNER*"}]), destinations)
+    register(archive, rules)
+    staged = archive.stage()
+    staged.write(part10(multiframe(1, seed=13)))
+    stored = archive.ingest(staged, who=Principal("SCANNER1", PrincipalKind.AE, ALL_SCOPES))
+    forwarder = Forwarder(archive, destinations, rules)
+    assert forwarder.route()
+    [item] = archive.forward_due("pacs", 10)
+    assert archive.forward_sent(item.pk)
+    archive.update(stored.study, None, from_assignments(["PatientID=LIS-3"]), who=TESTER)
+    assert archive.stored_by([stored.instance]) == {stored.instance: "SCANNER1"}
+    assert forwarder.route()
+    assert [i.instance for i in archive.forward_due("pacs", 10)] == [stored.instance]
     archive.close()

@@ -110,17 +110,24 @@ class Forwarder:
         stored = [c for c in changes if c.action != Action.DELETE and c.state != State.DELETED]
         documents = self.archive.change_documents(stored)
         sources = self.archive.stored_by([change.instance for change in stored])
-        queues: dict[str, list[tuple[str, str, str]]] = {}
+        # Per destination, runs of new and of updated instances in feed order: an update
+        # (an overwrite, a correction) queues a row sent or failed before anew.
+        queues: dict[str, list[tuple[bool, list[tuple[str, str, str]]]]] = {}
         for change in stored:
             document = documents.get(change.instance)
             if document is None:
                 continue  # deleted since
             source = sources.get(change.instance, "")
             names = {n for rule in self.rules if rule.matches(document, source) for n in rule.to}
+            again = change.action == Action.UPDATE
             for name in sorted(names):
-                queues.setdefault(name, []).append((change.study, change.series, change.instance))
-        for name, items in queues.items():
-            self.archive.enqueue_forward(name, items)
+                runs = queues.setdefault(name, [])
+                if not runs or runs[-1][0] != again:
+                    runs.append((again, []))
+                runs[-1][1].append((change.study, change.series, change.instance))
+        for name, runs in queues.items():
+            for again, items in runs:
+                self.archive.enqueue_forward(name, items, again=again)
         self.archive.advance_cursor(ROUTER, self.holder, changes[-1].sequence)
         return True
 
@@ -155,7 +162,8 @@ class Forwarder:
             return True
         attempts = item.attempts + 1
         final = self.max_attempts > 0 and attempts >= self.max_attempts
-        wait = min(self.max_backoff_seconds, 2.0 ** (attempts - 1))
+        # The exponent bounded: 2.0 ** 1024 overflows, and 2 ** 60 s is past any cap.
+        wait = min(self.max_backoff_seconds, 2.0 ** min(attempts - 1, 60))
         retry_at = None if final else _now() + timedelta(seconds=wait)
         self.archive.forward_failed(item.pk, reason, retry_at)
         log.warning(

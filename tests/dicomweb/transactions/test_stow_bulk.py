@@ -221,3 +221,71 @@ def test_xml_with_a_dtd_or_malformed_is_refused(empty_web) -> None:  # type: ign
     assert response.status_code == 400
     assert failures(response) == [(CANNOT_UNDERSTAND, None)] * 2
     assert "DICOM XML is invalid" in response.headers["Warning"]
+
+
+def _nested_sequences(levels: int) -> dict:
+    """A Specimen Description Sequence whose item holds one, and so on *levels* deep."""
+    inner: dict = {}
+    for _ in range(levels):
+        inner = {"00400560": {"vr": "SQ", "Value": [inner]}}
+    return inner
+
+
+@pytest.mark.parametrize(
+    ("kind", "document", "reason"),
+    [
+        ("json", b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        ("json", 300, "nested deeper than 200 levels"),
+        ("xml", 80, "nested deeper than 200 levels"),
+        ("xml", 500, "nested too deeply"),
+        ("json", "uid", "is not a valid UID"),
+    ],
+)
+def test_hostile_metadata_is_c000_not_a_crash(empty_web, kind: str, document, reason: str) -> None:  # type: ignore[no-untyped-def]
+    """JSON nested past the parser's stack, XML sequences nested past the reader's, sequences
+    nested deeper than the builder takes, a SOP Instance UID pydicom cannot write in the File
+    Meta Information: each a C000 with its reason, nothing of it stored; the good instance
+    beside it is stored (202)."""
+    _, client = empty_web
+    good = multiframe(1, 4, 4, seed=50)
+    good_metadata = good.to_json_dict(bulk_data_threshold=1 << 20)
+    bad = multiframe(1, 4, 4, seed=51).to_json_dict(bulk_data_threshold=1 << 20)
+    if isinstance(document, int):
+        bad.update(_nested_sequences(document))
+    elif document == "uid":
+        bad["00080018"] = {"vr": "UI", "Value": ["1.2.\u4e2d"]}
+    if kind == "xml":
+        response = post_xml(client, [to_xml(bad), to_xml(good_metadata)], [])
+    elif isinstance(document, bytes):
+        body, content_type = bulk_body(document, [])
+        response = client.post(
+            "/dicomweb/studies", data=body, headers={"Content-Type": content_type}
+        )
+        assert response.status_code == 400, response.get_data()[:500]
+        assert failures(response) == [(CANNOT_UNDERSTAND, None)]
+        assert reason in response.headers["Warning"]
+        assert client.get("/dicomweb/instances").json == []
+        return
+    else:
+        response = post(client, [bad, good_metadata], [])
+    assert response.status_code == 202, response.get_data()[:500]
+    [(code, _)] = failures(response)
+    assert code == CANNOT_UNDERSTAND and reason in response.headers["Warning"]
+    [stored] = client.get("/dicomweb/instances").json
+    assert stored["00080018"]["Value"] == [good.SOPInstanceUID]
+    assert stored_instance(client, good).PixelData == good.PixelData
+
+
+def test_a_native_value_named_by_two_parts_is_refused(empty_web) -> None:  # type: ignore[no-untyped-def]
+    """Two parts under one Content-Location make the frames of compressed pixel data; for
+    a native value (here the octet-stream pixel data, sent twice by a client retrying a
+    part) they were joined into twice the bytes and stored: now C000, nothing stored."""
+    _, client = empty_web
+    original = multiframe(2, 8, 8, seed=80)
+    metadata, bulk = json_with_bulk(original)
+    [(kind, location, data)] = bulk
+    response = post(client, [metadata], [(kind, location, data), (kind, location, data)])
+    assert response.status_code == 400, response.get_data()[:500]
+    assert failures(response) == [(CANNOT_UNDERSTAND, original.SOPInstanceUID)]
+    assert "names 2 parts" in response.headers["Warning"]
+    assert client.get("/dicomweb/instances").json == []
