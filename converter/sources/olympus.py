@@ -13,30 +13,25 @@ keeps every decoded value, the converter's JPEG settings for 8-bit RGB.
 from __future__ import annotations
 
 import math
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image as Pillow
-from PIL.Image import Image
 from pydicom import Dataset
-from wsidicom.codec import Channels, Encoder, Jpeg2kSettings
+from wsidicom.codec import Encoder
 from wsidicom.geometry import Point, Size, SizeMm
 from wsidicom.metadata import Image as ImageMetadata
 from wsidicom.metadata import (
-    ImageCoordinateSystem,
     Objectives,
     OpticalPath,
     Pyramid,
     UidGenerator,
     WsiMetadata,
 )
-from wsidicomizer.dicomizer_source import DicomizerSource
 from wsidicomizer.image_data import BaseDicomizerImageData
 from wsidicomizer.metadata import MetadataPostProcessor, WsiDicomizerMetadata
 
-from converter.sources.planes import placed_at
+from converter.sources.planes import PlaneImageData, PlaneStackSource, stack_encoder
 from storage.cache import Lru
 
 # Decoded ETS tiles kept while DICOM tiles are cut from them: a row of 16-bit tiles of
@@ -157,84 +152,39 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-class VsiImageData(BaseDicomizerImageData):
+class VsiImageData(PlaneImageData):
     """One zoom level at one focal plane of a :class:`Stack`, every channel an optical path."""
 
     def __init__(
         self, stack: Stack, level: int, plane: int, tile_size: int, encoder: Encoder
     ) -> None:
-        super().__init__(encoder)
+        size = stack.level_size(level)
+        scale = stack.level_size(0).width / max(1, size.width)
+        spacing_mm = stack.spacing_um * scale / 1000
+        super().__init__(
+            encoder,
+            tile_size,
+            size,
+            SizeMm(spacing_mm, spacing_mm),
+            stack.focal_plane(plane),
+            stack.channel_names,
+            stack.rgb,
+            stack.dtype,
+        )
         self._stack = stack
         self._level = level
         self._plane = plane
-        self._tile_size = Size(tile_size, tile_size)
-        self._image_size = stack.level_size(level)
-        base = stack.level_size(0)
-        scale = base.width / max(1, self._image_size.width)
-        spacing_mm = stack.spacing_um * scale / 1000
-        self._spacing = SizeMm(spacing_mm, spacing_mm)
-        self._focal_planes = [stack.focal_plane(plane)]
 
-    transfer_syntax = property(lambda self: self.encoder.transfer_syntax)
-    photometric_interpretation = property(lambda self: self.encoder.photometric_interpretation)
-    pixel_spacing = property(lambda self: self._spacing)
-    image_size = property(lambda self: self._image_size)
-    tile_size = property(lambda self: self._tile_size)
     thread_safe = property(lambda self: False)  # slideio's readers are not shared
-    focal_planes = property(lambda self: self._focal_planes)
-    optical_paths = property(lambda self: self._stack.channel_names)
-    samples_per_pixel = property(lambda self: 3 if self._stack.rgb else 1)
 
-    @property
-    def imaged_size(self) -> SizeMm:
-        return self._spacing * self.image_size
-
-    @property
-    def tiled_size(self) -> Size:
-        return self.image_size.ceil_div(self.tile_size)
-
-    @property
-    def pixel_origin(self) -> Point:
-        return Point(0, 0)
-
-    @property
-    def image_coordinate_system(self) -> ImageCoordinateSystem:
-        return placed_at(self._focal_planes[0])
-
-    @cached_property
-    def blank_decoded_tile(self) -> Image:
-        return Pillow.fromarray(self._blank())
-
-    @cached_property
-    def blank_encoded_tile(self) -> bytes:
-        return bytes(self.encoder.encode(self._blank()))
-
-    def _blank(self) -> np.ndarray:
-        shape: tuple[int, ...] = (self._tile_size.height, self._tile_size.width)
-        return np.zeros(shape + ((3,) if self._stack.rgb else ()), self._stack.dtype)
-
-    def _tile(self, tile: Point, path: str) -> np.ndarray:
-        channel = self._stack.channel_names.index(path)
+    def _pixels(self, tile: Point, channel: int) -> np.ndarray:
         size = self._tile_size
-        return np.asarray(
-            self._stack.region(
-                self._level, self._plane, channel, tile.x * size.width, tile.y * size.height, size
-            )
-        )
-
-    def get_decoded_tile(self, tile_point: Point, z: float, path: str) -> Image:
-        return Pillow.fromarray(self._tile(tile_point, path))
-
-    def get_encoded_tile(self, tile: Point, z: float, path: str) -> bytes:
-        return bytes(self.encoder.encode(self._tile(tile, path)))
+        x, y = tile.x * size.width, tile.y * size.height
+        return np.asarray(self._stack.region(self._level, self._plane, channel, x, y, size))
 
 
-class VsiSource(DicomizerSource):
+class VsiSource(PlaneStackSource):
     """DicomizerSource over a VSI slide's image stack (:class:`Stack`)."""
-
-    # Set per conversion on a subclass (converter.convert._configured), never here.
-    fallback_mpp: float | None = None
-    plane: int = 0
 
     def __init__(
         self,
@@ -250,14 +200,9 @@ class VsiSource(DicomizerSource):
     ) -> None:
         self._stack = Stack(filepath, type(self).fallback_mpp)
         stack = self._stack
-        if not stack.rgb or stack.bits == 16:
-            # Fluorescence and other non-RGB data: lossless JPEG 2000 keeps every value.
-            encoder = Encoder.create_for_settings(
-                Jpeg2kSettings(levels=[0], bits=stack.bits, channels=Channels.GRAYSCALE)
-            )
         super().__init__(
             filepath,
-            encoder,
+            stack_encoder(encoder, stack.rgb, stack.bits),
             tile_size or DEFAULT_TILE,
             metadata,
             default_metadata,
@@ -290,10 +235,6 @@ class VsiSource(DicomizerSource):
             return False
 
     @property
-    def base_metadata(self) -> WsiDicomizerMetadata:
-        return self._base_metadata
-
-    @property
     def focal_plane_count(self) -> int:
         return self._stack.planes
 
@@ -314,12 +255,3 @@ class VsiSource(DicomizerSource):
         return VsiImageData(
             self._stack, level_index, type(self).plane, self._tile_size, self._encoder
         )
-
-    def _create_label_image_data(self) -> BaseDicomizerImageData | None:
-        return None
-
-    def _create_overview_image_data(self) -> BaseDicomizerImageData | None:
-        return None
-
-    def _create_thumbnail_image_data(self) -> BaseDicomizerImageData | None:
-        return None

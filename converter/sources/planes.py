@@ -150,21 +150,29 @@ def placed_at(z_um: float) -> ImageCoordinateSystem:
     )
 
 
-class PlanesImageData(BaseDicomizerImageData):
-    """Tiles cut from the in-memory planes and encoded with the source's encoder."""
+class PlaneImageData(BaseDicomizerImageData):
+    """One focal plane of a stack whose channels are optical paths (or one RGB image): what
+    such image data is, whatever holds its pixels; ``_pixels`` gives a tile's."""
 
     def __init__(
-        self, planes: Planes, tile_size: int, encoder: Encoder, metadata: ImageMetadata, plane: int
+        self,
+        encoder: Encoder,
+        tile_size: int,
+        image_size: Size,
+        spacing: SizeMm,
+        focal_plane: float,
+        channel_names: list[str],
+        rgb: bool,
+        dtype: np.dtype,
     ) -> None:
         super().__init__(encoder)
-        self._planes = planes
-        self._plane = plane
-        _, _, height, width, _ = planes.array.shape
         self._tile_size = Size(tile_size, tile_size)
-        self._image_size = Size(width, height)
-        spacing_mm = planes.spacing_mm
-        self._spacing = metadata.pixel_spacing or SizeMm(spacing_mm, spacing_mm)
-        self._focal_planes = [planes.focal_plane(plane)]
+        self._image_size = image_size
+        self._spacing = spacing
+        self._focal_planes = [focal_plane]
+        self._channel_names = channel_names
+        self._rgb = rgb
+        self._dtype = dtype
 
     transfer_syntax = property(lambda self: self.encoder.transfer_syntax)
     photometric_interpretation = property(lambda self: self.encoder.photometric_interpretation)
@@ -173,8 +181,8 @@ class PlanesImageData(BaseDicomizerImageData):
     tile_size = property(lambda self: self._tile_size)
     thread_safe = property(lambda self: True)
     focal_planes = property(lambda self: self._focal_planes)
-    optical_paths = property(lambda self: self._planes.channel_names)
-    samples_per_pixel = property(lambda self: self._planes.array.shape[-1])
+    optical_paths = property(lambda self: self._channel_names)
+    samples_per_pixel = property(lambda self: 3 if self._rgb else 1)
 
     @property
     def imaged_size(self) -> SizeMm:
@@ -202,17 +210,46 @@ class PlanesImageData(BaseDicomizerImageData):
 
     def _blank(self) -> np.ndarray:
         shape: tuple[int, ...] = (self._tile_size.height, self._tile_size.width)
-        if self.samples_per_pixel == 3:
-            shape += (3,)
-        return np.zeros(shape, self._planes.array.dtype)
+        return np.zeros(shape + ((3,) if self._rgb else ()), self._dtype)
 
-    def _tile(self, tile: Point, z: float, path: str) -> np.ndarray:
-        channel = self._planes.channel_names.index(path)
-        plane = self._plane
+    def _pixels(self, tile: Point, channel: int) -> np.ndarray:
+        """The tile's pixels of *channel*, a full tile (zero beyond the image)."""
+        raise NotImplementedError
+
+    def get_decoded_tile(self, tile_point: Point, z: float, path: str) -> Image:
+        return Pillow.fromarray(self._pixels(tile_point, self._channel_names.index(path)))
+
+    def get_encoded_tile(self, tile: Point, z: float, path: str) -> bytes:
+        pixels = self._pixels(tile, self._channel_names.index(path))
+        return bytes(self.encoder.encode(pixels))
+
+
+class PlanesImageData(PlaneImageData):
+    """Tiles cut from the in-memory planes and encoded with the source's encoder."""
+
+    def __init__(
+        self, planes: Planes, tile_size: int, encoder: Encoder, metadata: ImageMetadata, plane: int
+    ) -> None:
+        _, _, height, width, _ = planes.array.shape
+        spacing_mm = planes.spacing_mm
+        super().__init__(
+            encoder,
+            tile_size,
+            Size(width, height),
+            metadata.pixel_spacing or SizeMm(spacing_mm, spacing_mm),
+            planes.focal_plane(plane),
+            planes.channel_names,
+            planes.rgb,
+            planes.array.dtype,
+        )
+        self._planes = planes
+        self._plane = plane
+
+    def _pixels(self, tile: Point, channel: int) -> np.ndarray:
         size = self._tile_size
         x, y = tile.x * size.width, tile.y * size.height
-        data = self._planes.array[channel, plane, y : y + size.height, x : x + size.width]
-        if self.samples_per_pixel == 1:
+        data = self._planes.array[channel, self._plane, y : y + size.height, x : x + size.width]
+        if not self._rgb:
             data = data[..., 0]
         if data.shape[:2] != (size.height, size.width):
             padded = self._blank()
@@ -220,19 +257,43 @@ class PlanesImageData(BaseDicomizerImageData):
             data = padded
         return data
 
-    def get_decoded_tile(self, tile_point: Point, z: float, path: str) -> Image:
-        return Pillow.fromarray(self._tile(tile_point, z, path))
 
-    def get_encoded_tile(self, tile: Point, z: float, path: str) -> bytes:
-        return bytes(self.encoder.encode(self._tile(tile, z, path)))
+def stack_encoder(encoder: Encoder, rgb: bool, bits: int) -> Encoder:
+    """The encoder for a stack's tiles: the converter's for 8-bit RGB; for fluorescence and
+    other non-RGB or 16-bit data lossless JPEG 2000, which keeps every value."""
+    if rgb and bits == 8:
+        return encoder
+    return Encoder.create_for_settings(
+        Jpeg2kSettings(levels=[0], bits=bits, channels=Channels.GRAYSCALE)
+    )
 
 
-class PlanesSource(DicomizerSource):
-    """DicomizerSource over :class:`Planes`."""
+class PlaneStackSource(DicomizerSource):
+    """What the sources of channel and focal plane stacks share: their metadata
+    (``_base_metadata``, set by the subclass), one pyramid per conversion's ``plane``, and
+    no label, overview or thumbnail."""
 
     # Set per conversion on a subclass (converter.convert._configured), never here.
     fallback_mpp: float | None = None
     plane: int = 0
+    _base_metadata: WsiDicomizerMetadata
+
+    @property
+    def base_metadata(self) -> WsiDicomizerMetadata:
+        return self._base_metadata
+
+    def _create_label_image_data(self) -> BaseDicomizerImageData | None:
+        return None
+
+    def _create_overview_image_data(self) -> BaseDicomizerImageData | None:
+        return None
+
+    def _create_thumbnail_image_data(self) -> BaseDicomizerImageData | None:
+        return None
+
+
+class PlanesSource(PlaneStackSource):
+    """DicomizerSource over :class:`Planes`."""
 
     def __init__(
         self,
@@ -248,14 +309,9 @@ class PlanesSource(DicomizerSource):
     ) -> None:
         self._planes = Planes(filepath, type(self).fallback_mpp)
         bits = 16 if self._planes.array.dtype == np.uint16 else 8
-        if not self._planes.rgb or bits == 16:
-            # Fluorescence and other non-RGB data: lossless JPEG 2000 keeps every value.
-            encoder = Encoder.create_for_settings(
-                Jpeg2kSettings(levels=[0], bits=bits, channels=Channels.GRAYSCALE)
-            )
         super().__init__(
             filepath,
-            encoder,
+            stack_encoder(encoder, self._planes.rgb, bits),
             tile_size or 512,
             metadata,
             default_metadata,
@@ -280,10 +336,6 @@ class PlanesSource(DicomizerSource):
             return False
 
     @property
-    def base_metadata(self) -> WsiDicomizerMetadata:
-        return self._base_metadata
-
-    @property
     def focal_plane_count(self) -> int:
         return int(self._planes.array.shape[1])
 
@@ -301,12 +353,3 @@ class PlanesSource(DicomizerSource):
         return PlanesImageData(
             self._planes, self._tile_size, self._encoder, self.metadata.pyramid.image, level_index
         )
-
-    def _create_label_image_data(self) -> BaseDicomizerImageData | None:
-        return None
-
-    def _create_overview_image_data(self) -> BaseDicomizerImageData | None:
-        return None
-
-    def _create_thumbnail_image_data(self) -> BaseDicomizerImageData | None:
-        return None
