@@ -5,7 +5,8 @@ report seconds, MB/s and each process's peak RSS, and the ratios.
     .venv/bin/python benchmarks/deid_export.py [--large-gb 0.5] [--repeat-small 2]
 
 The set is the DIMSE benchmark's (benchmarks/dimse_store.py): one large synthetic JPEG WSI and
-every DICOM object of the shared test data, imported into a fresh archive once. The export
+every DICOM object of the shared test data, imported into a fresh archive once (the
+forwarding benchmark's, benchmarks/forwarding.py, shared with it). The export
 writes every study to a folder (Basic Profile, no options; LABEL and OVERVIEW images left out
 as always, so the export writes no more than the peer); the peer reads the same files from
 the folder they were imported from and writes its own copies. Each is run --rounds times; the
@@ -22,11 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-import pydicom
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.dimse_store import prepare  # noqa: E402
+from benchmarks.forwarding import imported_set  # noqa: E402
 from benchmarks.peers import RssMonitor  # noqa: E402
 
 
@@ -52,21 +51,7 @@ def main() -> int:
         "--output", type=Path, default=Path(__file__).parent / "results" / "deid_export.json"
     )
     args = parser.parse_args()
-    files, total = prepare(args.workdir, args.large_gb, args.repeat_small)
-    studies = sorted(
-        {str(pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID) for p in files}
-    )
-    print(f"{len(files)} instances in {len(studies)} studies, {total / 1e9:.2f} GB", flush=True)
-    data = args.workdir / "archive"
-    if not (data / ".imported").exists():
-        shutil.rmtree(data, ignore_errors=True)
-        subprocess.run(
-            [sys.executable, "-m", "wsiarchive", "import", str(args.workdir / "set")]
-            + ["--data-dir", str(data), "--log-level", "warning"],
-            check=True,
-            capture_output=True,
-        )
-        (data / ".imported").touch()
+    files, total, studies, data = imported_set(args.workdir, args.large_gb, args.repeat_small)
     anonymizer = Path(sys.executable).with_name("dicom-anonymizer")
     runs = {
         "wsiarchive_export": lambda out: [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -73,6 +74,24 @@ def forward(data: Path, studies: list[str], destination: dict[str, object]) -> f
     return seconds
 
 
+def imported_set(
+    workdir: Path, large_gb: float, repeat: int
+) -> tuple[list[Path], int, list[str], Path]:
+    """The DIMSE benchmark's set (its files and size), the studies they make, and an archive
+    they were imported into once (kept in *workdir* for the next run)."""
+    files, total = prepare(workdir, large_gb, repeat)
+    studies = sorted(
+        {str(pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID) for p in files}
+    )
+    print(f"{len(files)} instances in {len(studies)} studies, {total / 1e9:.2f} GB", flush=True)
+    data = workdir / "archive"
+    if not (data / ".imported").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        wsiarchive(data, "import", str(workdir / "set"))
+        (data / ".imported").touch()
+    return files, total, studies, data
+
+
 def stow_with_dicomweb_client(root: str, files: list[Path]) -> float:
     """Seconds for dicomweb-client to STOW every file, one request each, as a peer."""
     from dicomweb_client.api import DICOMwebClient
@@ -99,16 +118,7 @@ def main() -> int:
     if not Orthanc.available():
         print("Orthanc with its DICOMweb plugin is needed")
         return 1
-    files, total = prepare(args.workdir, args.large_gb, args.repeat_small)
-    studies = sorted(
-        {str(pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID) for p in files}
-    )
-    print(f"{len(files)} instances in {len(studies)} studies, {total / 1e9:.2f} GB", flush=True)
-    data = args.workdir / "archive"
-    if not (data / ".imported").exists():
-        subprocess.run(["rm", "-rf", str(data)], check=True)
-        wsiarchive(data, "import", str(args.workdir / "set"))
-        (data / ".imported").touch()
+    files, total, studies, data = imported_set(args.workdir, args.large_gb, args.repeat_small)
     results: dict[str, object] = {"instances": len(files), "bytes": total}
 
     def measure(name: str, run: object) -> None:
