@@ -19,6 +19,20 @@ def source_region(svs: Path, width: int = 1024, height: int = 768) -> np.ndarray
     return np.ascontiguousarray(base[:height, :width, :3])
 
 
+def write_tiled(tiff: tifffile.TiffWriter, page: np.ndarray, **tags: object) -> None:
+    """One RGB page in TILE x TILE JPEG tiles (quality 95), as slide scanners write levels;
+    *tags* are the page's own (description, resolution...)."""
+    tiff.write(
+        page,
+        tile=(TILE, TILE),
+        compression="jpeg",
+        compressionargs={"level": 95},
+        photometric="rgb",
+        metadata=None,
+        **tags,  # type: ignore[arg-type]
+    )
+
+
 def pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
     """*image* and its 2x box-filtered downsamples."""
     out = [image]
@@ -78,15 +92,11 @@ def write_philips(path: Path, image: np.ndarray, levels: int = 3) -> Path:
     pages = pyramid(image, levels)
     with tifffile.TiffWriter(path) as tiff:
         for index, level in enumerate(pages):
-            tiff.write(
+            write_tiled(
+                tiff,
                 level,
-                tile=(TILE, TILE),
-                compression="jpeg",
-                compressionargs={"level": 95},
-                photometric="rgb",
                 description=philips_description(pages) if index == 0 else None,
                 software="Philips DP v1.0",
-                metadata=None,
             )
     return path
 
@@ -184,15 +194,11 @@ def _write_bif(path: Path, mosaic: np.ndarray, encode_info: str, levels: int) ->
             metadata=None,
         )
         for index, level in enumerate(pages):
-            tiff.write(
+            write_tiled(
+                tiff,
                 level,
-                tile=(TILE, TILE),
-                compression="jpeg",
-                compressionargs={"level": 95},
-                photometric="rgb",
                 description=f"level={index} mag={20 / 2**index:g} quality=95",
                 extratags=[_xml_tag(encode_info)] if index == 0 else [],
-                metadata=None,
             )
     return path
 
@@ -270,16 +276,12 @@ def _write_scn(
     with tifffile.TiffWriter(path, bigtiff=True) as tiff:
         for index, (page, spacing_mm) in enumerate(pages):
             per_cm = 10 / spacing_mm  # Leica writes each page's resolution, in centimetres
-            tiff.write(
+            write_tiled(
+                tiff,
                 page,
-                tile=(TILE, TILE),
-                compression="jpeg",
-                compressionargs={"level": 95},
-                photometric="rgb",
                 resolution=(per_cm, per_cm),
                 resolutionunit="CENTIMETER",
                 description=xml if index == 0 else None,
-                metadata=None,
             )
     return path
 
@@ -295,15 +297,11 @@ def write_3dhistech(path: Path, image: np.ndarray, levels: int = 3) -> Path:
     pages = pyramid(image, levels)
     with tifffile.TiffWriter(path) as tiff:
         for index, level in enumerate(pages):
-            tiff.write(
+            write_tiled(
+                tiff,
                 level,
-                tile=(TILE, TILE),
-                compression="jpeg",
-                compressionargs={"level": 95},
-                photometric="rgb",
                 subfiletype=1 if index else 0,
                 description=histech_description(SPACING_MM * 1000 * 2**index),
-                metadata=None,
             )
     return path
 
