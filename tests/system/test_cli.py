@@ -76,22 +76,28 @@ def test_documentation_is_generated_from_the_declarations() -> None:
     }
 
 
+def _import_with_a_slide(folder: Path, data: Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`import` of *folder*, which holds slide.svs, into *data*: the finished command and how
+    many instances the slide became."""
+    from tests.workers import SLIDE_FLAGS
+
+    result = run("import", str(folder), "--data-dir", str(data), *SLIDE_FLAGS)
+    assert result.returncode == 0, result.stderr
+    converted = re.search(r"converted .*slide.svs into (\d+) instances", result.stdout)
+    assert converted is not None, result.stdout
+    return result, int(converted.group(1))
+
+
 def test_a_folder_of_slides_dicom_and_notes_reports_each_kind(
     tmp_path: Path, testdata: Path
 ) -> None:
-    from tests.workers import SLIDE_FLAGS
-
     folder = tmp_path / "scanner-output"
     folder.mkdir()
     (folder / "slide.svs").symlink_to(testdata / "svs" / "CMU-1-Small-Region.svs")
     (folder / "label.dcm").symlink_to(testdata / "dicom" / "wsi2dcm_jpeg.dcm")
     (folder / "readme.txt").write_text("scanned on Tuesday\n")
     data = tmp_path / "data"
-    result = run("import", str(folder), "--data-dir", str(data), *SLIDE_FLAGS)
-    assert result.returncode == 0, result.stderr
-    converted = re.search(r"converted .*slide.svs into (\d+) instances", result.stdout)
-    assert converted is not None, result.stdout
-    made = int(converted.group(1))
+    result, made = _import_with_a_slide(folder, data)
     assert made >= 1
     assert (
         f"1 DICOM instances stored, 1 slides converted into {made} instances, "
@@ -169,8 +175,6 @@ def test_a_folder_of_radiology_and_slides(tmp_path: Path, testdata: Path) -> Non
     Information stored with the File Meta its encoding tells (its own bytes after it), the
     slide converted and the note skipped with a note; the last line counts each kind, and
     the archive serves them all."""
-    from tests.workers import SLIDE_FLAGS
-
     folder = tmp_path / "mixed"
     (folder / "radiology" / "nested").mkdir(parents=True)
     radiology = sorted((testdata / "radiology").iterdir())
@@ -181,11 +185,7 @@ def test_a_folder_of_radiology_and_slides(tmp_path: Path, testdata: Path) -> Non
     (folder / "slide.svs").symlink_to(testdata / "svs" / "CMU-1-Small-Region.svs")
     (folder / "readme.txt").write_text("CT and slides of one case\n")
     data = tmp_path / "data"
-    result = run("import", str(folder), "--data-dir", str(data), *SLIDE_FLAGS)
-    assert result.returncode == 0, result.stderr
-    converted = re.search(r"converted .*slide.svs into (\d+) instances", result.stdout)
-    assert converted is not None, result.stdout
-    made = int(converted.group(1))
+    result, made = _import_with_a_slide(folder, data)
     bare = [path for path in radiology if path.suffix != ".dcm"]
     assert (
         f"{len(radiology)} DICOM instances stored, 1 slides converted into {made} instances, "
