@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
@@ -32,7 +33,7 @@ from storage.errors import ArchiveError, BlobMissing, CodecError, Forbidden, Inv
 from storage.imaging.codecs import ImageInfo
 from storage.imaging.display import Rendered, RenderRequest
 from storage.index import changes, outbox
-from storage.index.audit import AuditStore, patients
+from storage.index.audit import DETAIL_LENGTH, AuditStore, patients
 from storage.index.engine import Database, Revisions, create_index_engine, migrate, revisions
 from storage.index.jobs import JobStore
 from storage.index.pseudonyms import PseudonymStore
@@ -325,16 +326,13 @@ class Archive:
         """One audit record for the study, or one per series corrected."""
         for uid in series or ("",):
             self.audit(
-                AuditRecord(
-                    _utcnow(),
-                    who.subject,
-                    who.kind.value,
-                    who.source,
+                _by(
+                    who,
                     Operation.UPDATE,
                     study=study,
                     series=uid,
                     success=success,
-                    detail=detail[:2000],
+                    detail=detail[:DETAIL_LENGTH],
                 )
             )
 
@@ -714,20 +712,7 @@ class Archive:
         return revoked
 
     def _security(self, who: Principal, detail: str, study: str, success: bool = True) -> None:
-        self._audit.add(
-            [
-                AuditRecord(
-                    _utcnow(),
-                    who.subject,
-                    who.kind.value,
-                    who.source,
-                    Operation.SECURITY,
-                    study=study,
-                    success=success,
-                    detail=detail,
-                )
-            ]
-        )
+        self._audit.add([_by(who, Operation.SECURITY, study=study, success=success, detail=detail)])
 
     def audit(self, record: AuditRecord) -> None:
         """Record an access in the audit trail; the same access repeated within the repeat
@@ -793,6 +778,11 @@ def _require_feed(who: Principal) -> None:
             f"{who.subject} may not read the change feed: it needs an identity that sees "
             "every access group"
         )
+
+
+def _by(who: Principal, operation: Operation, **fields: Any) -> AuditRecord:
+    """An audit record of *operation* by *who*, now."""
+    return AuditRecord(_utcnow(), who.subject, who.kind.value, who.source, operation, **fields)
 
 
 def _utcnow() -> datetime:
