@@ -35,6 +35,7 @@ VIEWER_ARTIFACTS = "viewer-artifacts"  # the temporary folder without $WSIARCHIV
 BUILD = PROJECT / "web" / "dist"
 PATIENT, NAME, CONTAINER = "DESK-1", "Desk^Pathologist", "DESK-SLIDE-1"
 VIEW = {"width": 1600, "height": 900}
+VSI_STACK = "vsi/vsi-ets-test-jpg2k/vsi-ets-test-jpg2k.vsi"  # 2 channels x 11 focal planes
 SVS = "svs/tcga-cr-7395-01a-01-ts1.svs"
 # Radiology the browser decodes with Cornerstone3D's codecs (served from /viewer/static):
 COMPRESSED = {
@@ -571,6 +572,48 @@ def test_a_slide_of_several_optical_paths_gets_a_toggle_per_path(desk: Desk, bro
     page.wait_for_timeout(2000)
     again = _image(slide.screenshot())
     assert abs(again[..., 2].mean() - every[..., 2].mean()) < 1.0
+    page.close()
+    assert problems == []
+
+
+def test_a_z_stack_opens_at_one_focal_plane(
+    desk: Desk, browser, testdata: Path, tmp_path: Path
+) -> None:
+    """The VSI sample becomes 11 focal planes of 3 levels each; dicom-microscopy-viewer
+    refuses two images of one channel, plane and size, so the page gives it the middle
+    plane's pyramid: the slide opens with its 3 levels and both channels, and the frames
+    it asks for are that plane's."""
+    from converter import ConversionOptions, SlideInfo, convert
+
+    info = SlideInfo(patient_id="DESK-4", patient_name="Desk^Stack")
+    files = convert(testdata / VSI_STACK, tmp_path / "stack", info, ConversionOptions(workers=1))
+    DICOMwebClient(desk.server.url).store_instances([_read(f) for f in files])
+    planes = sorted(
+        {
+            float(_read(f).TotalPixelMatrixOriginSequence[0].ZOffsetInSlideCoordinateSystem)
+            for f in files
+        }
+    )
+    middle = planes[(len(planes) - 1) // 2]
+    wanted = {
+        str(d.SeriesInstanceUID) + "/instances/" + str(d.SOPInstanceUID)
+        for d in map(_read, files)
+        if float(d.TotalPixelMatrixOriginSequence[0].ZOffsetInSlideCoordinateSystem) == middle
+    }
+    problems: list[str] = []
+    page = _page(browser, problems)
+    frames = Frames()
+    page.on("response", frames)
+    study = str(_read(files[0]).StudyInstanceUID)
+    page.goto(desk.origin + "/study/" + study)
+    page.wait_for_function("() => window.desk && window.desk.shown")
+    page.locator("#paths input[type=checkbox]").nth(1).wait_for()
+    assert "3 level(s)" in page.locator("#slides").inner_text()
+    page.wait_for_timeout(3000)
+    page.screenshot(path=desk.folder / "z-stack.png")
+    asked = [(url, status) for url, status in frames.statuses if study in url]
+    assert asked and all(status == 200 for _, status in asked)
+    assert all(any(w in url for w in wanted) for url, _ in asked)
     page.close()
     assert problems == []
 

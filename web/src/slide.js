@@ -29,6 +29,19 @@ export function images(dmv, seriesMetadata) {
 }
 
 const flavor = (image) => (image.ImageType || [])[2]
+const zOffset = (image) =>
+  Number(image.TotalPixelMatrixOriginSequence?.[0]?.ZOffsetInSlideCoordinateSystem ?? 0)
+
+/** DMV draws one focal plane of a slide: of a Z stack (the converter writes one pyramid per
+ *  plane, each with its Z offset), the VOLUME images of the middle plane, and every
+ *  THUMBNAIL. */
+function onePlane(volume) {
+  const levels = volume.filter((image) => flavor(image) === FLAVOR.VOLUME)
+  const planes = [...new Set(levels.map(zOffset))].sort((a, b) => a - b)
+  if (planes.length < 2) return volume
+  const middle = planes[Math.floor((planes.length - 1) / 2)]
+  return volume.filter((image) => flavor(image) !== FLAVOR.VOLUME || zOffset(image) === middle)
+}
 
 /** The slides among *all* images: one per container (slide) and frame of reference. */
 export function slides(all) {
@@ -42,7 +55,9 @@ export function slides(all) {
     else if (kind === FLAVOR.OVERVIEW) slide.overview.push(image)
     else if (kind === FLAVOR.VOLUME || kind === FLAVOR.THUMBNAIL) slide.volume.push(image)
   }
-  return [...found.values()].filter((slide) => slide.volume.length > 0)
+  return [...found.values()]
+    .filter((slide) => slide.volume.length > 0)
+    .map((slide) => ({ ...slide, volume: onePlane(slide.volume) }))
 }
 
 function still(dmv, Viewer, client, image, container, onError) {
